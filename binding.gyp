@@ -1,0 +1,56 @@
+{
+  # The CPU addon, built by node-gyp on `npm install` (no CMake needed). The CMake build
+  # (CMakeLists.txt, via cmake-js) builds the same addon and adds CUDA where nvcc exists.
+  # SIMD kernels live in their own static libraries so that only they get -mavx2/-mavx512*:
+  # everything else stays baseline x86-64 and the dispatcher picks a kernel set at run time.
+  "target_defaults": {
+    "cflags_cc!": ["-fno-exceptions"],
+    "cflags_cc": ["-std=c++17", "-O3", "-fexceptions"],
+    "cflags!": ["-fno-exceptions"],
+    "xcode_settings": {
+      "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+      "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+      "OTHER_CPLUSPLUSFLAGS": ["-O3"]
+    },
+    "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/O2"] } }
+  },
+  "targets": [
+    {
+      "target_name": "siglip_kernels",
+      "sources": ["<!@(node -p \"['csrc/core','csrc/cpu','csrc/addon'].flatMap(d=>require('fs').readdirSync(d).filter(f=>f.endsWith('.cpp')&&!/^kernels_avx/.test(f)).map(f=>d+'/'+f)).join(' ')\")"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "csrc"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "conditions": [
+        ["target_arch=='x64'", {
+          "dependencies": ["siglip_kernels_avx2", "siglip_kernels_avx512"],
+          "defines": ["SIGLIP_HAVE_X86_KERNELS=1"]
+        }],
+        ["OS=='linux'", { "libraries": ["-lpthread"] }]
+      ]
+    }
+  ],
+  "conditions": [
+    ["target_arch=='x64'", {
+      "targets": [
+        {
+          "target_name": "siglip_kernels_avx2",
+          "type": "static_library",
+          "sources": ["csrc/cpu/kernels_avx2.cpp"],
+          "include_dirs": ["csrc"],
+          "cflags": ["-fPIC", "-mavx2", "-mfma"],
+          "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-mavx2", "-mfma"] },
+          "msvs_settings": { "VCCLCompilerTool": { "AdditionalOptions": ["/arch:AVX2"] } }
+        },
+        {
+          "target_name": "siglip_kernels_avx512",
+          "type": "static_library",
+          "sources": ["csrc/cpu/kernels_avx512.cpp"],
+          "include_dirs": ["csrc"],
+          "cflags": ["-fPIC", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma"],
+          "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma"] },
+          "msvs_settings": { "VCCLCompilerTool": { "AdditionalOptions": ["/arch:AVX512"] } }
+        }
+      ]
+    }]
+  ]
+}

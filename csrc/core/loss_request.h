@@ -1,0 +1,47 @@
+// The contract in code: what a loss call takes and what it returns (see SPEC.md).
+// Every backend (CPU fused, CPU naive, CUDA, the ring) consumes a LossRequest and fills a
+// LossResult plus, when asked, the two gradient matrices.
+#pragma once
+#include <cstdint>
+
+#include "matrix_view.h"
+
+namespace siglip {
+
+enum class Method {
+  Fused,  // tiled: logits, sigmoid-BCE and its gradient fused per tile; never an N×M buffer
+  Naive,  // materialises the N×M logits as the Python peers do (the benchmark baseline)
+};
+
+enum class LossKind { Sigmoid, Softmax };
+
+struct LossRequest {
+  MatrixView image;                 // X: N×D
+  MatrixView text;                  // Y: M×D
+  const int32_t* imageIds = nullptr;  // N label ids, or null (then pair (i, j) is positive iff i == j)
+  const int32_t* textIds = nullptr;   // M label ids; given together with imageIds or not at all
+  double logitScale = 0;            // s; the temperature is t = exp(s)
+  double logitBias = 0;             // b (sigmoid only)
+  Method method = Method::Fused;
+  int threads = 1;                  // worker threads, >= 1; results do not depend on it
+};
+
+// Where gradients go. Null pointers mean "forward only". When given, image is N×D and
+// text is M×D (row-major float32); the backend overwrites them.
+struct GradientOutputs {
+  float* image = nullptr;
+  float* text = nullptr;
+  bool wanted() const { return image != nullptr; }
+};
+
+struct LossResult {
+  double loss = 0;
+  double dLogitScale = 0;  // ∂L/∂s (zero when gradients were not requested)
+  double dLogitBias = 0;   // ∂L/∂b (zero for softmax, or when gradients were not requested)
+};
+
+// Checks sizes, overflow, ids and scalar options; throws siglip::Error naming the argument.
+// Float data is scanned for NaN/Inf too (cost O(N·D), tiny next to the O(N·M·D) loss).
+void validateLossRequest(LossKind kind, const LossRequest& request);
+
+}  // namespace siglip

@@ -1,0 +1,44 @@
+// The per-pair math of the sigmoid loss, written once. The float64 reference, the scalar
+// CPU kernel and (later) CUDA use these scalar forms; the SIMD epilogues implement the
+// same formulas lane-wise and are checked against them.
+#pragma once
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define SIGLIP_HOST_DEVICE __host__ __device__
+#else
+#define SIGLIP_HOST_DEVICE
+#endif
+
+namespace siglip {
+
+// softplus(v) = log(1 + e^v), stable for any |v| (no overflow, no cancellation):
+// max(v, 0) + log1p(exp(-|v|)).
+template <class T>
+SIGLIP_HOST_DEVICE inline T softplus(T v) {
+  using std::exp;
+  using std::fabs;
+  using std::log1p;
+  return (v > T(0) ? v : T(0)) + log1p(exp(-fabs(v)));
+}
+
+// σ(v) = 1 / (1 + e^-v), evaluated without overflow for either sign of v.
+template <class T>
+SIGLIP_HOST_DEVICE inline T sigmoid(T v) {
+  using std::exp;
+  if (v >= T(0)) return T(1) / (T(1) + exp(-v));
+  const T e = exp(v);
+  return e / (T(1) + e);
+}
+
+// One pair (i, j): with u = z·(t·S + b), the loss term is softplus(-u) and
+// ∂term/∂(t·S + b) = -z·σ(-u). Returns the loss term; writes the derivative.
+template <class T>
+SIGLIP_HOST_DEVICE inline T sigmoidPairTerm(T similarity, bool positive, T temperature, T bias, T* dTermDLogit) {
+  const T z = positive ? T(1) : T(-1);
+  const T u = z * (temperature * similarity + bias);
+  *dTermDLogit = -z * sigmoid(-u);
+  return softplus(-u);
+}
+
+}  // namespace siglip
