@@ -1,0 +1,83 @@
+// Run-time choice of the kernel set: the best one the processor *and* the operating
+// system support (the OS must save the wider registers, hence the XCR0 check), unless
+// SIGLIP_SIMD=generic|avx2|avx512 asks for another (for tests and comparisons).
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cpu_kernels.h"
+
+#if defined(SIGLIP_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
+namespace siglip::cpu {
+namespace {
+
+struct X86Features {
+  bool avx2Fma = false;
+  bool avx512 = false;  // F + DQ + BW + VL, what kernels_avx512.cpp is compiled for
+};
+
+#if defined(SIGLIP_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+X86Features detectX86() {
+  X86Features f;
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
+  const bool osxsave = ecx & (1u << 27);
+  const bool fma = ecx & (1u << 12);
+  const bool avx = ecx & (1u << 28);
+  if (!osxsave || !avx) return f;
+  unsigned xcrLo, xcrHi;
+  __asm__ volatile("xgetbv" : "=a"(xcrLo), "=d"(xcrHi) : "c"(0));
+  const bool osYmm = (xcrLo & 0x6) == 0x6;      // SSE + AVX state
+  const bool osZmm = (xcrLo & 0xe6) == 0xe6;    // + opmask, ZMM_Hi256, Hi16_ZMM
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return f;
+  const bool avx2 = ebx & (1u << 5);
+  const bool avx512f = ebx & (1u << 16), avx512dq = ebx & (1u << 17);
+  const bool avx512bw = ebx & (1u << 30), avx512vl = ebx & (1u << 31);
+  f.avx2Fma = osYmm && avx2 && fma;
+  f.avx512 = f.avx2Fma && osZmm && avx512f && avx512dq && avx512bw && avx512vl;
+  return f;
+}
+#else
+X86Features detectX86() { return {}; }
+#endif
+
+struct Choice {
+  const KernelSet* set;
+  std::string reason;
+};
+
+Choice choose() {
+  const X86Features f = detectX86();
+  const char* env = std::getenv("SIGLIP_SIMD");
+  const std::string requested = env ? env : "";
+#if defined(SIGLIP_HAVE_X86_KERNELS)
+  const KernelSet* best = f.avx512 ? &avx512Kernels() : f.avx2Fma ? &avx2Kernels() : &genericKernels();
+  const std::string detected = f.avx512 ? "AVX-512 (F/DQ/BW/VL) detected"
+                               : f.avx2Fma ? "AVX2+FMA detected, no usable AVX-512"
+                                           : "neither AVX2+FMA nor AVX-512 usable";
+  if (requested.empty()) return {best, detected};
+  if (requested == "generic") return {&genericKernels(), "SIGLIP_SIMD=generic"};
+  if (requested == "avx2" && f.avx2Fma) return {&avx2Kernels(), "SIGLIP_SIMD=avx2"};
+  if (requested == "avx512" && f.avx512) return {&avx512Kernels(), "SIGLIP_SIMD=avx512"};
+  return {best, "SIGLIP_SIMD=" + requested + " is not available here; " + detected};
+#else
+  (void)f;
+  return {&genericKernels(), requested.empty() ? "no x86 SIMD kernels in this build"
+                                               : "SIGLIP_SIMD=" + requested + " ignored: portable build"};
+#endif
+}
+
+const Choice& choice() {
+  static const Choice c = choose();
+  return c;
+}
+
+}  // namespace
+
+const KernelSet& activeKernels() { return *choice().set; }
+const char* activeKernelsReason() { return choice().reason.c_str(); }
+
+}  // namespace siglip::cpu

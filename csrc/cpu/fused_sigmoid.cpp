@@ -1,0 +1,112 @@
+// The fused, tiled sigmoid loss on the CPU.
+//
+// The N×M pair grid is cut into tiles of kTileRows × kTileCols. For tile (i, j):
+//   1. S    = X_i · Y_jᵀ                       (GEMM, K = D)
+//   2. epilogue on S in place: the loss terms and scalar sums, and S ← t·G
+//   3. ∂X_i += (t·G) · Y_j                      (GEMM, K = tile columns)
+//   4. ∂Y_j += (t·G)ᵀ · X_i                     (GEMM, K = tile rows)
+// so no N×M buffer exists: each worker holds one tile and its GEMM packing buffers.
+//
+// Work is split by row blocks: a worker takes the next row block i and sweeps j = 0, 1, …
+// It alone writes ∂X_i, in j order. ∂Y_j receives a contribution from every row block;
+// to make the sum's order fixed (i = 0, 1, …, whatever the thread count) step 4 of tile
+// (i, j) waits until row block i-1 has added its contribution to ∂Y_j. Row blocks are
+// handed out in order, so workers run as a wavefront one tile apart and the waits are
+// short; the waiting never deadlocks because the lowest row block in flight never waits.
+// The scalar sums are kept per row block (added in j order) and summed in i order.
+// Together: the same bits for any number of threads.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "gemm.h"
+#include "losses.h"
+#include "thread_pool.h"
+
+namespace siglip::cpu {
+
+LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads) {
+  const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
+  const float* x = req.image.data;
+  const float* y = req.text.data;
+  const double temperature = std::exp(req.logitScale);
+  const bool wantGrad = grads.wanted();
+  const int64_t rowBlocks = (n + kTileRows - 1) / kTileRows;
+  const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
+  const int workers = int(std::max<int64_t>(1, std::min<int64_t>(req.threads, rowBlocks)));
+
+  // Everything is allocated before the parallel section, so nothing in it can throw
+  // (a worker that threw while others wait on its progress would hang them).
+  struct Worker {
+    AlignedBuffer tile;
+    GemmWorkspace gemm;
+    explicit Worker(const KernelSet& k) : tile(size_t(kTileRows) * kTileCols), gemm(k) {}
+  };
+  std::vector<std::unique_ptr<Worker>> state;
+  for (int w = 0; w < workers; ++w) state.push_back(std::make_unique<Worker>(ks));
+  std::vector<PairSums> rowBlockSums(static_cast<size_t>(rowBlocks));
+  std::unique_ptr<std::atomic<int64_t>[]> colProgress(new std::atomic<int64_t>[size_t(colBlocks)]);
+  for (int64_t j = 0; j < colBlocks; ++j) colProgress[j].store(0, std::memory_order_relaxed);
+  if (wantGrad) {
+    std::memset(grads.image, 0, size_t(n) * size_t(d) * sizeof(float));
+    std::memset(grads.text, 0, size_t(m) * size_t(d) * sizeof(float));
+  }
+
+  SigmoidTileParams params;
+  params.temperature = float(temperature);
+  params.bias = float(req.logitBias);
+  params.gradScale = float(temperature / double(n));
+  params.wantGradient = wantGrad;
+
+  std::atomic<int64_t> nextRowBlock{0};
+  ThreadPool::shared().run(workers, [&](int w) {
+    Worker& me = *state[size_t(w)];
+    float* s = me.tile.data();
+    for (int64_t ib; (ib = nextRowBlock.fetch_add(1)) < rowBlocks;) {
+      const int64_t i0 = ib * kTileRows;
+      const int64_t rows = std::min(kTileRows, n - i0);
+      const float* xi = x + i0 * d;
+      for (int64_t jb = 0; jb < colBlocks; ++jb) {
+        const int64_t j0 = jb * kTileCols;
+        const int64_t cols = std::min(kTileCols, m - j0);
+        const float* yj = y + j0 * d;
+        gemm(ks, rows, cols, d, StridedView{xi, d, 1}, StridedView{yj, 1, d}, s, kTileCols, false, me.gemm);
+
+        SigmoidTileParams tileParams = params;
+        tileParams.rowOffset = i0;
+        tileParams.colOffset = j0;
+        if (req.imageIds) {
+          tileParams.rowIds = req.imageIds + i0;
+          tileParams.colIds = req.textIds + j0;
+        }
+        PairSums tileSums;
+        ks.sigmoidEpilogue(s, kTileCols, rows, cols, tileParams, tileSums);
+        rowBlockSums[size_t(ib)].add(tileSums);
+        if (!wantGrad) continue;
+
+        gemm(ks, rows, d, cols, StridedView{s, kTileCols, 1}, StridedView{yj, d, 1}, grads.image + i0 * d, d, true,
+             me.gemm);
+        while (colProgress[jb].load(std::memory_order_acquire) != ib) std::this_thread::yield();
+        gemm(ks, cols, d, rows, StridedView{s, 1, kTileCols}, StridedView{xi, d, 1}, grads.text + j0 * d, d, true,
+             me.gemm);
+        colProgress[jb].store(ib + 1, std::memory_order_release);
+      }
+    }
+  });
+
+  PairSums total;
+  for (const PairSums& rowSums : rowBlockSums) total.add(rowSums);
+  LossResult result;
+  result.loss = total.softplus / double(n);
+  if (wantGrad) {
+    result.dLogitBias = total.dLogit / double(n);
+    result.dLogitScale = temperature * total.dLogitSim / double(n);
+  }
+  return result;
+}
+
+}  // namespace siglip::cpu

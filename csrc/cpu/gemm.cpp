@@ -1,0 +1,146 @@
+#include "gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "thread_pool.h"
+
+namespace siglip::cpu {
+namespace {
+
+// Packs rows [0, m) × columns [0, kc) of A into panels of MR rows, k-major inside a panel
+// (panel p holds A[p·MR + r][k] at p·MR·kc + k·MR + r), zero-padding the last panel.
+void packA(const KernelSet& ks, StridedView a, int64_t m, int64_t kc, float* out) {
+  const int mr = ks.mr;
+  for (int64_t p = 0; p < m; p += mr) {
+    const int64_t rows = std::min<int64_t>(mr, m - p);
+    float* panel = out + p * kc;
+    if (a.rowStride == 1) {  // Aᵀ is row-major: each k gives MR contiguous values
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = a.at(p, k);
+        float* dst = panel + k * mr;
+        std::memcpy(dst, src, rows * sizeof(float));
+        for (int64_t r = rows; r < mr; ++r) dst[r] = 0;
+      }
+    } else {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* src = a.at(p + r, 0);
+        for (int64_t k = 0; k < kc; ++k) panel[k * mr + r] = src[k * a.colStride];
+      }
+      for (int64_t r = rows; r < mr; ++r)
+        for (int64_t k = 0; k < kc; ++k) panel[k * mr + r] = 0;
+    }
+  }
+}
+
+// Packs rows [0, kc) × columns [0, n) of B into panels of NR columns, k-major inside a
+// panel (panel p holds B[k][p·NR + c] at p·kc + k·NR + c), zero-padding the last panel.
+void packB(const KernelSet& ks, StridedView b, int64_t kc, int64_t n, float* out) {
+  const int nr = ks.nr;
+  for (int64_t p = 0; p < n; p += nr) {
+    const int64_t cols = std::min<int64_t>(nr, n - p);
+    float* panel = out + p * kc;
+    if (b.colStride == 1) {  // B row-major: each k gives NR contiguous values
+      for (int64_t k = 0; k < kc; ++k) {
+        float* dst = panel + k * nr;
+        std::memcpy(dst, b.at(k, p), cols * sizeof(float));
+        for (int64_t c = cols; c < nr; ++c) dst[c] = 0;
+      }
+    } else {  // Bᵀ row-major (B = Yᵀ): read each column of B contiguously
+      for (int64_t c = 0; c < cols; ++c) {
+        const float* src = b.at(0, p + c);
+        for (int64_t k = 0; k < kc; ++k) panel[k * nr + c] = src[k * b.rowStride];
+      }
+      for (int64_t c = cols; c < nr; ++c)
+        for (int64_t k = 0; k < kc; ++k) panel[k * nr + c] = 0;
+    }
+  }
+}
+
+// C block (mc×nc) [+]= packed A (mc×kc) · packed B (kc×nc), one micro-kernel per MR×NR.
+void macroKernel(const KernelSet& ks, int64_t mc, int64_t nc, int64_t kc, const float* pa, const float* pb, float* c,
+                 int64_t ldc, bool accumulate) {
+  const int mr = ks.mr, nr = ks.nr;
+  alignas(64) float edge[16 * 64];  // an MR×NR scratch tile for the ragged edges
+  for (int64_t j = 0; j < nc; j += nr) {
+    const int64_t cols = std::min<int64_t>(nr, nc - j);
+    const float* bPanel = pb + j * kc;
+    for (int64_t i = 0; i < mc; i += mr) {
+      const int64_t rows = std::min<int64_t>(mr, mc - i);
+      const float* aPanel = pa + i * kc;
+      float* cTile = c + i * ldc + j;
+      if (rows == mr && cols == nr) {
+        ks.microKernel(kc, aPanel, bPanel, cTile, ldc, accumulate);
+      } else {
+        ks.microKernel(kc, aPanel, bPanel, edge, nr, false);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t q = 0; q < cols; ++q)
+            cTile[r * ldc + q] = accumulate ? cTile[r * ldc + q] + edge[r * nr + q] : edge[r * nr + q];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+GemmWorkspace::GemmWorkspace(const KernelSet& ks)
+    : packedA(size_t(ks.mc) * ks.kc), packedB(size_t(ks.kc) * ((ks.nc + ks.nr - 1) / ks.nr) * ks.nr) {}
+
+void gemm(const KernelSet& ks, int64_t m, int64_t n, int64_t k, StridedView a, StridedView b, float* c, int64_t ldc,
+          bool accumulate, GemmWorkspace& ws) {
+  for (int64_t jc = 0; jc < n; jc += ks.nc) {
+    const int64_t nc = std::min<int64_t>(ks.nc, n - jc);
+    for (int64_t pc = 0; pc < k; pc += ks.kc) {
+      const int64_t kc = std::min<int64_t>(ks.kc, k - pc);
+      packB(ks, StridedView{b.at(pc, jc), b.rowStride, b.colStride}, kc, nc, ws.packedB.data());
+      // The first k block overwrites C unless the caller accumulates; later ones add.
+      const bool add = accumulate || pc > 0;
+      for (int64_t ic = 0; ic < m; ic += ks.mc) {
+        const int64_t mc = std::min<int64_t>(ks.mc, m - ic);
+        packA(ks, StridedView{a.at(ic, pc), a.rowStride, a.colStride}, mc, kc, ws.packedA.data());
+        macroKernel(ks, mc, nc, kc, ws.packedA.data(), ws.packedB.data(), c + ic * ldc + jc, ldc, add);
+      }
+    }
+  }
+}
+
+void parallelGemm(const KernelSet& ks, int64_t m, int64_t n, int64_t k, StridedView a, StridedView b, float* c,
+                  int64_t ldc, bool accumulate, int threads) {
+  // BLIS-style: all workers share one packed block of B (each packs a share of its
+  // panels), then split the blocks of A's rows. Sharing B matters: packing it per worker
+  // and row block would move the whole of B through memory m/mc times.
+  const int64_t rowBlocks = (m + ks.mc - 1) / ks.mc;
+  const int workers = int(std::max<int64_t>(1, std::min<int64_t>(threads, rowBlocks)));
+  AlignedBuffer packedB(size_t(ks.kc) * ((std::min<int64_t>(ks.nc, n) + ks.nr - 1) / ks.nr) * ks.nr);
+  std::vector<std::unique_ptr<AlignedBuffer>> packedA;
+  for (int w = 0; w < workers; ++w) packedA.push_back(std::make_unique<AlignedBuffer>(size_t(ks.mc) * ks.kc));
+  SpinBarrier barrier(workers);
+  ThreadPool::shared().run(workers, [&](int w) {
+    for (int64_t jc = 0; jc < n; jc += ks.nc) {
+      const int64_t nc = std::min<int64_t>(ks.nc, n - jc);
+      const int64_t panels = (nc + ks.nr - 1) / ks.nr;
+      for (int64_t pc = 0; pc < k; pc += ks.kc) {
+        const int64_t kc = std::min<int64_t>(ks.kc, k - pc);
+        const int64_t first = panels * w / workers, last = panels * (w + 1) / workers;
+        if (last > first) {
+          packB(ks, StridedView{b.at(pc, jc + first * ks.nr), b.rowStride, b.colStride}, kc,
+                std::min<int64_t>(nc, last * ks.nr) - first * ks.nr, packedB.data() + first * ks.nr * kc);
+        }
+        barrier.wait();
+        const bool add = accumulate || pc > 0;
+        for (int64_t block = w; block < rowBlocks; block += workers) {
+          const int64_t ic = block * ks.mc;
+          const int64_t mc = std::min<int64_t>(ks.mc, m - ic);
+          packA(ks, StridedView{a.at(ic, pc), a.rowStride, a.colStride}, mc, kc, packedA[w]->data());
+          macroKernel(ks, mc, nc, kc, packedA[w]->data(), packedB.data(), c + ic * ldc + jc, ldc, add);
+        }
+        barrier.wait();  // packedB is rewritten by the next (jc, pc) step
+      }
+    }
+  });
+}
+
+}  // namespace siglip::cpu

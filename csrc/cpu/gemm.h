@@ -1,0 +1,30 @@
+// A packed, cache-blocked single-precision GEMM in the BLIS style, on one kernel set's
+// micro-kernel: C (m×n) = [C +] A (m×k) · B (k×n). A and B are strided views, so the
+// fused loss multiplies X·Yᵀ, G·Y and Gᵀ·X without first copying any of them into a fixed
+// layout; the packers read each layout once per block.
+#pragma once
+#include <cstdint>
+
+#include "../core/matrix_view.h"
+#include "aligned_buffer.h"
+#include "cpu_kernels.h"
+
+namespace siglip::cpu {
+
+// Scratch for one thread's GEMMs: one packed block of A (mc×kc) and one of B (kc×nc).
+struct GemmWorkspace {
+  AlignedBuffer packedA;
+  AlignedBuffer packedB;
+  explicit GemmWorkspace(const KernelSet& kernels);
+};
+
+// Single-threaded. `accumulate` adds to C instead of overwriting it.
+void gemm(const KernelSet& kernels, int64_t m, int64_t n, int64_t k, StridedView a, StridedView b, float* c,
+          int64_t ldc, bool accumulate, GemmWorkspace& workspace);
+
+// Multi-threaded over blocks of C's rows (each block of mc rows is one task); every
+// element of C is computed exactly as by gemm(), so results do not depend on `threads`.
+void parallelGemm(const KernelSet& kernels, int64_t m, int64_t n, int64_t k, StridedView a, StridedView b, float* c,
+                  int64_t ldc, bool accumulate, int threads);
+
+}  // namespace siglip::cpu
