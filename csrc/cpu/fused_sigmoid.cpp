@@ -14,7 +14,8 @@
 // handed out in order, so workers run as a wavefront one tile apart and the waits are
 // short; the waiting never deadlocks because the lowest row block in flight never waits.
 // The scalar sums are kept per row block (added in j order) and summed in i order.
-// Together: the same bits for any number of threads.
+// Together: the same bits for any number of threads. (Step 4 of a tile is deferred past
+// steps 1-3 of the next one, so a wait has a tile of slack: see the loop.)
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -41,13 +42,21 @@ LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
 
   // Everything is allocated before the parallel section, so nothing in it can throw
   // (a worker that threw while others wait on its progress would hang them).
+  // Per worker: the tile, GEMM scratch, and its row block X_i packed whole in the two
+  // layouts the tile GEMMs read it in (A of X_i·Y_jᵀ, B of Gᵀ·X_i), once per row block.
   struct Worker {
-    AlignedBuffer tile;
+    AlignedBuffer tiles[2];  // tile j and tile j-1 (whose ∂Y step is deferred, see below)
     GemmWorkspace gemm;
-    explicit Worker(const KernelSet& k) : tile(size_t(kTileRows) * kTileCols), gemm(k) {}
+    AlignedBuffer imageAsA;
+    AlignedBuffer imageAsB;
+    Worker(const KernelSet& k, int64_t d)
+        : tiles{AlignedBuffer(size_t(kTileRows) * kTileCols), AlignedBuffer(size_t(kTileRows) * kTileCols)},
+          gemm(k),
+          imageAsA(size_t(packedSizeA(k, kTileRows, d))),
+          imageAsB(size_t(packedSizeB(k, kTileRows, d))) {}
   };
   std::vector<std::unique_ptr<Worker>> state;
-  for (int w = 0; w < workers; ++w) state.push_back(std::make_unique<Worker>(ks));
+  for (int w = 0; w < workers; ++w) state.push_back(std::make_unique<Worker>(ks, d));
   std::vector<PairSums> rowBlockSums(static_cast<size_t>(rowBlocks));
   std::unique_ptr<std::atomic<int64_t>[]> colProgress(new std::atomic<int64_t>[size_t(colBlocks)]);
   for (int64_t j = 0; j < colBlocks; ++j) colProgress[j].store(0, std::memory_order_relaxed);
@@ -65,16 +74,31 @@ LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
   std::atomic<int64_t> nextRowBlock{0};
   ThreadPool::shared().run(workers, [&](int w) {
     Worker& me = *state[size_t(w)];
-    float* s = me.tile.data();
     for (int64_t ib; (ib = nextRowBlock.fetch_add(1)) < rowBlocks;) {
       const int64_t i0 = ib * kTileRows;
       const int64_t rows = std::min(kTileRows, n - i0);
       const float* xi = x + i0 * d;
+      packWholeA(ks, StridedView{xi, d, 1}, rows, d, me.imageAsA.data());
+      if (wantGrad) packWholeB(ks, StridedView{xi, d, 1}, rows, d, me.imageAsB.data());
+      const GemmOperand imageAsA{StridedView{xi, d, 1}, me.imageAsA.data()};
+      const GemmOperand imageAsB{StridedView{xi, d, 1}, me.imageAsB.data()};
+      // Step 4 (∂Y_j += Gᵀ·X_i, the only ordered step) of tile j runs after steps 1-3 of
+      // tile j+1: the wait for row block i-1 then has a whole tile of slack, which absorbs
+      // the jitter of a shared machine instead of stalling on it.
+      auto accumulateTextGrad = [&](int64_t jb) {
+        const int64_t j0 = jb * kTileCols;
+        const int64_t cols = std::min(kTileCols, m - j0);
+        while (colProgress[jb].load(std::memory_order_acquire) != ib) std::this_thread::yield();
+        gemm(ks, cols, d, rows, GemmOperand{StridedView{me.tiles[jb % 2].data(), 1, kTileCols}}, imageAsB,
+             grads.text + j0 * d, d, true, me.gemm);
+        colProgress[jb].store(ib + 1, std::memory_order_release);
+      };
       for (int64_t jb = 0; jb < colBlocks; ++jb) {
         const int64_t j0 = jb * kTileCols;
         const int64_t cols = std::min(kTileCols, m - j0);
         const float* yj = y + j0 * d;
-        gemm(ks, rows, cols, d, StridedView{xi, d, 1}, StridedView{yj, 1, d}, s, kTileCols, false, me.gemm);
+        float* s = me.tiles[jb % 2].data();
+        gemm(ks, rows, cols, d, imageAsA, GemmOperand{StridedView{yj, 1, d}}, s, kTileCols, false, me.gemm);
 
         SigmoidTileParams tileParams = params;
         tileParams.rowOffset = i0;
@@ -88,13 +112,11 @@ LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
         rowBlockSums[size_t(ib)].add(tileSums);
         if (!wantGrad) continue;
 
-        gemm(ks, rows, d, cols, StridedView{s, kTileCols, 1}, StridedView{yj, d, 1}, grads.image + i0 * d, d, true,
-             me.gemm);
-        while (colProgress[jb].load(std::memory_order_acquire) != ib) std::this_thread::yield();
-        gemm(ks, cols, d, rows, StridedView{s, 1, kTileCols}, StridedView{xi, d, 1}, grads.text + j0 * d, d, true,
-             me.gemm);
-        colProgress[jb].store(ib + 1, std::memory_order_release);
+        gemm(ks, rows, d, cols, GemmOperand{StridedView{s, kTileCols, 1}}, GemmOperand{StridedView{yj, d, 1}},
+             grads.image + i0 * d, d, true, me.gemm);
+        if (jb > 0) accumulateTextGrad(jb - 1);
       }
+      if (wantGrad) accumulateTextGrad(colBlocks - 1);
     }
   });
 

@@ -49,12 +49,22 @@ void packB(const KernelSet& ks, StridedView b, int64_t kc, int64_t n, float* out
         std::memcpy(dst, b.at(k, p), cols * sizeof(float));
         for (int64_t c = cols; c < nr; ++c) dst[c] = 0;
       }
-    } else {  // Bᵀ row-major (B = Yᵀ): read each column of B contiguously
-      for (int64_t c = 0; c < cols; ++c) {
+    } else {  // Bᵀ row-major (B = Yᵀ): a transpose. Eight columns of B (rows of Y) are
+      // read as eight sequential streams and written as eight contiguous floats per k.
+      int64_t c = 0;
+      for (; c + 8 <= cols; c += 8) {
+        const float* src[8];
+        for (int q = 0; q < 8; ++q) src[q] = b.at(0, p + c + q);
+        for (int64_t k = 0; k < kc; ++k) {
+          float* dst = panel + k * nr + c;
+          for (int q = 0; q < 8; ++q) dst[q] = src[q][k * b.rowStride];
+        }
+      }
+      for (; c < cols; ++c) {
         const float* src = b.at(0, p + c);
         for (int64_t k = 0; k < kc; ++k) panel[k * nr + c] = src[k * b.rowStride];
       }
-      for (int64_t c = cols; c < nr; ++c)
+      for (; c < nr; ++c)
         for (int64_t k = 0; k < kc; ++k) panel[k * nr + c] = 0;
     }
   }
@@ -89,19 +99,43 @@ void macroKernel(const KernelSet& ks, int64_t mc, int64_t nc, int64_t kc, const 
 GemmWorkspace::GemmWorkspace(const KernelSet& ks)
     : packedA(size_t(ks.mc) * ks.kc), packedB(size_t(ks.kc) * ((ks.nc + ks.nr - 1) / ks.nr) * ks.nr) {}
 
-void gemm(const KernelSet& ks, int64_t m, int64_t n, int64_t k, StridedView a, StridedView b, float* c, int64_t ldc,
+// Whole-operand packing: the blocks packA / packB would produce, laid out one k block
+// after another. The block at k offset pc holds every panel of that block, so it starts
+// at pc × (m rounded up to MR) and its row block ic inside at + ic × (that block's kc).
+int64_t packedSizeA(const KernelSet& ks, int64_t m, int64_t k) { return (m + ks.mr - 1) / ks.mr * ks.mr * k; }
+int64_t packedSizeB(const KernelSet& ks, int64_t k, int64_t n) { return (n + ks.nr - 1) / ks.nr * ks.nr * k; }
+
+void packWholeA(const KernelSet& ks, StridedView a, int64_t m, int64_t k, float* out) {
+  const int64_t padded = (m + ks.mr - 1) / ks.mr * ks.mr;
+  for (int64_t pc = 0; pc < k; pc += ks.kc)
+    packA(ks, StridedView{a.at(0, pc), a.rowStride, a.colStride}, m, std::min<int64_t>(ks.kc, k - pc),
+          out + pc * padded);
+}
+
+void packWholeB(const KernelSet& ks, StridedView b, int64_t k, int64_t n, float* out) {
+  const int64_t padded = (n + ks.nr - 1) / ks.nr * ks.nr;
+  for (int64_t pc = 0; pc < k; pc += ks.kc)
+    packB(ks, StridedView{b.at(pc, 0), b.rowStride, b.colStride}, std::min<int64_t>(ks.kc, k - pc), n,
+          out + pc * padded);
+}
+
+void gemm(const KernelSet& ks, int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b, float* c, int64_t ldc,
           bool accumulate, GemmWorkspace& ws) {
+  const int64_t mPadded = (m + ks.mr - 1) / ks.mr * ks.mr;
+  const int64_t nPadded = (n + ks.nr - 1) / ks.nr * ks.nr;
   for (int64_t jc = 0; jc < n; jc += ks.nc) {
     const int64_t nc = std::min<int64_t>(ks.nc, n - jc);
     for (int64_t pc = 0; pc < k; pc += ks.kc) {
       const int64_t kc = std::min<int64_t>(ks.kc, k - pc);
-      packB(ks, StridedView{b.at(pc, jc), b.rowStride, b.colStride}, kc, nc, ws.packedB.data());
+      const float* pb = b.packed ? b.packed + pc * nPadded + jc * kc : ws.packedB.data();
+      if (!b.packed) packB(ks, StridedView{b.view.at(pc, jc), b.view.rowStride, b.view.colStride}, kc, nc, ws.packedB.data());
       // The first k block overwrites C unless the caller accumulates; later ones add.
       const bool add = accumulate || pc > 0;
       for (int64_t ic = 0; ic < m; ic += ks.mc) {
         const int64_t mc = std::min<int64_t>(ks.mc, m - ic);
-        packA(ks, StridedView{a.at(ic, pc), a.rowStride, a.colStride}, mc, kc, ws.packedA.data());
-        macroKernel(ks, mc, nc, kc, ws.packedA.data(), ws.packedB.data(), c + ic * ldc + jc, ldc, add);
+        const float* pa = a.packed ? a.packed + pc * mPadded + ic * kc : ws.packedA.data();
+        if (!a.packed) packA(ks, StridedView{a.view.at(ic, pc), a.view.rowStride, a.view.colStride}, mc, kc, ws.packedA.data());
+        macroKernel(ks, mc, nc, kc, pa, pb, c + ic * ldc + jc, ldc, add);
       }
     }
   }

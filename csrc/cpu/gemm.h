@@ -18,8 +18,22 @@ struct GemmWorkspace {
   explicit GemmWorkspace(const KernelSet& kernels);
 };
 
+// One GEMM operand: a strided view, or (when `packed` is set) the same matrix already
+// packed whole by packWholeA / packWholeB, so that an operand reused by many GEMMs (the
+// fused loss's X_i, used by every tile of its row block) is packed once, not per call.
+struct GemmOperand {
+  StridedView view;
+  const float* packed = nullptr;
+};
+
+// Floats needed to pack an m×k A operand (or a k×n B operand) whole.
+int64_t packedSizeA(const KernelSet& kernels, int64_t m, int64_t k);
+int64_t packedSizeB(const KernelSet& kernels, int64_t k, int64_t n);
+void packWholeA(const KernelSet& kernels, StridedView a, int64_t m, int64_t k, float* out);
+void packWholeB(const KernelSet& kernels, StridedView b, int64_t k, int64_t n, float* out);
+
 // Single-threaded. `accumulate` adds to C instead of overwriting it.
-void gemm(const KernelSet& kernels, int64_t m, int64_t n, int64_t k, StridedView a, StridedView b, float* c,
+void gemm(const KernelSet& kernels, int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b, float* c,
           int64_t ldc, bool accumulate, GemmWorkspace& workspace);
 
 // Multi-threaded over blocks of C's rows (each block of mc rows is one task); every
