@@ -41,7 +41,9 @@ struct LossResult {
 };
 
 // Checks sizes, overflow, ids and scalar options; throws siglip::Error naming the argument.
-// Float data is scanned for NaN/Inf too (cost O(N·D), tiny next to the O(N·M·D) loss).
-void validateLossRequest(LossKind kind, const LossRequest& request);
+// Float data is scanned for NaN/Inf too (cost O(N·D), tiny next to the O(N·M·D) loss),
+// unless the data is not host memory (the CUDA backend scans on the GPU instead).
+enum class DataScan { Host, Skip };
+void validateLossRequest(LossKind kind, const LossRequest& request, DataScan scan = DataScan::Host);
 
 }  // namespace siglip

@@ -102,7 +102,7 @@ void checkEveryRowHasPositive(const int32_t* ids, int64_t count, const char* nam
 
 }  // namespace
 
-void validateLossRequest(LossKind kind, const LossRequest& request) {
+void validateLossRequest(LossKind kind, const LossRequest& request, DataScan scan) {
   const MatrixView& image = request.image;
   const MatrixView& text = request.text;
   checkShape(image, "image");
@@ -150,8 +150,10 @@ void validateLossRequest(LossKind kind, const LossRequest& request) {
                           std::to_string(request.threads));
   }
 
-  checkFinite(image, "image");
-  checkFinite(text, "text");
+  if (scan == DataScan::Host) {
+    checkFinite(image, "image");
+    checkFinite(text, "text");
+  }
 
   if (kind == LossKind::Softmax && hasImageIds) {
     checkEveryRowHasPositive(request.imageIds, image.rows, "imageIds", request.textIds, text.rows, "textIds");

@@ -1,0 +1,110 @@
+// siglip_kernels.node: the N-API surface. It converts and validates (convert.cpp), calls the
+// CPU backend (cpu/cpu_backend.h) and converts back; it computes nothing itself.
+//
+// Exports (the raw binding; lib/ wraps it in the typed public API):
+//   sigmoidLoss(image, text, options, wantGrad)       → { loss, grad? }
+//   softmaxLoss(image, text, options, wantGrad)       → { loss, grad? }
+//   sigmoidLossAsync / softmaxLossAsync (same args)   → Promise of the same
+//   backendInfo()                                     → { simd, simdReason, hardwareThreads, tileRows, tileCols }
+//   gemmABt(a, b, m, n, k, threads)                   → Float32Array C = A·Bᵀ (m×n)
+// image/text are { data: Float32Array, rows, cols }; options is
+// { logitScale, logitBias (sigmoid only), imageIds?, textIds?, method: 'fused'|'naive', threads }.
+#include <napi.h>
+
+#include <limits>
+#include <string>
+
+#include "convert.h"
+#include "cpu/cpu_backend.h"
+#include "js_errors.h"
+#include "loss_worker.h"
+
+namespace siglip::addon {
+namespace {
+
+Napi::Value lossSync(const Napi::CallbackInfo& info, LossKind kind) {
+  Napi::Env env = info.Env();
+  return withJsErrors(env, [&]() -> Napi::Value {
+    const LossCall call = readLossCall(info, kind);
+    const GradientArrays grads = allocateGradients(env, call);
+    const LossResult result = kind == LossKind::Sigmoid ? cpu::sigmoidLoss(call.request, grads.outputs())
+                                                         : cpu::softmaxLoss(call.request, grads.outputs());
+    return lossResultToJs(env, kind, result, grads);
+  });
+}
+
+Napi::Value lossAsync(const Napi::CallbackInfo& info, LossKind kind) {
+  Napi::Env env = info.Env();
+  return withJsErrors(env, [&]() -> Napi::Value {
+    const LossCall call = readLossCall(info, kind);
+    const GradientArrays grads = allocateGradients(env, call);
+    auto* worker = new LossWorker(env, kind, call, grads);  // deletes itself when complete
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
+Napi::Value SigmoidLoss(const Napi::CallbackInfo& info) { return lossSync(info, LossKind::Sigmoid); }
+Napi::Value SoftmaxLoss(const Napi::CallbackInfo& info) { return lossSync(info, LossKind::Softmax); }
+Napi::Value SigmoidLossAsync(const Napi::CallbackInfo& info) { return lossAsync(info, LossKind::Sigmoid); }
+Napi::Value SoftmaxLossAsync(const Napi::CallbackInfo& info) { return lossAsync(info, LossKind::Softmax); }
+
+Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return withJsErrors(env, [&]() -> Napi::Value {
+    const cpu::CpuInfo cpuInfo = cpu::cpuInfo();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("simd", Napi::String::New(env, cpuInfo.simd));
+    out.Set("simdReason", Napi::String::New(env, cpuInfo.simdReason));
+    out.Set("hardwareThreads", Napi::Number::New(env, cpuInfo.hardwareThreads));
+    out.Set("tileRows", Napi::Number::New(env, cpuInfo.tileRows));
+    out.Set("tileCols", Napi::Number::New(env, cpuInfo.tileCols));
+    return out;
+  });
+}
+
+Napi::Value GemmABt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return withJsErrors(env, [&]() -> Napi::Value {
+    const int64_t m = readInteger(info[2], "m", 1, kMaxSafeInteger);
+    const int64_t n = readInteger(info[3], "n", 1, kMaxSafeInteger);
+    const int64_t k = readInteger(info[4], "k", 1, kMaxSafeInteger);
+    const int threads = static_cast<int>(readInteger(info[5], "threads", 1, kMaxThreads));
+    // Each of A (m×k), B (n×k) and C (m×n) must be addressable in bytes.
+    const int64_t maxElements = std::numeric_limits<int64_t>::max() / 4;
+    const auto checkProduct = [&](int64_t x, int64_t y, const char* argument) {
+      if (x > maxElements / y) {
+        throw rangeError(env, argument, "sizes whose product fits in memory",
+                         std::to_string(x) + " × " + std::to_string(y));
+      }
+    };
+    checkProduct(m, k, "a");
+    checkProduct(n, k, "b");
+    checkProduct(m, n, "m × n");
+    Napi::Float32Array a = readFloat32Array(info[0], "a", m * k);
+    Napi::Float32Array b = readFloat32Array(info[1], "b", n * k);
+    Napi::Float32Array c = allocateFloat32Array(env, m * n, "the product");
+    cpu::gemmABt(a.Data(), b.Data(), c.Data(), m, n, k, threads);
+    return c;
+  });
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("sigmoidLoss", Napi::Function::New(env, SigmoidLoss, "sigmoidLoss"));
+  exports.Set("softmaxLoss", Napi::Function::New(env, SoftmaxLoss, "softmaxLoss"));
+  exports.Set("sigmoidLossAsync", Napi::Function::New(env, SigmoidLossAsync, "sigmoidLossAsync"));
+  exports.Set("softmaxLossAsync", Napi::Function::New(env, SoftmaxLossAsync, "softmaxLossAsync"));
+  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  exports.Set("gemmABt", Napi::Function::New(env, GemmABt, "gemmABt"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace siglip::addon
+
+static Napi::Object InitSiglipKernels(Napi::Env env, Napi::Object exports) {
+  return siglip::addon::Init(env, exports);
+}
+
+NODE_API_MODULE(siglip_kernels, InitSiglipKernels)

@@ -1,0 +1,248 @@
+#include "convert.h"
+
+#include <cmath>
+#include <limits>
+
+#include "js_errors.h"
+
+namespace siglip::addon {
+namespace {
+
+const char* typedArrayName(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int8_array:
+      return "Int8Array";
+    case napi_uint8_array:
+      return "Uint8Array";
+    case napi_uint8_clamped_array:
+      return "Uint8ClampedArray";
+    case napi_int16_array:
+      return "Int16Array";
+    case napi_uint16_array:
+      return "Uint16Array";
+    case napi_int32_array:
+      return "Int32Array";
+    case napi_uint32_array:
+      return "Uint32Array";
+    case napi_float32_array:
+      return "Float32Array";
+    case napi_float64_array:
+      return "Float64Array";
+    case napi_bigint64_array:
+      return "BigInt64Array";
+    case napi_biguint64_array:
+      return "BigUint64Array";
+    default:
+      return "typed array";
+  }
+}
+
+bool isPlainObjectLike(Napi::Value value) {
+  return value.IsObject() && !value.IsArray() && !value.IsFunction() && !value.IsTypedArray() &&
+         !value.IsArrayBuffer();
+}
+
+// Reads the buffer through napi_get_typedarray_info, not the (overridable) `buffer` getter.
+bool isDetached(const Napi::TypedArray& array) { return array.ArrayBuffer().IsDetached(); }
+
+// An Int32Array of `length` label ids, or null when the option is absent.
+const int32_t* readIds(Napi::Object options, const char* key, int64_t length, std::vector<Napi::Object>& borrowed) {
+  const std::string name = std::string("options.") + key;
+  Napi::Value value = options.Get(key);
+  if (value.IsUndefined() || value.IsNull()) return nullptr;
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw typeError(value.Env(), name, "an Int32Array", describeValue(value));
+  }
+  Napi::Int32Array ids = value.As<Napi::Int32Array>();
+  if (static_cast<int64_t>(ids.ElementLength()) != length) {
+    throw rangeError(value.Env(), name, "an Int32Array of length " + std::to_string(length),
+                     describeValue(value));
+  }
+  borrowed.push_back(ids);
+  return ids.Data();
+}
+
+}  // namespace
+
+std::string describeValue(Napi::Value value) {
+  if (value.IsEmpty() || value.IsUndefined()) return "undefined";
+  if (value.IsNull()) return "null";
+  if (value.IsBoolean()) return value.As<Napi::Boolean>().Value() ? "the boolean true" : "the boolean false";
+  if (value.IsNumber()) return "the number " + value.ToString().Utf8Value();
+  if (value.IsString()) {
+    std::string s = value.As<Napi::String>().Utf8Value();
+    if (s.size() > 40) s = s.substr(0, 40) + "...";
+    return "the string '" + s + "'";
+  }
+  if (value.IsTypedArray()) {
+    Napi::TypedArray array = value.As<Napi::TypedArray>();
+    const std::string name = typedArrayName(array.TypedArrayType());
+    if (isDetached(array)) return "a detached " + name;
+    return "a " + name + " of length " + std::to_string(array.ElementLength());
+  }
+  if (value.IsArray()) return "an Array of length " + std::to_string(value.As<Napi::Array>().Length());
+  if (value.IsArrayBuffer()) return "an ArrayBuffer";
+  if (value.IsFunction()) return "a function";
+  if (value.IsSymbol()) return "a symbol";
+  if (value.IsBigInt()) return "a bigint";
+  if (value.IsObject()) return "an object";
+  return "an unsupported value";
+}
+
+int64_t readInteger(Napi::Value value, const std::string& name, int64_t min, int64_t max) {
+  const std::string expected = max == kMaxSafeInteger && min == 1
+                                   ? std::string("a positive integer")
+                                   : "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  if (!value.IsNumber()) throw typeError(value.Env(), name, expected, describeValue(value));
+  const double v = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v) || std::floor(v) != v || v < static_cast<double>(min) || v > static_cast<double>(max)) {
+    throw rangeError(value.Env(), name, expected, describeValue(value));
+  }
+  return static_cast<int64_t>(v);
+}
+
+double readFiniteNumber(Napi::Value value, const std::string& name) {
+  if (!value.IsNumber()) throw typeError(value.Env(), name, "a finite number", describeValue(value));
+  const double v = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v)) throw rangeError(value.Env(), name, "a finite number", describeValue(value));
+  return v;
+}
+
+Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, int64_t length) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw typeError(value.Env(), name, "a Float32Array", describeValue(value));
+  }
+  Napi::Float32Array array = value.As<Napi::Float32Array>();
+  if (length > 0 && isDetached(array)) {
+    throw typeError(value.Env(), name, "a Float32Array that is not detached (its buffer was transferred)",
+                    describeValue(value));
+  }
+  if (static_cast<int64_t>(array.ElementLength()) != length) {
+    throw rangeError(value.Env(), name, "a Float32Array of length " + std::to_string(length),
+                     describeValue(value));
+  }
+  return array;
+}
+
+MatrixArg readMatrix(Napi::Value value, const std::string& name) {
+  Napi::Env env = value.Env();
+  if (!isPlainObjectLike(value)) {
+    throw typeError(env, name, "an object { data: Float32Array, rows, cols }", describeValue(value));
+  }
+  Napi::Object object = value.As<Napi::Object>();
+  const int64_t rows = readInteger(object.Get("rows"), name + ".rows", 1, kMaxSafeInteger);
+  const int64_t cols = readInteger(object.Get("cols"), name + ".cols", 1, kMaxSafeInteger);
+  // rows·cols·4 bytes must fit in memory addresses; larger requests cannot match any array.
+  const int64_t maxElements = std::numeric_limits<int64_t>::max() / 4;
+  if (rows > maxElements / cols) {
+    throw rangeError(env, name, "rows × cols small enough to address",
+                     std::to_string(rows) + " × " + std::to_string(cols));
+  }
+  MatrixArg arg;
+  arg.array = readFloat32Array(object.Get("data"), name + ".data", rows * cols);
+  arg.view.data = arg.array.Data();
+  arg.view.rows = rows;
+  arg.view.cols = cols;
+  return arg;
+}
+
+LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind) {
+  Napi::Env env = info.Env();
+  LossCall call;
+  MatrixArg image = readMatrix(info[0], "image");
+  MatrixArg text = readMatrix(info[1], "text");
+  call.request.image = image.view;
+  call.request.text = text.view;
+  call.borrowed.push_back(image.array);
+  call.borrowed.push_back(text.array);
+
+  if (!isPlainObjectLike(info[2])) throw typeError(env, "options", "an object", describeValue(info[2]));
+  Napi::Object options = info[2].As<Napi::Object>();
+
+  call.request.logitScale = readFiniteNumber(options.Get("logitScale"), "options.logitScale");
+  Napi::Value bias = options.Get("logitBias");
+  if (kind == LossKind::Sigmoid) {
+    call.request.logitBias = readFiniteNumber(bias, "options.logitBias");
+  } else if (!bias.IsUndefined()) {
+    throw typeError(env, "options.logitBias", "no logitBias (the softmax loss has no bias)", describeValue(bias));
+  }
+
+  call.request.imageIds = readIds(options, "imageIds", image.view.rows, call.borrowed);
+  call.request.textIds = readIds(options, "textIds", text.view.rows, call.borrowed);
+  if ((call.request.imageIds == nullptr) != (call.request.textIds == nullptr)) {
+    const bool hasImage = call.request.imageIds != nullptr;
+    throw typeError(env, hasImage ? "options.textIds" : "options.imageIds",
+                    std::string("an Int32Array (imageIds and textIds are given together or not at all)"),
+                    "undefined while " + std::string(hasImage ? "imageIds" : "textIds") + " is given");
+  }
+
+  Napi::Value method = options.Get("method");
+  if (!method.IsString()) throw typeError(env, "options.method", "'fused' or 'naive'", describeValue(method));
+  const std::string methodName = method.As<Napi::String>().Utf8Value();
+  if (methodName == "fused") {
+    if (kind == LossKind::Softmax) {
+      // Keep in step with lib/options.ts: the chunked (O(N)-memory) softmax is not implemented yet.
+      throw makeJsError(env, ErrorKind::Range,
+                        "Expected 'naive' for options.method but received the string 'fused': the chunked "
+                        "softmax loss is not implemented yet",
+                        "options.method", "ERR_SIGLIP_NOT_IMPLEMENTED");
+    }
+    call.request.method = Method::Fused;
+  } else if (methodName == "naive") {
+    call.request.method = Method::Naive;
+  } else {
+    throw rangeError(env, "options.method", "'fused' or 'naive'", describeValue(method));
+  }
+
+  call.request.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
+
+  if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
+  call.wantGrad = info[3].As<Napi::Boolean>().Value();
+  return call;
+}
+
+GradientOutputs GradientArrays::outputs() const {
+  GradientOutputs out;
+  if (!image.IsEmpty()) {
+    // Data() is const on a const handle; the arrays themselves are ours to write.
+    out.image = Napi::Float32Array(image).Data();
+    out.text = Napi::Float32Array(text).Data();
+  }
+  return out;
+}
+
+Napi::Float32Array allocateFloat32Array(Napi::Env env, int64_t length, const std::string& what) {
+  try {
+    return Napi::Float32Array::New(env, static_cast<size_t>(length));
+  } catch (const Napi::Error&) {
+    throw makeJsError(env, ErrorKind::OutOfMemory,
+                      "Out of memory: could not allocate " + what + " (" + std::to_string(length) +
+                          " float32 values)",
+                      "");
+  }
+}
+
+GradientArrays allocateGradients(Napi::Env env, const LossCall& call) {
+  GradientArrays grads;
+  if (!call.wantGrad) return grads;
+  const LossRequest& r = call.request;
+  grads.image = allocateFloat32Array(env, r.image.rows * r.image.cols, "the image gradient");
+  grads.text = allocateFloat32Array(env, r.text.rows * r.text.cols, "the text gradient");
+  return grads;
+}
+
+Napi::Object lossResultToJs(Napi::Env env, LossKind kind, const LossResult& result, const GradientArrays& grads) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", Napi::Number::New(env, result.loss));
+  if (!grads.image.IsEmpty()) {
+    Napi::Object grad = Napi::Object::New(env);
+    grad.Set("image", grads.image);
+    grad.Set("text", grads.text);
+    grad.Set("logitScale", Napi::Number::New(env, result.dLogitScale));
+    if (kind == LossKind::Sigmoid) grad.Set("logitBias", Napi::Number::New(env, result.dLogitBias));
+    out.Set("grad", grad);
+  }
+  return out;
+}
+
+}  // namespace siglip::addon

@@ -1,0 +1,458 @@
+// siglip_core_check: the native core checked against the float64 reference, without Node.
+//
+// For every case (seeded random shapes, with and without label ids, ordinary and extreme
+// logits) it runs each CPU method, compares the loss, ∂X, ∂Y, ∂s and ∂b with
+// csrc/core/reference.cpp at SPEC.md's float32 tolerances, checks that 1, 2 and 3 threads
+// give bit-identical results, and that forward-only calls agree. Then it feeds bad requests
+// and checks each throws siglip::Error naming the right argument (and nothing crashes).
+//
+// Build and run:  cmake -S . -B build-core && cmake --build build-core -j2 && (cd build-core && ctest)
+// or directly:    build-core/siglip_core_check [--filter SUBSTRING] [--seed N] [--random COUNT]
+// Exit status: 0 when every check passes, 1 otherwise. One line per case.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/loss_request.h"
+#include "core/reference.h"
+#include "core/sigmoid_math.h"
+#include "cpu/cpu_backend.h"
+
+using namespace siglip;
+
+namespace {
+
+// SPEC.md, "Precision": float32 paths against the float64 reference.
+constexpr double kLossTolerance = 1e-5;
+constexpr double kGradTolerance = 1e-4;
+// ∂s and ∂b are sums of many signed terms and may cancel to almost nothing; their error is
+// measured against max(|ref|, kScalarFloor · Σ|terms|) so a near-zero sum is not judged by
+// a relative error it cannot have in float32.
+constexpr double kScalarFloor = 1e-3;
+
+struct Case {
+  std::string name;
+  LossKind kind;
+  int64_t n, m, d;
+  bool ids;
+  double logitScale, logitBias;
+  double rowNorm;     // every embedding row has this L2 norm (1 = the usual normalised inputs)
+  double noise;       // text row = its image row + noise·N(0, 1/D), then rescaled (large: unrelated)
+  uint64_t seed;
+};
+
+struct Data {
+  std::vector<float> x, y;
+  std::vector<int32_t> imageIds, textIds;
+};
+
+void normaliseRow(float* row, int64_t d, double norm) {
+  double sq = 0;
+  for (int64_t k = 0; k < d; ++k) sq += double(row[k]) * row[k];
+  const double f = sq > 0 ? norm / std::sqrt(sq) : 0;
+  for (int64_t k = 0; k < d; ++k) row[k] = float(row[k] * f);
+}
+
+// Text rows are noisy copies of their matching image row (so positives score high, as in
+// training), every row scaled to `rowNorm`. With ids: K classes with K <= min(N, M), so every
+// row and column has a positive (the softmax needs it), several positives per row, shuffled.
+Data makeData(const Case& c) {
+  std::mt19937_64 rng(c.seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  Data data;
+  data.x.resize(size_t(c.n * c.d));
+  data.y.resize(size_t(c.m * c.d));
+  for (auto& v : data.x) v = normal(rng);
+  for (int64_t i = 0; i < c.n; ++i) normaliseRow(&data.x[size_t(i * c.d)], c.d, 1.0);
+  if (c.ids) {
+    const int64_t classes = std::max<int64_t>(1, std::min(c.n, c.m) * 2 / 3);
+    data.imageIds.resize(size_t(c.n));
+    data.textIds.resize(size_t(c.m));
+    for (int64_t i = 0; i < c.n; ++i) data.imageIds[size_t(i)] = int32_t(i % classes) * 7 - 100;
+    for (int64_t j = 0; j < c.m; ++j) data.textIds[size_t(j)] = int32_t(j % classes) * 7 - 100;
+    std::shuffle(data.imageIds.begin(), data.imageIds.end(), rng);
+    std::shuffle(data.textIds.begin(), data.textIds.end(), rng);
+  }
+  for (int64_t j = 0; j < c.m; ++j) {
+    // The image row this text describes: the same index, or the first image of its class.
+    int64_t match = j < c.n ? j : -1;
+    if (c.ids) {
+      match = -1;
+      for (int64_t i = 0; i < c.n && match < 0; ++i)
+        if (data.imageIds[size_t(i)] == data.textIds[size_t(j)]) match = i;
+    }
+    float* y = &data.y[size_t(j * c.d)];
+    for (int64_t k = 0; k < c.d; ++k) {
+      const float base = match >= 0 ? data.x[size_t(match * c.d + k)] : 0.f;
+      y[k] = base + float(c.noise) * normal(rng) / float(std::sqrt(double(c.d)));
+    }
+    normaliseRow(y, c.d, c.rowNorm);
+  }
+  for (int64_t i = 0; i < c.n; ++i) normaliseRow(&data.x[size_t(i * c.d)], c.d, c.rowNorm);
+  return data;
+}
+
+LossRequest makeRequest(const Case& c, const Data& data, Method method, int threads) {
+  LossRequest r;
+  r.image = {data.x.data(), c.n, c.d};
+  r.text = {data.y.data(), c.m, c.d};
+  if (c.ids) {
+    r.imageIds = data.imageIds.data();
+    r.textIds = data.textIds.data();
+  }
+  r.logitScale = c.logitScale;
+  r.logitBias = c.logitBias;
+  r.method = method;
+  r.threads = threads;
+  return r;
+}
+
+double relativeError(const std::vector<float>& out, const std::vector<double>& ref) {
+  double diff = 0, norm = 0;
+  for (size_t k = 0; k < ref.size(); ++k) {
+    const double e = double(out[k]) - ref[k];
+    diff += e * e;
+    norm += ref[k] * ref[k];
+  }
+  if (std::isnan(diff)) return std::numeric_limits<double>::infinity();
+  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+double scalarError(double out, double ref, double scale) {
+  if (!std::isfinite(out)) return std::numeric_limits<double>::infinity();
+  const double denom = std::max(std::fabs(ref), kScalarFloor * scale);
+  return denom > 0 ? std::fabs(out - ref) / denom : std::fabs(out - ref);
+}
+
+// Σ|terms| of ∂b and ∂s: the magnitudes their sums are made of (see kScalarFloor).
+struct ScalarScales {
+  double bias = 0, scale = 0;
+};
+
+ScalarScales sigmoidScalarScales(const LossRequest& r) {
+  ScalarScales out;
+  const double t = std::exp(r.logitScale);
+  const int64_t d = r.image.cols;
+  for (int64_t i = 0; i < r.image.rows; ++i) {
+    for (int64_t j = 0; j < r.text.rows; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < d; ++k) s += double(r.image.data[i * d + k]) * r.text.data[j * d + k];
+      const bool positive = r.imageIds ? r.imageIds[i] == r.textIds[j] : i == j;
+      double dTerm = 0;
+      sigmoidPairTerm<double>(s, positive, t, r.logitBias, &dTerm);
+      const double g = std::fabs(dTerm) / double(r.image.rows);
+      out.bias += g;
+      out.scale += t * g * std::fabs(s);
+    }
+  }
+  return out;
+}
+
+// Softmax: Σ|H| <= 2 (each row of P_row − T_row sums to at most 2 in absolute value, and
+// likewise columns), so Σ|H ⊙ logits| <= 2·max|logit| <= 2·t·max‖x‖·max‖y‖.
+ScalarScales softmaxScalarScales(const LossRequest& r) {
+  auto maxNorm = [](const MatrixView& m) {
+    double best = 0;
+    for (int64_t i = 0; i < m.rows; ++i) {
+      double sq = 0;
+      for (int64_t k = 0; k < m.cols; ++k) sq += double(m.data[i * m.cols + k]) * m.data[i * m.cols + k];
+      best = std::max(best, std::sqrt(sq));
+    }
+    return best;
+  };
+  ScalarScales out;
+  out.scale = 2 * std::exp(r.logitScale) * maxNorm(r.image) * maxNorm(r.text);
+  return out;
+}
+
+struct Output {
+  LossResult result;
+  std::vector<float> dx, dy;
+  bool inBounds = true;  // nothing written outside the gradient buffers
+};
+
+// Gradient buffers start as NaN (so an element the backend forgets shows up as an infinite
+// error) and sit between canaries that must survive the call.
+constexpr size_t kCanary = 64;
+constexpr float kCanaryValue = -12345.f;
+
+Output runBackend(LossKind kind, const LossRequest& r, bool withGrads) {
+  Output out;
+  GradientOutputs grads;
+  const size_t nx = size_t(r.image.rows * r.image.cols), ny = size_t(r.text.rows * r.text.cols);
+  std::vector<float> bx(nx + 2 * kCanary, kCanaryValue), by(ny + 2 * kCanary, kCanaryValue);
+  std::fill(bx.begin() + kCanary, bx.end() - kCanary, std::numeric_limits<float>::quiet_NaN());
+  std::fill(by.begin() + kCanary, by.end() - kCanary, std::numeric_limits<float>::quiet_NaN());
+  if (withGrads) {
+    grads.image = bx.data() + kCanary;
+    grads.text = by.data() + kCanary;
+  }
+  out.result = kind == LossKind::Sigmoid ? cpu::sigmoidLoss(r, grads) : cpu::softmaxLoss(r, grads);
+  auto intact = [](const std::vector<float>& b) {
+    for (size_t k = 0; k < kCanary; ++k)
+      if (b[k] != kCanaryValue || b[b.size() - 1 - k] != kCanaryValue) return false;
+    return true;
+  };
+  out.inBounds = intact(bx) && intact(by);
+  if (withGrads) {
+    out.dx.assign(bx.begin() + kCanary, bx.end() - kCanary);
+    out.dy.assign(by.begin() + kCanary, by.end() - kCanary);
+  }
+  return out;
+}
+
+bool bitIdentical(const Output& a, const Output& b) {
+  auto same = [](double p, double q) { return std::memcmp(&p, &q, sizeof p) == 0; };
+  return same(a.result.loss, b.result.loss) && same(a.result.dLogitScale, b.result.dLogitScale) &&
+         same(a.result.dLogitBias, b.result.dLogitBias) && a.dx.size() == b.dx.size() &&
+         a.dy.size() == b.dy.size() &&
+         std::memcmp(a.dx.data(), b.dx.data(), a.dx.size() * sizeof(float)) == 0 &&
+         std::memcmp(a.dy.data(), b.dy.data(), a.dy.size() * sizeof(float)) == 0;
+}
+
+const char* methodName(Method m) { return m == Method::Fused ? "fused" : "naive"; }
+const char* kindName(LossKind k) { return k == LossKind::Sigmoid ? "sigmoid" : "softmax"; }
+
+// The methods each loss offers on the CPU (SPEC: the softmax's naive version is the baseline).
+std::vector<Method> methodsFor(LossKind kind) {
+  if (kind == LossKind::Sigmoid) return {Method::Fused, Method::Naive};
+  return {Method::Naive};
+}
+
+int failures = 0;
+
+void checkCase(const Case& c) {
+  const Data data = makeData(c);
+  const LossRequest base = makeRequest(c, data, Method::Fused, 1);
+  std::vector<double> refDx(size_t(c.n * c.d)), refDy(size_t(c.m * c.d));
+  const LossResult ref = c.kind == LossKind::Sigmoid
+                             ? referenceSigmoidLoss(base, {refDx.data(), refDy.data()})
+                             : referenceSoftmaxLoss(base, {refDx.data(), refDy.data()});
+  const ScalarScales scales = c.kind == LossKind::Sigmoid ? sigmoidScalarScales(base) : softmaxScalarScales(base);
+
+  for (Method method : methodsFor(c.kind)) {
+    std::string line;
+    bool ok = true;
+    char buffer[512];
+    try {
+      const Output one = runBackend(c.kind, makeRequest(c, data, method, 1), true);
+      const double eLoss = scalarError(one.result.loss, ref.loss, 0);
+      const double eDx = relativeError(one.dx, refDx);
+      const double eDy = relativeError(one.dy, refDy);
+      const double eDs = scalarError(one.result.dLogitScale, ref.dLogitScale, scales.scale);
+      const double eDb = c.kind == LossKind::Sigmoid ? scalarError(one.result.dLogitBias, ref.dLogitBias, scales.bias)
+                                                     : std::fabs(one.result.dLogitBias);
+      ok = eLoss <= kLossTolerance && eDx <= kGradTolerance && eDy <= kGradTolerance && eDs <= kGradTolerance &&
+           eDb <= kGradTolerance;
+
+      bool threadsSame = true;
+      for (int threads : {2, 3}) {
+        if (!bitIdentical(one, runBackend(c.kind, makeRequest(c, data, method, threads), true))) threadsSame = false;
+      }
+      const Output fwd = runBackend(c.kind, makeRequest(c, data, method, 2), false);
+      const double eFwd = scalarError(fwd.result.loss, ref.loss, 0);
+      const bool fwdOk = eFwd <= kLossTolerance && fwd.result.dLogitScale == 0 && fwd.result.dLogitBias == 0;
+      ok = ok && threadsSame && fwdOk && one.inBounds;
+      std::snprintf(buffer, sizeof buffer,
+                    "loss %.1e (ref %.6g)  dX %.1e  dY %.1e  ds %.1e  db %.1e  threads 1=2=3 %s  fwd-only %.1e%s",
+                    eLoss, ref.loss, eDx, eDy, eDs, eDb, threadsSame ? "yes" : "NO", eFwd,
+                    one.inBounds ? "" : "  WROTE OUTSIDE THE GRADIENT BUFFERS");
+      line = buffer;
+    } catch (const std::exception& e) {
+      ok = false;
+      line = std::string("threw: ") + e.what();
+    }
+    if (!ok) ++failures;
+    std::printf("%s %-7s %-5s %-26s N=%-4lld M=%-4lld D=%-4lld ids=%-3s s=%.3g b=%.3g |row|=%.3g  %s\n",
+                ok ? "PASS" : "FAIL", kindName(c.kind), methodName(method), c.name.c_str(), (long long)c.n,
+                (long long)c.m, (long long)c.d, c.ids ? "yes" : "no", c.logitScale, c.logitBias, c.rowNorm,
+                line.c_str());
+    std::fflush(stdout);
+  }
+}
+
+// ---- bad requests --------------------------------------------------------------------
+
+struct BadRequest {
+  std::string name;
+  LossKind kind;
+  std::string argument;  // the argument the error must name
+  ErrorKind errorKind;
+  std::function<void(LossRequest&)> spoil;
+};
+
+void checkBadRequests() {
+  // A valid 4×3 / 4×3 request that each entry spoils in one way.
+  std::vector<float> x(12, 0.25f), y(12, -0.5f);
+  const int32_t fourIds[4] = {1, 2, 3, 4};
+  const int32_t unmatched[4] = {1, 2, 3, 9};  // 9 has no image; image 4 has no text
+  const int64_t huge = int64_t(1) << 40;
+
+  const std::vector<BadRequest> cases = {
+      {"null image data", LossKind::Sigmoid, "image", ErrorKind::Type, [](LossRequest& r) { r.image.data = nullptr; }},
+      {"null text data", LossKind::Softmax, "text", ErrorKind::Type, [](LossRequest& r) { r.text.data = nullptr; }},
+      {"zero image rows", LossKind::Sigmoid, "image", ErrorKind::Range, [](LossRequest& r) { r.image.rows = 0; }},
+      {"negative text cols", LossKind::Sigmoid, "text", ErrorKind::Range, [](LossRequest& r) { r.text.cols = -3; }},
+      {"width mismatch", LossKind::Sigmoid, "text", ErrorKind::Range, [](LossRequest& r) { r.text.cols = 2; }},
+      {"N != M without ids", LossKind::Sigmoid, "text", ErrorKind::Range, [](LossRequest& r) { r.text.rows = 3; }},
+      {"N != M without ids", LossKind::Softmax, "text", ErrorKind::Range, [](LossRequest& r) { r.image.rows = 3; }},
+      {"imageIds only", LossKind::Sigmoid, "textIds", ErrorKind::Type,
+       [&](LossRequest& r) { r.imageIds = fourIds; }},
+      {"textIds only", LossKind::Softmax, "imageIds", ErrorKind::Type, [&](LossRequest& r) { r.textIds = fourIds; }},
+      {"rows*cols*4 overflows", LossKind::Sigmoid, "image", ErrorKind::Range,
+       [&](LossRequest& r) { r.image.rows = huge; r.image.cols = huge; r.text.cols = huge; }},
+      {"int64 max rows", LossKind::Sigmoid, "text", ErrorKind::Range,
+       [](LossRequest& r) { r.text.rows = std::numeric_limits<int64_t>::max(); }},
+      {"2^61 bytes per matrix ok, pairs overflow", LossKind::Sigmoid, "text", ErrorKind::Range,
+       [&](LossRequest& r) {
+         r.image.rows = int64_t(1) << 58; r.image.cols = 1; r.text.rows = int64_t(1) << 58; r.text.cols = 1;
+       }},
+      {"NaN logitScale", LossKind::Sigmoid, "options.logitScale", ErrorKind::Range,
+       [](LossRequest& r) { r.logitScale = std::nan(""); }},
+      {"logitScale 100 (exp overflows float)", LossKind::Softmax, "options.logitScale", ErrorKind::Range,
+       [](LossRequest& r) { r.logitScale = 100; }},
+      {"infinite logitBias", LossKind::Sigmoid, "options.logitBias", ErrorKind::Range,
+       [](LossRequest& r) { r.logitBias = -std::numeric_limits<double>::infinity(); }},
+      {"threads 0", LossKind::Sigmoid, "options.threads", ErrorKind::Range, [](LossRequest& r) { r.threads = 0; }},
+      {"threads 1025", LossKind::Softmax, "options.threads", ErrorKind::Range, [](LossRequest& r) { r.threads = 1025; }},
+      {"NaN in text", LossKind::Sigmoid, "text", ErrorKind::Range,
+       [&](LossRequest& r) { y[5] = std::numeric_limits<float>::quiet_NaN(); r.text.data = y.data(); }},
+      {"Inf in image", LossKind::Softmax, "image", ErrorKind::Range,
+       [&](LossRequest& r) { x[11] = std::numeric_limits<float>::infinity(); r.image.data = x.data(); }},
+      {"softmax ids: image without positive", LossKind::Softmax, "imageIds", ErrorKind::Range,
+       [&](LossRequest& r) { r.imageIds = fourIds; r.textIds = unmatched; }},
+      {"softmax ids: text without positive", LossKind::Softmax, "textIds", ErrorKind::Range,
+       [&](LossRequest& r) { r.image.rows = 3; r.imageIds = fourIds; r.textIds = fourIds; }},  // text id 4: no image
+  };
+
+  for (const auto& bad : cases) {
+    std::fill(x.begin(), x.end(), 0.25f);
+    std::fill(y.begin(), y.end(), -0.5f);
+    LossRequest r;
+    r.image = {x.data(), 4, 3};
+    r.text = {y.data(), 4, 3};
+    r.logitScale = std::log(10.0);
+    r.logitBias = -10;
+    bad.spoil(r);
+    for (int target = 0; target < 2; ++target) {  // the backend, then the reference
+      std::string verdict;
+      bool ok = false;
+      try {
+        if (target == 0) {
+          r.method = bad.kind == LossKind::Sigmoid ? Method::Fused : Method::Naive;
+          if (bad.kind == LossKind::Sigmoid) cpu::sigmoidLoss(r, {});
+          else cpu::softmaxLoss(r, {});
+        } else if (bad.kind == LossKind::Sigmoid) {
+          referenceSigmoidLoss(r, {});
+        } else {
+          referenceSoftmaxLoss(r, {});
+        }
+        verdict = "did not throw";
+      } catch (const Error& e) {
+        ok = e.argument() == bad.argument && e.kind() == bad.errorKind &&
+             std::strncmp(e.what(), "Expected ", 9) == 0;
+        verdict = e.what();
+        if (!ok) verdict = "wrong argument/kind (" + e.argument() + "): " + verdict;
+      } catch (const std::exception& e) {
+        verdict = std::string("threw a non-siglip exception: ") + e.what();
+      }
+      if (!ok) ++failures;
+      std::printf("%s bad-request %-7s %-9s %-40s %s\n", ok ? "PASS" : "FAIL", kindName(bad.kind),
+                  target == 0 ? "backend" : "reference", bad.name.c_str(), verdict.c_str());
+    }
+  }
+}
+
+std::vector<Case> buildCases(uint64_t seed, int randomCount) {
+  const double ln10 = std::log(10.0), clipScale = std::log(1 / 0.07);
+  const double extremeScale = std::log(112.0), extremeBias = -24;
+  // |u| = |t·S + b| up to ~1e4: rows of norm r give |S| <= r², so r = sqrt(1e4 / 112).
+  const double extremeNorm = std::sqrt(1e4 / 112.0);
+  std::vector<Case> cases;
+  uint64_t s = seed;
+  auto add = [&](std::string name, LossKind kind, int64_t n, int64_t m, int64_t d, bool ids, double scale,
+                 double bias, double norm, double noise = 0.6) {
+    cases.push_back({name, kind, n, m, d, ids, scale, bias, norm, noise, ++s});
+  };
+  for (LossKind kind : {LossKind::Sigmoid, LossKind::Softmax}) {
+    const double scale = kind == LossKind::Sigmoid ? ln10 : clipScale;
+    const double bias = kind == LossKind::Sigmoid ? -10 : 0;
+    add("tiny", kind, 1, 1, 1, false, scale, bias, 1);
+    add("odd", kind, 7, 7, 3, false, scale, bias, 1);
+    add("non-tile", kind, 33, 33, 17, false, scale, bias, 1);
+    add("ids, N != M", kind, 255, 257, 40, true, scale, bias, 1);
+    add("ids, N > M", kind, 130, 61, 9, true, scale, bias, 1);
+    add("ids, square", kind, 96, 96, 32, true, scale, bias, 1);
+    add("wide D", kind, 300, 300, 768, false, scale, bias, 1);
+    add("tall", kind, 513, 513, 64, false, scale, bias, 1);
+    add("extreme |u|~1e4", kind, 65, 65, 48, false, extremeScale, kind == LossKind::Sigmoid ? extremeBias : 0,
+        extremeNorm);
+    add("extreme, ids", kind, 70, 90, 20, true, extremeScale, kind == LossKind::Sigmoid ? extremeBias : 0,
+        extremeNorm);
+    // Unrelated pairs at extreme scale: logits spread over ±1e4 with no clear winner per row,
+    // so the softmax is not trivially saturated (loss 0) and the sigmoid sees both signs.
+    add("extreme, random pairs", kind, 97, 97, 24, false, extremeScale, kind == LossKind::Sigmoid ? extremeBias : 0,
+        extremeNorm, 1e3);
+    add("bias 0, s 0", kind, 40, 40, 8, false, 0, 0, 1);
+  }
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int64_t> size(1, 300);
+  for (int k = 0; k < randomCount; ++k) {
+    const LossKind kind = k % 2 == 0 ? LossKind::Sigmoid : LossKind::Softmax;
+    const bool ids = k % 4 >= 2;
+    const int64_t n = size(rng), d = size(rng);
+    const int64_t m = ids ? size(rng) : n;
+    const double scale = std::uniform_real_distribution<double>(0, std::log(100.0))(rng);
+    const double bias = kind == LossKind::Sigmoid ? std::uniform_real_distribution<double>(-15, 5)(rng) : 0;
+    add("random #" + std::to_string(k), kind, n, m, d, ids, scale, bias, 1);
+  }
+  return cases;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string filter;
+  uint64_t seed = 20240611;
+  int randomCount = 16;
+  for (int k = 1; k < argc; ++k) {
+    const std::string arg = argv[k];
+    if (arg == "--filter" && k + 1 < argc) filter = argv[++k];
+    else if (arg == "--seed" && k + 1 < argc) seed = std::strtoull(argv[++k], nullptr, 10);
+    else if (arg == "--random" && k + 1 < argc) randomCount = std::atoi(argv[++k]);
+    else {
+      std::fprintf(stderr, "usage: %s [--filter SUBSTRING] [--seed N] [--random COUNT]\n", argv[0]);
+      return 2;
+    }
+  }
+
+  const cpu::CpuInfo info = cpu::cpuInfo();
+  std::printf("siglip_core_check: simd %s (%s), %d hardware threads, fused tile %dx%d, seed %llu\n",
+              info.simd.c_str(), info.simdReason.c_str(), info.hardwareThreads, info.tileRows, info.tileCols,
+              (unsigned long long)seed);
+  std::printf("tolerances: loss %.0e, dX/dY %.0e (relative L2), ds/db %.0e relative to max(|ref|, %.0e*sum|terms|)\n",
+              kLossTolerance, kGradTolerance, kGradTolerance, kScalarFloor);
+
+  for (const Case& c : buildCases(seed, randomCount)) {
+    const std::string label = std::string(kindName(c.kind)) + " " + c.name;
+    if (!filter.empty() && label.find(filter) == std::string::npos) continue;
+    checkCase(c);
+  }
+  if (filter.empty() || std::string("bad-request").find(filter) != std::string::npos) checkBadRequests();
+
+  if (failures) {
+    std::printf("siglip_core_check: %d FAILED\n", failures);
+    return 1;
+  }
+  std::printf("siglip_core_check: all passed\n");
+  return 0;
+}

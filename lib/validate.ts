@@ -1,0 +1,152 @@
+/**
+ * Argument validation with one message form, as in the native core (csrc/core/errors.h):
+ * "Expected <expected> for <argument> but received <received>". Wrong kinds of value throw
+ * TypeError, right kinds with bad values throw RangeError; both carry Node's usual `code`
+ * and the `argument` they are about.
+ *
+ * @internal
+ * @packageDocumentation
+ */
+import { types } from 'node:util';
+
+/** The `code` on TypeErrors the package throws for arguments of the wrong kind. */
+export const ERR_INVALID_ARG_TYPE = 'ERR_INVALID_ARG_TYPE';
+/** The `code` on RangeErrors the package throws for arguments with bad values. */
+export const ERR_INVALID_ARG_VALUE = 'ERR_INVALID_ARG_VALUE';
+
+/** An error of the package: a standard error class plus `code` and, for arguments, `argument`. */
+export type SiglipError = Error & {
+  /** `ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE`, `ERR_SIGLIP_NO_CUDA`, `ERR_SIGLIP_OUT_OF_MEMORY`, ... */
+  code: string;
+  /** The argument the error is about (`image.data`, `options.threads`, ...), when there is one. */
+  argument?: string;
+};
+
+function withCode<E extends Error>(error: E, code: string, argument?: string): E & SiglipError {
+  const e = error as E & SiglipError;
+  e.code = code;
+  if (argument !== undefined) e.argument = argument;
+  return e;
+}
+
+/** "Expected <expected> for <argument> but received <received>". */
+export function message(argument: string, expected: string, received: string): string {
+  return `Expected ${expected} for ${argument} but received ${received}`;
+}
+
+/** A TypeError for a value of the wrong kind. */
+export function invalidType(argument: string, expected: string, value: unknown): TypeError & SiglipError {
+  return withCode(new TypeError(message(argument, expected, describe(value))), ERR_INVALID_ARG_TYPE, argument);
+}
+
+/** A RangeError for a value of the right kind but a bad value; `received` is described if not a string. */
+export function invalidValue(
+  argument: string,
+  expected: string,
+  received: unknown,
+  code: string = ERR_INVALID_ARG_VALUE,
+): RangeError & SiglipError {
+  return withCode(new RangeError(message(argument, expected, describe(received))), code, argument);
+}
+
+/** A plain Error with a package-specific code (for conditions that are not bad arguments). */
+export function errorWithCode(text: string, code: string, argument?: string): Error & SiglipError {
+  return withCode(new Error(text), code, argument);
+}
+
+/** Marks a string as already a description, so that {@link describe} passes it through. */
+export class Description {
+  constructor(readonly text: string) {}
+}
+
+/** The <received> part of a message: "undefined", "the number 1.5", "a Float64Array of length 4", ... */
+export function describe(value: unknown): string {
+  if (value instanceof Description) return value.text;
+  if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'number':
+      return `the number ${String(value)}`;
+    case 'boolean':
+      return `the boolean ${String(value)}`;
+    case 'string':
+      return `the string '${value.length > 40 ? `${value.slice(0, 40)}...` : value}'`;
+    case 'bigint':
+      return `the bigint ${String(value)}n`;
+    case 'symbol':
+      return 'a symbol';
+    case 'function':
+      return 'a function';
+    default:
+      break;
+  }
+  if (ArrayBuffer.isView(value)) {
+    const name = value.constructor?.name ?? 'typed array';
+    if (isDetachedView(value)) return `a detached ${name}`;
+    const length = (value as { length?: number }).length;
+    return typeof length === 'number' ? `a ${name} of length ${length}` : `a ${name}`;
+  }
+  if (Array.isArray(value)) return `an Array of length ${value.length}`;
+  if (value instanceof ArrayBuffer) return 'an ArrayBuffer';
+  const name = Object.getPrototypeOf(value)?.constructor?.name;
+  return name && name !== 'Object' ? `an instance of ${name}` : 'an object';
+}
+
+/** A detached view: its buffer was transferred (postMessage, structuredClone) and it has no bytes left. */
+export function isDetachedView(view: ArrayBufferView): boolean {
+  if (view.byteLength !== 0) return false;
+  const buffer = view.buffer as ArrayBuffer & { detached?: boolean };
+  if (typeof buffer.detached === 'boolean') return buffer.detached; // ES2024 (Node 22+)
+  try {
+    new Uint8Array(buffer); // throws TypeError on a detached buffer, and only then
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** true for `{}`-style objects (prototype Object.prototype or null), false for arrays, class instances, null. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** An Int32Array (from any realm) that is not detached; `expected` describes it in messages. */
+export function checkInt32Array(argument: string, value: unknown, expected: string): Int32Array {
+  if (!types.isInt32Array(value)) throw invalidType(argument, expected, value);
+  if (isDetachedView(value)) throw invalidType(argument, `${expected}, not detached`, value);
+  return value;
+}
+
+/** A positive safe integer (1 ≤ value ≤ 2^53 − 1). */
+export function checkPositiveInteger(argument: string, value: unknown): number {
+  if (typeof value !== 'number') throw invalidType(argument, 'a positive integer', value);
+  if (!Number.isSafeInteger(value) || value < 1) throw invalidValue(argument, 'a positive integer', value);
+  return value;
+}
+
+/** An integer in [min, max]. */
+export function checkIntegerInRange(argument: string, value: unknown, min: number, max: number): number {
+  const expected = `an integer from ${min} to ${max}`;
+  if (typeof value !== 'number') throw invalidType(argument, expected, value);
+  if (!Number.isInteger(value) || value < min || value > max) throw invalidValue(argument, expected, value);
+  return value;
+}
+
+/** A finite number. */
+export function checkFiniteNumber(argument: string, value: unknown): number {
+  if (typeof value !== 'number') throw invalidType(argument, 'a finite number', value);
+  if (!Number.isFinite(value)) throw invalidValue(argument, 'a finite number', value);
+  return value;
+}
+
+/** A Float32Array (not a Float64Array, Array or other typed array) that is not detached. */
+export function checkFloat32Array(argument: string, value: unknown): Float32Array {
+  // util.types, not instanceof: arrays from another realm (vm contexts) are Float32Arrays too.
+  if (!types.isFloat32Array(value)) throw invalidType(argument, 'a Float32Array', value);
+  if (isDetachedView(value)) {
+    throw invalidType(argument, 'a Float32Array that is not detached (its buffer was transferred)', value);
+  }
+  return value;
+}
