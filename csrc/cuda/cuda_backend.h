@@ -1,0 +1,109 @@
+// The CUDA backend's public entry points. Plain C++ (no CUDA headers), so the N-API addon
+// and the C++ tools include it from ordinary translation units; everything CUDA lives in
+// the .cu files behind it. Built only when CMake finds a CUDA compiler (SIGLIP_WITH_CUDA).
+//
+// Every function reports failure by throwing siglip::Error: a missing driver or GPU, an
+// invalid ordinal, out-of-memory (ErrorKind::OutOfMemory) and kernel faults alike.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "../core/loss_request.h"
+
+namespace siglip::cuda {
+
+enum class DType { Float32, BFloat16, Float16 };
+// How float32 inputs are multiplied: TF32 tensor cores (default) or exact float32 (SIMT).
+// 16-bit inputs always use tensor cores with float32 accumulation.
+enum class Precision { TF32, FP32 };
+
+size_t dtypeSize(DType dtype);
+const char* dtypeName(DType dtype);
+
+// Number of usable GPUs; 0 (never an exception) when there is no driver or no device.
+// `reason` (optional) receives why, e.g. the CUDA error text.
+int deviceCount(std::string* reason = nullptr);
+
+struct DeviceInfo {
+  int ordinal = 0;
+  std::string name;
+  int computeMajor = 0;
+  int computeMinor = 0;
+  size_t totalMemory = 0;
+  size_t freeMemory = 0;
+};
+DeviceInfo deviceInfo(int ordinal);  // throws for an invalid ordinal
+int runtimeVersion();                // the CUDA runtime this build links (e.g. 13000)
+int driverVersion();                 // 0 without a driver
+
+// Device memory this library holds now, and the most it has held since the last reset (all
+// devices, whole process): the benchmarks' measure of a loss call's extra device memory.
+size_t allocatedBytes();
+size_t peakAllocatedBytes();
+void resetPeakAllocatedBytes();
+
+// Device memory on one GPU, owned (freed on destruction). Movable, not copyable.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(int device, size_t bytes);  // throws OutOfMemory when the GPU has no room
+  DeviceBuffer(DeviceBuffer&& other) noexcept;
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer();
+
+  void upload(const void* host, size_t bytes, size_t offset = 0);
+  void download(void* host, size_t bytes, size_t offset = 0) const;
+  void zero();
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  int device() const { return device_; }
+  void release();  // frees now (dispose())
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  int device_ = -1;
+};
+
+// A matrix resident on a GPU: rows × cols of dtype, row-major and contiguous.
+struct DeviceMatrixView {
+  const void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  DType dtype = DType::Float32;
+  int device = 0;
+};
+
+struct CudaLossRequest {
+  DeviceMatrixView image;              // X: N×D
+  DeviceMatrixView text;               // Y: M×D, same dtype and device as image
+  const int32_t* imageIds = nullptr;   // host arrays (copied to the device per call), or null
+  const int32_t* textIds = nullptr;
+  double logitScale = 0;
+  double logitBias = 0;
+  Method method = Method::Fused;
+  Precision precision = Precision::TF32;
+};
+
+// Gradients as float32 device arrays (N×D and M×D) on the request's device; null = forward only.
+struct CudaGradientOutputs {
+  float* image = nullptr;
+  float* text = nullptr;
+  bool wanted() const { return image != nullptr; }
+};
+
+// Validates (sizes, dtypes, devices, non-finite values — scanned on the GPU) and computes.
+// Synchronous: returns when the GPU has finished. Deterministic: same bits on every run.
+LossResult sigmoidLoss(const CudaLossRequest& request, CudaGradientOutputs grads);
+// Softmax: the naive (materialised) method only, for now.
+LossResult softmaxLoss(const CudaLossRequest& request, CudaGradientOutputs grads);
+
+// The simple, obviously correct kernels (one thread per row, then one per column; no tiles,
+// no tensor cores, float32 FMA): the GPU's own reference for the fast kernels.
+LossResult sigmoidLossSimple(const CudaLossRequest& request, CudaGradientOutputs grads);
+
+}  // namespace siglip::cuda
