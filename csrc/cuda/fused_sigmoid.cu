@@ -21,11 +21,19 @@
 
 namespace siglip::cuda {
 
+// One block of kAccumulateThreads: thread i sums partials i, i + 256, … in order, then the
+// block reduces in a fixed tree (writeBlockSums), so the order, and the bits, never vary.
 __global__ void accumulatePartialsKernel(const double* partials, int64_t blocks, double* totals) {
-  if (threadIdx.x != 0 || blockIdx.x != 0) return;
-  double t0 = totals[0], t1 = totals[1], t2 = totals[2];
-  for (int64_t b = 0; b < blocks; ++b) t0 += partials[3 * b], t1 += partials[3 * b + 1], t2 += partials[3 * b + 2];
-  totals[0] = t0, totals[1] = t1, totals[2] = t2;
+  PairSums3 mine;
+  for (int64_t b = threadIdx.x; b < blocks; b += blockDim.x) {
+    mine.softplus += partials[3 * b];
+    mine.dLogit += partials[3 * b + 1];
+    mine.dLogitSim += partials[3 * b + 2];
+  }
+  __shared__ double blockTotal[3];
+  writeBlockSums(mine, blockTotal);
+  __syncthreads();
+  if (threadIdx.x == 0) totals[0] += blockTotal[0], totals[1] += blockTotal[1], totals[2] += blockTotal[2];
 }
 
 namespace {
@@ -83,7 +91,7 @@ LossResult blockedSigmoid(const CudaLossRequest& req, const DeviceIds& ids, Cuda
       ep.colOffset = c0;
       ep.partials = static_cast<double*>(partials.data());
       launchGemm<T, false, true>(GemmOperands<T>{x + r0 * d, d, y + c0 * d, d, rows, cols, d}, ep, exact, stream.get());
-      accumulatePartialsKernel<<<1, 1, 0, stream.get()>>>(ep.partials, gemmBlockCount(rows, cols, exact),
+      accumulatePartialsKernel<<<1, kAccumulateThreads, 0, stream.get()>>>(ep.partials, gemmBlockCount(rows, cols, exact),
                                                           static_cast<double*>(totals.data()));
       SIGLIP_CUDA_CHECK_LAUNCH("accumulatePartialsKernel");
       if (!wantGrad) continue;

@@ -150,9 +150,11 @@ struct SoftmaxGradParams {
   const int32_t *rowCount, *colCount;
   const int32_t *imageIds, *textIds;
   float colWeight;  // N/M: (P_col − T_col)/(2M) expressed in units of 1/(2N)
+  float storeScale;  // kGradStoreScale / (1 + colWeight): keeps |stored| ≤ kGradStoreScale
 };
 
-// Writes 2N·H·storeScale (H = ∂L/∂logits) and sums Σ H·logit per block.
+// With h2n = 2N·H = (P_row − T_row) + (N/M)(P_col − T_col) ∈ [−(1 + N/M), 1 + N/M], writes
+// h2n·storeScale (within float16 range) and sums Σ h2n·logit per block.
 template <class T>
 __global__ void softmaxGradientKernel(const float* s, SoftmaxGradParams p, T* g, double* partials) {
   double dScale = 0;
@@ -171,7 +173,7 @@ __global__ void softmaxGradientKernel(const float* s, SoftmaxGradParams p, T* g,
     }
     const double h2n = pr + p.colWeight * pc;  // 2N·H
     dScale += h2n * logit;
-    g[e] = DTypeTraits<T>::fromFloat(float(h2n) * kGradStoreScale<T>);
+    g[e] = DTypeTraits<T>::fromFloat(float(h2n) * p.storeScale);
   }
   PairSums3 sums;
   sums.dLogitSim = dScale;
@@ -224,12 +226,13 @@ LossResult naiveSoftmax(const CudaLossRequest& req, const DeviceIds& ids, CudaGr
                             static_cast<const float*>(rowMax.data()), static_cast<const float*>(colMax.data()),
                             static_cast<const double*>(rowLogSum.data()), static_cast<const double*>(colLogSum.data()),
                             static_cast<const int32_t*>(rowCount.data()), static_cast<const int32_t*>(colCount.data()),
-                            ids.image, ids.text, float(double(n) / double(m))};
+                            ids.image, ids.text, float(double(n) / double(m)),
+                            float(kGradStoreScale<T> / (1.0 + double(n) / double(m)))};
   softmaxGradientKernel<T><<<kElementwiseBlocks, kElementwiseThreads, 0, stream.get()>>>(
       sp, p, static_cast<T*>(g.data()), static_cast<double*>(partials.data()));
   SIGLIP_CUDA_CHECK_LAUNCH("softmaxGradientKernel");
   // ∂L/∂S = t·H = t/(2N) · (2N·H): the stored scale comes out of alpha.
-  backwardGemms<T>(req, static_cast<const T*>(g.data()), float(double(t) / (2.0 * double(n))) / kGradStoreScale<T>,
+  backwardGemms<T>(req, static_cast<const T*>(g.data()), float(double(t) / (2.0 * double(n)) / double(p.storeScale)),
                    grads, stream.get());
   stream.synchronize();
   std::vector<double> parts(size_t(kElementwiseBlocks) * 3);

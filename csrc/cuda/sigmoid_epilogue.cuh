@@ -63,7 +63,8 @@ struct SigmoidEpilogue {
   }
 };
 
-// totals[q] += Σ_b partials[3b + q], b in order: one thread, so the order is fixed.
+// totals[q] += Σ_b partials[3b + q] in a fixed order (one block of kAccumulateThreads).
+constexpr int kAccumulateThreads = 256;
 __global__ void accumulatePartialsKernel(const double* partials, int64_t blocks, double* totals);
 
 }  // namespace siglip::cuda

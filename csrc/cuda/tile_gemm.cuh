@@ -11,7 +11,7 @@
 // Structure, kept apart as in FlashAttention's csrc: the traits (tile shapes, shared
 // memory layout per operand layout), the main loop (global → shared → fragments → MMA), and
 // the epilogue (fragment → per-warp scratch → functor). This is the straightforward tiled
-// version: one shared-memory stage, scalar global loads with bounds checks (any shape, any
+// version: one shared-memory stage, bounds-checked global loads (any shape, any
 // alignment). The kernel's reference is the simple kernels in reference_kernels.cu.
 #pragma once
 #include <mma.h>
@@ -88,38 +88,42 @@ struct TensorCoreTraits<float> {  // TF32 tensor cores: float in shared memory, 
 
 // ---- global → shared ----------------------------------------------------------------
 
-// Loads the ROWS_A × BK slice of A starting at (m0, k0) and the BK × COLS_B slice of B at
-// (k0, n0) into shared memory, zero outside the matrix. Threads walk the contiguous index
-// fastest, so global reads coalesce for either layout.
-template <class T, class S, int BM, int BN, int BK, int PAD, bool A_COL, bool B_COL, int THREADS>
-__device__ __forceinline__ void loadTiles(const GemmOperands<T>& op, int64_t m0, int64_t n0, int64_t k0, S* as, S* bs) {
-  const int tid = threadIdx.x;
-  if (!A_COL) {  // shared As[BM][BK + PAD]
-    for (int e = tid; e < BM * BK; e += THREADS) {
-      const int r = e / BK, kk = e % BK;
-      const int64_t gr = m0 + r, gk = k0 + kk;
-      as[r * (BK + PAD) + kk] = (gr < op.m && gk < op.k) ? S(DTypeTraits<T>::toFloat(op.a[gr * op.lda + gk])) : S(0.0f);
-    }
-  } else {  // shared As[BK][BM + PAD]
-    for (int e = tid; e < BM * BK; e += THREADS) {
-      const int kk = e / BM, r = e % BM;
-      const int64_t gr = m0 + r, gk = k0 + kk;
-      as[kk * (BM + PAD) + r] = (gr < op.m && gk < op.k) ? S(DTypeTraits<T>::toFloat(op.a[gk * op.lda + gr])) : S(0.0f);
-    }
-  }
-  if (!B_COL) {  // shared Bs[BK][BN + PAD]
-    for (int e = tid; e < BK * BN; e += THREADS) {
-      const int kk = e / BN, c = e % BN;
-      const int64_t gk = k0 + kk, gc = n0 + c;
-      bs[kk * (BN + PAD) + c] = (gk < op.k && gc < op.n) ? S(DTypeTraits<T>::toFloat(op.b[gk * op.ldb + gc])) : S(0.0f);
-    }
-  } else {  // shared Bs[BN][BK + PAD]
-    for (int e = tid; e < BK * BN; e += THREADS) {
-      const int c = e / BK, kk = e % BK;
-      const int64_t gk = k0 + kk, gc = n0 + c;
-      bs[c * (BK + PAD) + kk] = (gk < op.k && gc < op.n) ? S(DTypeTraits<T>::toFloat(op.b[gc * op.ldb + gk])) : S(0.0f);
+// Copies an OUTER × INNER block whose INNER index is contiguous in global memory (stride
+// `ld` between outer lines) into shared memory with row stride INNER + PAD, zero outside
+// [0, outerLimit) × [0, innerLimit). Each operand layout maps onto this one shape: the
+// contiguous dimension in global memory stays contiguous in shared memory, so the copy is
+// raw (no conversion) and runs in 16-byte vectors wherever a chunk is in bounds and aligned;
+// consecutive threads take consecutive chunks, so global reads coalesce.
+template <class T, int OUTER, int INNER, int PAD, int THREADS>
+__device__ __forceinline__ void loadBlock(const T* base, int64_t ld, int64_t outerLimit, int64_t innerLimit, T* smem) {
+  constexpr int kVec = 16 / int(sizeof(T));
+  static_assert(INNER % kVec == 0 && (INNER + PAD) % kVec == 0, "tile rows must hold whole 16-byte chunks");
+  constexpr int kChunksPerLine = INNER / kVec;
+  for (int chunk = threadIdx.x; chunk < OUTER * kChunksPerLine; chunk += THREADS) {
+    const int outer = chunk / kChunksPerLine, inner = (chunk % kChunksPerLine) * kVec;
+    T* dst = smem + outer * (INNER + PAD) + inner;
+    const T* src = base + outer * ld + inner;
+    if (outer < outerLimit && inner + kVec <= innerLimit && (reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+      *reinterpret_cast<uint4*>(dst) = __ldg(reinterpret_cast<const uint4*>(src));
+    } else {
+#pragma unroll
+      for (int v = 0; v < kVec; ++v)
+        dst[v] = (outer < outerLimit && inner + v < innerLimit) ? src[v] : T(0.0f);
     }
   }
+}
+
+// Loads the BM × BK slice of A at (m0, k0) and the BK × BN slice of B at (k0, n0).
+template <class T, int BM, int BN, int BK, int PAD, bool A_COL, bool B_COL, int THREADS>
+__device__ __forceinline__ void loadTiles(const GemmOperands<T>& op, int64_t m0, int64_t n0, int64_t k0, T* as, T* bs) {
+  if (!A_COL)  // shared As[BM][BK + PAD]
+    loadBlock<T, BM, BK, PAD, THREADS>(op.a + m0 * op.lda + k0, op.lda, op.m - m0, op.k - k0, as);
+  else  // shared As[BK][BM + PAD]
+    loadBlock<T, BK, BM, PAD, THREADS>(op.a + k0 * op.lda + m0, op.lda, op.k - k0, op.m - m0, as);
+  if (!B_COL)  // shared Bs[BK][BN + PAD]
+    loadBlock<T, BK, BN, PAD, THREADS>(op.b + k0 * op.ldb + n0, op.ldb, op.k - k0, op.n - n0, bs);
+  else  // shared Bs[BN][BK + PAD]
+    loadBlock<T, BN, BK, PAD, THREADS>(op.b + n0 * op.ldb + k0, op.ldb, op.n - n0, op.k - k0, bs);
 }
 
 // ---- the tensor-core kernel ---------------------------------------------------------
@@ -154,7 +158,7 @@ __global__ void __launch_bounds__(kTcThreads) tensorCoreGemmKernel(GemmOperands<
     for (int j = 0; j < kTcWarpN / 16; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
 
   for (int64_t k0 = 0; k0 < op.k; k0 += BK) {
-    loadTiles<T, S, BM, BN, BK, PAD, A_COL, B_COL, kTcThreads>(op, m0, n0, k0, as, bs);
+    loadTiles<T, BM, BN, BK, PAD, A_COL, B_COL, kTcThreads>(op, m0, n0, k0, as, bs);
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < BK; kk += KS) {
@@ -215,7 +219,7 @@ __global__ void __launch_bounds__(kSimtThreads) simtGemmKernel(GemmOperands<floa
   const int64_t m0 = int64_t(blockIdx.y) * BM, n0 = int64_t(blockIdx.x) * BN;
   float acc[4][4] = {};
   for (int64_t k0 = 0; k0 < op.k; k0 += BK) {
-    loadTiles<float, float, BM, BN, BK, PAD, A_COL, B_COL, kSimtThreads>(op, m0, n0, k0, as, bs);
+    loadTiles<float, BM, BN, BK, PAD, A_COL, B_COL, kSimtThreads>(op, m0, n0, k0, as, bs);
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < BK; ++kk) {
