@@ -30,12 +30,13 @@
 
 namespace siglip::cpu {
 
-LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads) {
+PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* dImage, float* dText) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   const float* x = req.image.data;
   const float* y = req.text.data;
-  const double temperature = std::exp(req.logitScale);
-  const bool wantGrad = grads.wanted();
+  const double temperature = req.temperature;
+  const bool wantGrad = dImage != nullptr;
+  const GradientOutputs grads{dImage, dText};
   const int64_t rowBlocks = (n + kTileRows - 1) / kTileRows;
   const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
   const int workers = int(std::max<int64_t>(1, std::min<int64_t>(req.threads, rowBlocks)));
@@ -60,15 +61,11 @@ LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
   std::vector<PairSums> rowBlockSums(static_cast<size_t>(rowBlocks));
   std::unique_ptr<std::atomic<int64_t>[]> colProgress(new std::atomic<int64_t>[size_t(colBlocks)]);
   for (int64_t j = 0; j < colBlocks; ++j) colProgress[j].store(0, std::memory_order_relaxed);
-  if (wantGrad) {
-    std::memset(grads.image, 0, size_t(n) * size_t(d) * sizeof(float));
-    std::memset(grads.text, 0, size_t(m) * size_t(d) * sizeof(float));
-  }
 
   SigmoidTileParams params;
   params.temperature = float(temperature);
-  params.bias = float(req.logitBias);
-  params.gradScale = float(temperature / double(n));
+  params.bias = float(req.bias);
+  params.gradScale = float(temperature / req.normalizer);
   params.wantGradient = wantGrad;
 
   std::atomic<int64_t> nextRowBlock{0};
@@ -101,8 +98,8 @@ LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
         gemm(ks, rows, cols, d, imageAsA, GemmOperand{StridedView{yj, 1, d}}, s, kTileCols, false, me.gemm);
 
         SigmoidTileParams tileParams = params;
-        tileParams.rowOffset = i0;
-        tileParams.colOffset = j0;
+        tileParams.rowOffset = req.imageOffset + i0;
+        tileParams.colOffset = req.textOffset + j0;
         if (req.imageIds) {
           tileParams.rowIds = req.imageIds + i0;
           tileParams.colIds = req.textIds + j0;
@@ -122,13 +119,36 @@ LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
 
   PairSums total;
   for (const PairSums& rowSums : rowBlockSums) total.add(rowSums);
+  return total;
+}
+
+LossResult sigmoidResultFromSums(const PairSums& sums, double temperature, double normalizer, bool withGradients) {
   LossResult result;
-  result.loss = total.softplus / double(n);
-  if (wantGrad) {
-    result.dLogitBias = total.dLogit / double(n);
-    result.dLogitScale = temperature * total.dLogitSim / double(n);
+  result.loss = sums.softplus / normalizer;
+  if (withGradients) {
+    result.dLogitBias = sums.dLogit / normalizer;
+    result.dLogitScale = temperature * sums.dLogitSim / normalizer;
   }
   return result;
+}
+
+LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads) {
+  const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
+  if (grads.wanted()) {
+    std::memset(grads.image, 0, size_t(n) * size_t(d) * sizeof(float));
+    std::memset(grads.text, 0, size_t(m) * size_t(d) * sizeof(float));
+  }
+  SigmoidBlock block;
+  block.image = req.image;
+  block.text = req.text;
+  block.imageIds = req.imageIds;
+  block.textIds = req.textIds;
+  block.temperature = std::exp(req.logitScale);
+  block.bias = req.logitBias;
+  block.normalizer = double(n);
+  block.threads = req.threads;
+  const PairSums sums = fusedSigmoidBlock(ks, block, grads.image, grads.text);
+  return sigmoidResultFromSums(sums, block.temperature, block.normalizer, grads.wanted());
 }
 
 }  // namespace siglip::cpu

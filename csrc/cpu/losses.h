@@ -13,6 +13,26 @@ constexpr int64_t kTileCols = 192;
 // fused_sigmoid.cpp: tiled, the sigmoid-BCE forward and backward fused into the tile pass.
 LossResult fusedSigmoidLoss(const KernelSet& kernels, const LossRequest& request, GradientOutputs grads);
 
+// One block of pairs of a larger batch (the ring's unit of work): images X (rows at global
+// index imageOffset…) against a block of texts Y (at textOffset…); positives by ids or, without
+// them, where the global indices are equal. Returns the block's PairSums and, when dImage is
+// given, *adds* (t/normalizer)·G·Y to dImage and (t/normalizer)·Gᵀ·X to dText.
+struct SigmoidBlock {
+  MatrixView image;
+  MatrixView text;
+  const int32_t* imageIds = nullptr;
+  const int32_t* textIds = nullptr;
+  int64_t imageOffset = 0;
+  int64_t textOffset = 0;
+  double temperature = 1;  // t = exp(logitScale)
+  double bias = 0;
+  double normalizer = 1;   // N, the number of image rows of the whole batch
+  int threads = 1;
+};
+PairSums fusedSigmoidBlock(const KernelSet& kernels, const SigmoidBlock& block, float* dImage, float* dText);
+// loss, ∂L/∂b and ∂L/∂s from the (global) sums.
+LossResult sigmoidResultFromSums(const PairSums& sums, double temperature, double normalizer, bool withGradients);
+
 // naive_losses.cpp: the materialising baselines (what the Python peers do).
 LossResult naiveSigmoidLoss(const KernelSet& kernels, const LossRequest& request, GradientOutputs grads);
 LossResult naiveSoftmaxLoss(const KernelSet& kernels, const LossRequest& request, GradientOutputs grads);
