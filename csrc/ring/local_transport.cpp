@@ -1,0 +1,153 @@
+#include "local_transport.h"
+
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "../core/errors.h"
+
+namespace siglip::ring {
+
+class LocalGroup {
+ public:
+  LocalGroup(int size, std::chrono::milliseconds timeout) : size_(size), timeout_(timeout), mailboxes_(size), gathered_(size) {}
+
+  void post(int to, int from, int tag, const void* data, size_t bytes) {
+    std::vector<char> message(static_cast<const char*>(data), static_cast<const char*>(data) + bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    mailboxes_[to].emplace(std::make_pair(from, tag), std::move(message));
+    changed_.notify_all();
+  }
+
+  void take(int rank, int from, int tag, void* data, size_t bytes) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    auto& box = mailboxes_[rank];
+    const auto key = std::make_pair(from, tag);
+    waitFor(lock, rank, "a message (tag " + std::to_string(tag) + ") from rank " + std::to_string(from),
+            [&] { return box.find(key) != box.end(); });
+    auto it = box.find(key);
+    if (it->second.size() != bytes)
+      throw Error(ErrorKind::Internal, "ring",
+                  "ring rank " + std::to_string(rank) + ": message from rank " + std::to_string(from) + " has " +
+                      std::to_string(it->second.size()) + " bytes, expected " + std::to_string(bytes));
+    if (bytes) std::memcpy(data, it->second.data(), bytes);
+    box.erase(it);
+  }
+
+  void allGather(int rank, const void* mine, size_t bytes, void* all) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const uint64_t round = round_;
+    gathered_[rank].assign(static_cast<const char*>(mine), static_cast<const char*>(mine) + bytes);
+    if (++arrived_ == size_) {
+      published_ = gathered_;
+      arrived_ = 0;
+      ++round_;
+      changed_.notify_all();
+    } else {
+      waitFor(lock, rank, "all ranks to reach the same all-gather", [&] { return round_ != round; });
+    }
+    // Nobody can start the next round before every rank has left this one (it needs all
+    // deposits), so `published_` still holds this round's data.
+    char* out = static_cast<char*>(all);
+    for (int r = 0; r < size_; ++r) {
+      if (published_[r].size() != bytes)
+        throw Error(ErrorKind::Internal, "ring", "ring all-gather: ranks disagree on the message size");
+      if (bytes) std::memcpy(out + size_t(r) * bytes, published_[r].data(), bytes);
+    }
+  }
+
+  void abort(int rank, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!aborted_) {
+      aborted_ = true;
+      abortReason_ = "rank " + std::to_string(rank) + " failed: " + reason;
+    }
+    changed_.notify_all();
+  }
+
+  int size() const { return size_; }
+
+ private:
+  template <class Ready>
+  void waitFor(std::unique_lock<std::mutex>& lock, int rank, const std::string& what, Ready ready) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    for (;;) {
+      if (ready()) return;
+      if (aborted_)
+        throw Error(ErrorKind::Internal, "ring", "ring rank " + std::to_string(rank) + " stopped: " + abortReason_);
+      if (changed_.wait_until(lock, deadline) == std::cv_status::timeout && !ready() && !aborted_)
+        throw Error(ErrorKind::Internal, "ring",
+                    "ring rank " + std::to_string(rank) + " timed out after " + std::to_string(timeout_.count()) +
+                        " ms waiting for " + what);
+    }
+  }
+
+  const int size_;
+  const std::chrono::milliseconds timeout_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::multimap<std::pair<int, int>, std::vector<char>>> mailboxes_;
+  std::vector<std::vector<char>> gathered_;
+  std::vector<std::vector<char>> published_;
+  int arrived_ = 0;
+  uint64_t round_ = 0;
+  bool aborted_ = false;
+  std::string abortReason_;
+};
+
+namespace {
+
+class LocalReceive : public PendingTransfer {
+ public:
+  LocalReceive(void* data, size_t bytes, int tag) : data(data), bytes(bytes), tag(tag) {}
+  void* data;
+  size_t bytes;
+  int tag;
+  bool done = false;
+};
+
+class LocalEndpoint : public Transport {
+ public:
+  LocalEndpoint(std::shared_ptr<LocalGroup> group, int rank) : group_(std::move(group)), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return group_->size(); }
+
+  Transfer sendToNext(const void* data, size_t bytes, int tag) override {
+    group_->post((rank_ + 1) % size(), rank_, tag, data, bytes);
+    bytesSent_ += bytes;
+    return nullptr;  // copied already: nothing to wait for
+  }
+  Transfer receiveFromPrevious(void* data, size_t bytes, int tag) override {
+    return std::make_unique<LocalReceive>(data, bytes, tag);
+  }
+  void wait(Transfer& transfer) override {
+    auto* receive = dynamic_cast<LocalReceive*>(transfer.get());
+    if (receive && !receive->done) {
+      group_->take(rank_, (rank_ - 1 + size()) % size(), receive->tag, receive->data, receive->bytes);
+      receive->done = true;
+    }
+    transfer.reset();
+  }
+  void allGather(const void* mine, size_t bytes, void* all) override { group_->allGather(rank_, mine, bytes, all); }
+  void abort(const std::string& reason) override { group_->abort(rank_, reason); }
+  uint64_t bytesSent() const override { return bytesSent_; }
+
+ private:
+  std::shared_ptr<LocalGroup> group_;
+  int rank_;
+  uint64_t bytesSent_ = 0;
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<Transport>> createLocalGroup(int size, std::chrono::milliseconds timeout) {
+  if (size < 1 || size > 4096) throw Error(ErrorKind::Range, "ranks", "Expected from 1 to 4096 ranks for ranks but received " + std::to_string(size));
+  auto group = std::make_shared<LocalGroup>(size, timeout);
+  std::vector<std::unique_ptr<Transport>> endpoints;
+  for (int r = 0; r < size; ++r) endpoints.push_back(std::make_unique<LocalEndpoint>(group, r));
+  return endpoints;
+}
+
+}  // namespace siglip::ring

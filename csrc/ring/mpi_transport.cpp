@@ -1,0 +1,187 @@
+#include "mpi_transport.h"
+
+#include <mpi.h>
+
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "../core/errors.h"
+
+namespace siglip::ring {
+namespace {
+
+std::mutex mpiMutex;       // MPI_THREAD_SERIALIZED: one MPI call at a time in this process
+bool initialisedHere = false;
+constexpr int kAbortTag = 1 << 20;  // above every ring tag (2·P + 1)
+
+[[noreturn]] void throwMpi(int code, const std::string& what) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  throw Error(ErrorKind::Internal, "ring", what + ": " + std::string(text, size_t(length)));
+}
+
+void checkMpi(int code, const char* what) {
+  if (code != MPI_SUCCESS) throwMpi(code, what);
+}
+
+int byteCount(size_t bytes) {
+  if (bytes > size_t(INT_MAX))
+    throw Error(ErrorKind::Range, "ring", "ring messages over MPI are limited to 2 GiB; a block has " + std::to_string(bytes) + " bytes");
+  return int(bytes);
+}
+
+class MpiTransfer : public PendingTransfer {
+ public:
+  MPI_Request request = MPI_REQUEST_NULL;
+  std::string what;
+};
+
+class MpiTransport : public Transport {
+ public:
+  explicit MpiTransport(std::chrono::milliseconds timeout) : timeout_(timeout) {
+    std::lock_guard<std::mutex> lock(mpiMutex);
+    checkMpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup");
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+  ~MpiTransport() override {
+    std::lock_guard<std::mutex> lock(mpiMutex);
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  Transfer sendToNext(const void* data, size_t bytes, int tag) override {
+    auto t = std::make_unique<MpiTransfer>();
+    t->what = "sending " + std::to_string(bytes) + " bytes (tag " + std::to_string(tag) + ") to rank " + std::to_string(next());
+    std::lock_guard<std::mutex> lock(mpiMutex);
+    checkMpi(MPI_Isend(data, byteCount(bytes), MPI_BYTE, next(), tag, comm_, &t->request), "MPI_Isend");
+    bytesSent_ += bytes;
+    return t;
+  }
+
+  Transfer receiveFromPrevious(void* data, size_t bytes, int tag) override {
+    auto t = std::make_unique<MpiTransfer>();
+    t->what = "a message (tag " + std::to_string(tag) + ") from rank " + std::to_string(previous());
+    std::lock_guard<std::mutex> lock(mpiMutex);
+    checkMpi(MPI_Irecv(data, byteCount(bytes), MPI_BYTE, previous(), tag, comm_, &t->request), "MPI_Irecv");
+    return t;
+  }
+
+  void wait(Transfer& transfer) override {
+    auto* t = dynamic_cast<MpiTransfer*>(transfer.get());
+    if (t) complete(t->request, t->what);
+    transfer.reset();
+  }
+
+  void allGather(const void* mine, size_t bytes, void* all) override {
+    MPI_Request request;
+    {
+      std::lock_guard<std::mutex> lock(mpiMutex);
+      checkMpi(MPI_Iallgather(mine, byteCount(bytes), MPI_BYTE, all, byteCount(bytes), MPI_BYTE, comm_, &request),
+               "MPI_Iallgather");
+    }
+    complete(request, "all ranks to reach the same all-gather");
+  }
+
+  // Tells every other rank, with a small message they look for while they wait. (A rank
+  // that dies without a word is caught by the others' timeouts, or by mpirun ending the job.)
+  void abort(const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mpiMutex);
+    std::strncpy(abortMessage_, reason.c_str(), sizeof abortMessage_ - 1);
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      MPI_Request request;
+      if (MPI_Isend(abortMessage_, int(sizeof abortMessage_), MPI_CHAR, r, kAbortTag, comm_, &request) == MPI_SUCCESS)
+        MPI_Request_free(&request);
+    }
+  }
+
+  uint64_t bytesSent() const override { return bytesSent_; }
+
+ private:
+  int next() const { return (rank_ + 1) % size_; }
+  int previous() const { return (rank_ - 1 + size_) % size_; }
+
+  // Polls the request (MPI_Test drives progress) until it completes, another rank reports
+  // an abort, or the deadline passes.
+  void complete(MPI_Request& request, const std::string& what) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mpiMutex);
+        int done = 0;
+        checkMpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        if (done) return;
+        int pending = 0;
+        MPI_Status status;
+        MPI_Iprobe(MPI_ANY_SOURCE, kAbortTag, comm_, &pending, &status);
+        if (pending) {
+          char reason[sizeof abortMessage_] = {};
+          MPI_Recv(reason, int(sizeof reason), MPI_CHAR, status.MPI_SOURCE, kAbortTag, comm_, MPI_STATUS_IGNORE);
+          MPI_Cancel(&request);
+          throw Error(ErrorKind::Internal, "ring",
+                      "ring rank " + std::to_string(rank_) + " stopped: rank " + std::to_string(status.MPI_SOURCE) +
+                          " failed: " + reason);
+        }
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        std::lock_guard<std::mutex> lock(mpiMutex);
+        MPI_Cancel(&request);
+        throw Error(ErrorKind::Internal, "ring",
+                    "ring rank " + std::to_string(rank_) + " timed out after " + std::to_string(timeout_.count()) +
+                        " ms waiting for " + what);
+      }
+      std::this_thread::yield();
+    }
+  }
+
+  std::chrono::milliseconds timeout_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+  uint64_t bytesSent_ = 0;
+  char abortMessage_[512] = {};
+};
+
+}  // namespace
+
+bool launchedByMpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"})
+    if (std::getenv(name)) return true;
+  return false;
+}
+
+std::unique_ptr<Transport> createMpiTransport(std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard<std::mutex> lock(mpiMutex);
+    int initialized = 0, finalized = 0;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (finalized) throw Error(ErrorKind::Internal, "ring", "MPI was already finalised in this process");
+    if (!initialized) {
+      int provided = 0;
+      checkMpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+      initialisedHere = true;
+    }
+  }
+  return std::make_unique<MpiTransport>(timeout);
+}
+
+void finalizeMpi() {
+  std::lock_guard<std::mutex> lock(mpiMutex);
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialisedHere && initialized && !finalized) MPI_Finalize();
+}
+
+}  // namespace siglip::ring
