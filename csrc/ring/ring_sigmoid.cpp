@@ -21,9 +21,7 @@
 #include <vector>
 
 #include "../core/errors.h"
-#include "../cpu/aligned_buffer.h"
-#include "../cpu/cpu_kernels.h"
-#include "../cpu/losses.h"
+#include "ring_backend.h"
 
 namespace siglip::ring {
 namespace {
@@ -37,17 +35,10 @@ struct ShardHeader {
   double logitScale, logitBias;
 };
 
-// A travelling block: texts (m × D floats) followed by their ids (m int32, when used).
-struct BlockBuffer {
-  cpu::AlignedBuffer storage;
-  float* texts() { return storage.data(); }
-  int32_t* ids(int64_t rows, int64_t cols) { return reinterpret_cast<int32_t*>(storage.data() + rows * cols); }
-};
-
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-LossResult runRing(Transport& tp, const RingShard& shard, const RingOptions& opt, GradientOutputs grads,
-                   RingStats& stats) {
+LossResult runRing(Transport& tp, RingBackend& be, const RingShard& shard, const RingOptions& opt,
+                   GradientOutputs grads, RingStats& stats) {
   const int p = tp.size(), r = tp.rank();
   const int64_t d = shard.image.cols;
   if (shard.text.cols != d)
@@ -82,62 +73,62 @@ LossResult runRing(Transport& tp, const RingShard& shard, const RingOptions& opt
                 "batch pairs with row i of the global text batch) for text but received " +
                     std::to_string(globalTexts) + " text rows for " + std::to_string(globalImages) + " image rows");
 
-  // 2. The travelling buffers: two text blocks (current, incoming), two gradient
+  // 2. The travelling buffers, in the backend's memory: two text blocks (current, incoming;
+  //    a block's ids ride right after its texts in the same message), two gradient
   //    accumulators (one travelling out, one coming in) and this rank's contribution.
   const bool wantGrad = grads.wanted();
-  const int64_t idFloats = mine.hasIds ? maxTextRows : 0;  // ids ride in float-sized slots
-  BlockBuffer blocks[2];
-  cpu::AlignedBuffer accumulators[2], contribution;
-  blocks[0].storage.resize(size_t(maxTextRows * d + idFloats));
-  if (p > 1) blocks[1].storage.resize(size_t(maxTextRows * d + idFloats));
+  const size_t element = be.elementBytes();
+  const auto blockBytes = [&](int64_t m) { return size_t(m * d) * element + (mine.hasIds ? size_t(m) * sizeof(int32_t) : 0); };
+  const auto gradBytes = [&](int64_t m) { return size_t(m * d) * sizeof(float); };
+  const auto idsOf = [&](void* block, int64_t m) {
+    return reinterpret_cast<int32_t*>(static_cast<char*>(block) + size_t(m * d) * element);
+  };
+  void* blocks[2] = {be.allocate(blockBytes(maxTextRows)), p > 1 ? be.allocate(blockBytes(maxTextRows)) : nullptr};
+  float* accumulators[2] = {nullptr, nullptr};
+  float* contribution = nullptr;
   if (wantGrad) {
-    contribution.resize(size_t(maxTextRows * d));
+    contribution = static_cast<float*>(be.allocate(gradBytes(maxTextRows)));
     if (p > 1) {
-      accumulators[0].resize(size_t(maxTextRows * d));
-      accumulators[1].resize(size_t(maxTextRows * d));
+      accumulators[0] = static_cast<float*>(be.allocate(gradBytes(maxTextRows)));
+      accumulators[1] = static_cast<float*>(be.allocate(gradBytes(maxTextRows)));
     }
-    std::memset(grads.image, 0, size_t(shard.image.rows * d) * sizeof(float));
+    be.zero(grads.image, gradBytes(shard.image.rows));
   }
-  stats.peakRingBytes = (blocks[0].storage.size() + blocks[1].storage.size() + accumulators[0].size() +
-                         accumulators[1].size() + contribution.size()) * sizeof(float);
+  stats.peakRingBytes = be.allocatedBytes();
 
   // The own block starts in blocks[0].
-  std::memcpy(blocks[0].texts(), shard.text.data, size_t(shard.text.rows * d) * sizeof(float));
-  if (mine.hasIds) std::memcpy(blocks[0].ids(shard.text.rows, d), shard.textIds, size_t(shard.text.rows) * sizeof(int32_t));
+  be.copy(blocks[0], shard.text.data, size_t(shard.text.rows * d) * element);
+  if (mine.hasIds) be.copy(idsOf(blocks[0], shard.text.rows), shard.textIds, size_t(shard.text.rows) * sizeof(int32_t));
 
-  const cpu::KernelSet& kernels = cpu::activeKernels();
   const double temperature = std::exp(opt.logitScale);
   cpu::PairSums sums;
   Transfer sendingAccumulator;
   for (int s = 0; s < p; ++s) {
     const int owner = (r - s + p) % p;
     const int64_t rows = all[size_t(owner)].textRows;
-    BlockBuffer& current = blocks[s % 2];
-    BlockBuffer& incoming = blocks[(s + 1) % 2];
-    const auto blockBytes = [&](int64_t m) { return size_t(m * d) * sizeof(float) + (mine.hasIds ? size_t(m) * 4 : 0); };
+    void* current = blocks[s % 2];
+    void* incoming = blocks[(s + 1) % 2];
 
-    // Texts of the next step travel while this one computes; a block's ids ride right after
-    // its texts in the same message.
+    // Texts of the next step travel while this one computes.
     Transfer receivingTexts, sendingTexts, receivingAccumulator;
     if (s < p - 1) {
       const int nextOwner = (r - s - 1 + 2 * p) % p;
-      const int64_t nextRows = all[size_t(nextOwner)].textRows;
-      receivingTexts = tp.receiveFromPrevious(incoming.texts(), blockBytes(nextRows), 2 * (s + 1));
-      sendingTexts = tp.sendToNext(current.texts(), blockBytes(rows), 2 * (s + 1));
+      receivingTexts = tp.receiveFromPrevious(incoming, blockBytes(all[size_t(nextOwner)].textRows), 2 * (s + 1));
+      sendingTexts = tp.sendToNext(current, blockBytes(rows), 2 * (s + 1));
     }
     float* accumulator = nullptr;
     if (wantGrad && s > 0) {
-      accumulator = accumulators[s % 2].data();
-      receivingAccumulator = tp.receiveFromPrevious(accumulator, size_t(rows * d) * sizeof(float), 2 * s + 1);
+      accumulator = accumulators[s % 2];
+      receivingAccumulator = tp.receiveFromPrevious(accumulator, gradBytes(rows), 2 * s + 1);
     }
 
     // Own images × block `owner`.
     const auto computeStart = Clock::now();
     cpu::SigmoidBlock block;
     block.image = shard.image;
-    block.text = MatrixView{current.texts(), rows, d};
+    block.text = MatrixView{static_cast<const float*>(current), rows, d};
     block.imageIds = shard.imageIds;
-    block.textIds = mine.hasIds ? current.ids(rows, d) : nullptr;
+    block.textIds = mine.hasIds ? idsOf(current, rows) : nullptr;
     block.imageOffset = imageOffset[size_t(r)];
     block.textOffset = textOffset[size_t(owner)];
     block.temperature = temperature;
@@ -146,24 +137,24 @@ LossResult runRing(Transport& tp, const RingShard& shard, const RingOptions& opt
     block.threads = opt.threads;
     float* part = nullptr;
     if (wantGrad) {
-      part = (s == 0 && p == 1) ? grads.text : contribution.data();
-      std::memset(part, 0, size_t(rows * d) * sizeof(float));
+      part = (s == 0 && p == 1) ? grads.text : contribution;
+      be.zero(part, gradBytes(rows));
     }
-    if (shard.image.rows > 0 && rows > 0) sums.add(cpu::fusedSigmoidBlock(kernels, block, wantGrad ? grads.image : nullptr, part));
+    if (shard.image.rows > 0 && rows > 0) sums.add(be.computeBlock(block, wantGrad ? grads.image : nullptr, part));
     const auto computeEnd = Clock::now();
     stats.computeSeconds += seconds(computeStart, computeEnd);
 
     if (wantGrad && p > 1) {
       // Add this rank's part to the block's accumulator and pass it on.
       if (s == 0) {
-        accumulator = accumulators[0].data();
-        std::memcpy(accumulator, part, size_t(rows * d) * sizeof(float));
+        accumulator = accumulators[0];
+        be.copy(accumulator, part, gradBytes(rows));
       } else {
         tp.wait(receivingAccumulator);
-        for (int64_t e = 0; e < rows * d; ++e) accumulator[e] += part[e];
+        be.add(accumulator, part, rows * d);
       }
       tp.wait(sendingAccumulator);  // the previous one, whose buffer is about to be reused
-      sendingAccumulator = tp.sendToNext(accumulator, size_t(rows * d) * sizeof(float), 2 * (s + 1) + 1);
+      sendingAccumulator = tp.sendToNext(accumulator, gradBytes(rows), 2 * (s + 1) + 1);
     }
     tp.wait(sendingTexts);
     tp.wait(receivingTexts);
@@ -172,7 +163,7 @@ LossResult runRing(Transport& tp, const RingShard& shard, const RingOptions& opt
   if (wantGrad && p > 1) {
     // ∂Y_r has visited every rank; the last of them sends it home.
     const auto waitStart = Clock::now();
-    Transfer home = tp.receiveFromPrevious(grads.text, size_t(shard.text.rows * d) * sizeof(float), 2 * p + 1);
+    Transfer home = tp.receiveFromPrevious(grads.text, gradBytes(shard.text.rows), 2 * p + 1);
     tp.wait(home);
     tp.wait(sendingAccumulator);
     stats.waitSeconds += seconds(waitStart, Clock::now());
@@ -191,16 +182,21 @@ LossResult runRing(Transport& tp, const RingShard& shard, const RingOptions& opt
 
 }  // namespace
 
-LossResult ringSigmoidLoss(Transport& transport, const RingShard& shard, const RingOptions& options,
-                           GradientOutputs grads, RingStats* stats) {
+LossResult ringSigmoidLoss(Transport& transport, RingBackend& backend, const RingShard& shard,
+                           const RingOptions& options, GradientOutputs grads, RingStats* stats) {
   RingStats local;
   try {
-    LossResult result = runRing(transport, shard, options, grads, stats ? *stats : local);
-    return result;
+    return runRing(transport, backend, shard, options, grads, stats ? *stats : local);
   } catch (const std::exception& e) {
     transport.abort(e.what());
     throw;
   }
+}
+
+LossResult ringSigmoidLoss(Transport& transport, const RingShard& shard, const RingOptions& options,
+                           GradientOutputs grads, RingStats* stats) {
+  CpuRingBackend backend;
+  return ringSigmoidLoss(transport, backend, shard, options, grads, stats);
 }
 
 }  // namespace siglip::ring

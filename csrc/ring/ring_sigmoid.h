@@ -5,13 +5,14 @@
 #include <cstdint>
 
 #include "../core/loss_request.h"
+#include "ring_backend.h"
 #include "transport.h"
 
 namespace siglip::ring {
 
 // One rank's part of the global batch (the concatenation of all ranks' shards in rank order).
 struct RingShard {
-  MatrixView image;                  // n_r × D
+  MatrixView image;                  // n_r × D (for a CUDA backend: device data of its dtype)
   MatrixView text;                   // m_r × D (m_r may differ from n_r where ids are given)
   const int32_t* imageIds = nullptr;  // n_r ids, or null on every rank
   const int32_t* textIds = nullptr;   // m_r ids
@@ -35,7 +36,11 @@ struct RingStats {
 // and this rank's ∂L/∂X_r and ∂L/∂Y_r into `grads` (when wanted). Collective: every rank of
 // the transport must call it with the same options. On any failure it aborts the transport
 // (so the other ranks fail too) and throws.
+// On the CPU (host memory, the CPU kernels).
 LossResult ringSigmoidLoss(Transport& transport, const RingShard& shard, const RingOptions& options,
                            GradientOutputs grads, RingStats* stats = nullptr);
+// On any backend: the shard's data, ids and `grads` live in the backend's memory.
+LossResult ringSigmoidLoss(Transport& transport, RingBackend& backend, const RingShard& shard,
+                           const RingOptions& options, GradientOutputs grads, RingStats* stats = nullptr);
 
 }  // namespace siglip::ring
