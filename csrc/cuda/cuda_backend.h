@@ -35,6 +35,8 @@ struct DeviceInfo {
   size_t freeMemory = 0;
 };
 DeviceInfo deviceInfo(int ordinal);  // throws for an invalid ordinal
+// Throws a RangeError-kind siglip::Error naming options.device unless `ordinal` is a usable GPU.
+void requireDevice(int ordinal);
 int runtimeVersion();                // the CUDA runtime this build links (e.g. 13000)
 int driverVersion();                 // 0 without a driver
 

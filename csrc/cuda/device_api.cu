@@ -35,7 +35,7 @@ int driverVersion() {
   return v;
 }
 
-static void checkOrdinal(int ordinal) {
+void requireDevice(int ordinal) {
   std::string reason;
   const int count = deviceCount(&reason);
   if (ordinal < 0 || ordinal >= count) {
@@ -46,7 +46,7 @@ static void checkOrdinal(int ordinal) {
 }
 
 DeviceInfo deviceInfo(int ordinal) {
-  checkOrdinal(ordinal);
+  requireDevice(ordinal);
   cudaDeviceProp prop{};
   SIGLIP_CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal));
   DeviceInfo info;
@@ -76,7 +76,7 @@ size_t peakAllocatedBytes() { return peakBytes.load(); }
 void resetPeakAllocatedBytes() { peakBytes.store(liveBytes.load()); }
 
 DeviceBuffer::DeviceBuffer(int device, size_t bytes) : device_(device) {
-  checkOrdinal(device);
+  requireDevice(device);
   DeviceGuard guard(device);
   if (bytes == 0) return;
   SIGLIP_CUDA_CHECK(cudaMalloc(&data_, bytes));

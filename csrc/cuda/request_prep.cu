@@ -40,9 +40,13 @@ void checkFiniteOnDevice(const DeviceMatrixView& m, const char* name, cudaStream
 
 }  // namespace
 
+// A blocking stream (not cudaStreamNonBlocking) on purpose: a cudaMemcpy from pageable host
+// memory may return before its DMA lands, and cudaMemset is asynchronous; both run on the
+// legacy default stream, which a blocking stream waits for. Uploads followed by a loss call
+// are therefore ordered without extra synchronisation.
 Stream::Stream(int device) {
   DeviceGuard guard(device);
-  SIGLIP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  SIGLIP_CUDA_CHECK(cudaStreamCreate(&stream_));
 }
 Stream::~Stream() {
   if (stream_) cudaStreamDestroy(stream_);
@@ -50,6 +54,7 @@ Stream::~Stream() {
 void Stream::synchronize() { SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
 void validateCudaRequest(LossKind kind, const CudaLossRequest& req, const CudaGradientOutputs& grads) {
+  requireDevice(req.image.device);
   // Shapes, ids and options by the same rules (and messages) as the CPU; data lives on the
   // GPU, so the finite-value scan is done there instead.
   LossRequest shape;
@@ -77,6 +82,7 @@ void validateCudaRequest(LossKind kind, const CudaLossRequest& req, const CudaGr
   if (req.image.rows >= (int64_t(1) << 31) || req.text.rows >= (int64_t(1) << 31))
     throw invalidArgument(ErrorKind::Range, "image", "fewer than 2^31 rows on the GPU", "more");
 
+  DeviceGuard guard(req.image.device);
   Stream stream(req.image.device);
   checkFiniteOnDevice(req.image, "image", stream.get());
   checkFiniteOnDevice(req.text, "text", stream.get());

@@ -15,7 +15,7 @@ struct DeviceIds {
 };
 DeviceIds uploadIds(const CudaLossRequest& request);
 
-// A stream of our own per call (non-blocking w.r.t. the legacy default stream).
+// A stream of our own per call (blocking: it waits for work on the legacy default stream).
 class Stream {
  public:
   explicit Stream(int device);

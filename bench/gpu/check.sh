@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Issue #3's GPU check in one command, run from the repository root on a machine with an
+# NVIDIA GPU, nvcc, CMake and PyTorch (no Node.js, no network):
+#
+#     bash bench/gpu/check.sh [OUTDIR]      # default OUTDIR: $OUT if set, else bench/gpu/results
+#
+# Steps, each under `timeout` (a later step runs even when an earlier one failed):
+#   1. the machine: nvidia-smi, nvcc, cmake, PyTorch; cuBLAS found in PyTorch's wheel
+#   2. cmake configure + build of siglip_core_check and siglip_cuda_check (sm_90 only)
+#   3. siglip_core_check (the CPU core against the float64 reference, seconds)
+#   4. siglip_cuda_check --correctness (every CUDA path and precision against the reference)
+#   5. siglip_cuda_check --timing (N = 4096, 16384, 65536; D = 768; bf16 and tf32), with the
+#      cuBLAS floor (same GEMMs through cublasGemmEx)
+#   6. bench/gpu/torch_peer.py (PyTorch eager SigLIP, same sizes)
+#   7. compute-sanitizer memcheck on one small odd-shaped correctness case, when time is left
+#   8. bench/gpu/merge.py: the final table (time, TFLOP/s, extra memory, x floor, x torch)
+# The whole run is held under SIGLIP_CHECK_BUDGET_S seconds (default 320; with
+# the 10 s grace `timeout -k` allows a step, at most about 350 s in the worst case): each step's
+# timeout is cut so the steps after it keep their minimum, and the timing tools stop starting
+# new cases before their own timeout.
+#
+# OUTDIR receives 8 files: setup.log core_check.log correctness.log timing.log timing.json
+# torch_peer.log torch_peer.json summary.txt (summary.txt: the table, then each step's result).
+# Exit status: 0 when every step passed, 1 otherwise.
+#
+# Overrides (environment): SIGLIP_CHECK_BUDGET_S, SIGLIP_CHECK_N (4096,16384,65536),
+# SIGLIP_CHECK_DTYPES (bf16,tf32), SIGLIP_BUILD_DIR (build-gpu), SIGLIP_CUBLAS (a cuBLAS
+# library or its folder), SIGLIP_CUDA_ARCH (90), PYTHON (python3).
+set -u -o pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+REPO="$(pwd)"
+OUTDIR="${1:-${OUT:-bench/gpu/results}}"
+mkdir -p "$OUTDIR" || { echo "cannot create $OUTDIR"; exit 1; }
+OUTDIR="$(cd "$OUTDIR" && pwd)"
+BUDGET="${SIGLIP_CHECK_BUDGET_S:-320}"
+BUILD="${SIGLIP_BUILD_DIR:-build-gpu}"
+NS="${SIGLIP_CHECK_N:-4096,16384,65536}"
+DTYPES="${SIGLIP_CHECK_DTYPES:-bf16,tf32}"
+ARCH="${SIGLIP_CUDA_ARCH:-90}"
+PY="${PYTHON:-python3}"
+D=768
+T0=$SECONDS
+STATUS=()
+FAILED=0
+
+SETUP_LOG="$OUTDIR/setup.log"
+CORE_LOG="$OUTDIR/core_check.log"
+CORRECT_LOG="$OUTDIR/correctness.log"
+TIMING_LOG="$OUTDIR/timing.log"
+TIMING_JSON="$OUTDIR/timing.json"
+PEER_LOG="$OUTDIR/torch_peer.log"
+PEER_JSON="$OUTDIR/torch_peer.json"
+SUMMARY="$OUTDIR/summary.txt"
+rm -f "$SETUP_LOG" "$CORE_LOG" "$CORRECT_LOG" "$TIMING_LOG" "$TIMING_JSON" "$PEER_LOG" "$PEER_JSON" "$SUMMARY"
+
+say() { echo "[check +$((SECONDS - T0))s] $*"; }
+
+# slot CAP RESERVE: a step's timeout, at most CAP seconds and leaving RESERVE seconds of the
+# budget for the steps after it (never under 10 s).
+slot() {
+  local cap=$1 reserve=$2 left
+  left=$((BUDGET - (SECONDS - T0) - reserve))
+  ((left < cap)) && cap=$left
+  ((cap < 10)) && cap=10
+  echo "$cap"
+}
+
+# run_step NAME LOG LIMIT QUIET CMD...: runs CMD under `timeout`, appending its output to LOG;
+# prints it too, or with QUIET=1 only its FAIL (and sanitizer error) lines and its last 5
+# lines. Records the result in STATUS.
+run_step() {
+  local name=$1 logfile=$2 limit=$3 quiet=$4 rc result before
+  shift 4
+  say "$name (timeout ${limit}s): $*" | tee -a "$logfile"
+  if [ "$quiet" = 1 ]; then
+    before=$(wc -l <"$logfile")
+    timeout -k 10 "$limit" "$@" >>"$logfile" 2>&1
+    rc=$?
+    tail -n +"$((before + 1))" "$logfile" | grep -E '^FAIL|ERROR SUMMARY|^========= (Invalid|Program hit|Error)' | head -40
+    tail -n +"$((before + 1))" "$logfile" | tail -n 5
+  else
+    timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$logfile"
+    rc=${PIPESTATUS[0]}
+  fi
+  if ((rc == 124 || rc == 137)); then
+    result="TIMED OUT after ${limit}s"
+  elif ((rc == 0)); then
+    result="ok"
+  else
+    result="exit status $rc"
+  fi
+  ((rc != 0)) && FAILED=1
+  say "$name: $result" | tee -a "$logfile"
+  STATUS+=("$name: $result")
+  return "$rc"
+}
+
+# ---- 1. the machine ----------------------------------------------------------------------
+say "siglip-kernels GPU check: repo $REPO, results in $OUTDIR, budget ${BUDGET}s" | tee -a "$SETUP_LOG"
+{
+  echo "== date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "== git: $(git rev-parse HEAD 2>/dev/null || echo 'not a git checkout') $(git status --porcelain 2>/dev/null | wc -l) changed file(s)"
+  echo "== host: $(uname -srm), $(nproc) CPUs"
+  echo "== nvidia-smi"
+  timeout 30 nvidia-smi || echo "nvidia-smi failed or is missing (exit $?)"
+} 2>&1 | tee -a "$SETUP_LOG"
+
+# nvcc: PATH, else the usual places. A toolkit newer than the driver cannot run (CUDA 13
+# needs driver 580+): then prefer an installed toolkit of the driver's major version.
+NVCC="$(command -v nvcc || true)"
+if [ -z "$NVCC" ]; then
+  for c in /usr/local/cuda/bin/nvcc /usr/local/cuda-*/bin/nvcc /opt/cuda/bin/nvcc; do
+    if [ -x "$c" ]; then NVCC="$c"; break; fi
+  done
+fi
+NVCC_NOTE="nvcc: NOT FOUND (the CUDA build will fail)"
+if [ -n "$NVCC" ]; then
+  NVCC_MAJOR="$("$NVCC" --version 2>/dev/null | sed -n 's/.*release \([0-9]*\)\..*/\1/p' | head -n 1)"
+  DRIVER_MAJOR="$(timeout 30 nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\)\..*/\1/p' | head -n 1)"
+  NVCC_NOTE="nvcc: $NVCC (CUDA ${NVCC_MAJOR:-?}; the driver supports CUDA ${DRIVER_MAJOR:-?})"
+  if [ -n "$NVCC_MAJOR" ] && [ -n "$DRIVER_MAJOR" ] && ((NVCC_MAJOR > DRIVER_MAJOR)); then
+    for c in /usr/local/cuda-"$DRIVER_MAJOR"*/bin/nvcc; do
+      if [ -x "$c" ]; then NVCC="$c"; fi
+    done
+    NVCC_NOTE="$NVCC_NOTE; the driver is older than the toolkit: using $NVCC"
+  fi
+fi
+{
+  echo "== $NVCC_NOTE"
+  [ -n "$NVCC" ] && "$NVCC" --version 2>&1 | tail -n 2
+  echo "== cmake: $(cmake --version 2>/dev/null | head -n 1 || echo missing)"
+} 2>&1 | tee -a "$SETUP_LOG"
+
+# PyTorch and the cuBLAS in its wheel (nvidia/cu13/lib, nvidia/cublas/lib, or torch/lib).
+CUBLAS="${SIGLIP_CUBLAS:-}"
+FIND_CUBLAS='
+import glob, os, sys
+dirs = []
+try:
+    import torch
+    print("== torch", torch.__version__, "CUDA", torch.version.cuda, "available:", torch.cuda.is_available(),
+          "device:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
+    dirs.append(os.path.join(os.path.dirname(torch.__file__), "lib"))
+except Exception as e:
+    print("== torch import failed:", e)
+try:
+    import triton
+    print("== triton", triton.__version__)
+except Exception as e:
+    print("== triton not importable:", e)
+for p in sys.path:
+    if os.path.isdir(os.path.join(p, "nvidia")):
+        dirs = sorted(glob.glob(os.path.join(p, "nvidia", "*", "lib"))) + dirs
+for d in dirs:
+    if glob.glob(os.path.join(d, "libcublas.so*")):
+        print("CUBLAS_DIR=" + d)
+        break
+else:
+    print("== no libcublas.so* under", dirs)
+'
+if [ -z "$CUBLAS" ]; then
+  PYOUT="$(timeout "$(slot 90 240)" "$PY" -c "$FIND_CUBLAS" 2>&1)"
+  echo "$PYOUT" | tee -a "$SETUP_LOG"
+  CUBLAS="$(echo "$PYOUT" | sed -n 's/^CUBLAS_DIR=//p' | head -n 1)"
+  if [ -z "$CUBLAS" ]; then
+    for c in /usr/local/cuda/lib64 "$(dirname "${NVCC:-/nonexistent}")/../lib64"; do
+      if ls "$c"/libcublas.so* >/dev/null 2>&1; then CUBLAS="$c"; break; fi
+    done
+  fi
+fi
+say "cuBLAS for the floor: ${CUBLAS:-none found (the floor rows will be skipped)}" | tee -a "$SETUP_LOG"
+
+# ---- 2. build ----------------------------------------------------------------------------
+JOBS="$(nproc)"
+((JOBS > 16)) && JOBS=16
+CONFIGURE=(cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DSIGLIP_CUDA=on
+  -DSIGLIP_MPI=off)
+[ -n "$NVCC" ] && CONFIGURE+=(-DCMAKE_CUDA_COMPILER="$NVCC")
+if ! run_step "configure" "$SETUP_LOG" "$(slot 90 220)" 0 "${CONFIGURE[@]}"; then
+  say "configure failed: retrying once in a fresh $BUILD" | tee -a "$SETUP_LOG"
+  rm -rf "$BUILD"
+  run_step "configure (fresh)" "$SETUP_LOG" "$(slot 90 220)" 0 "${CONFIGURE[@]}" && STATUS+=("(the first configure failed; the fresh one passed)")
+fi
+run_step "build" "$SETUP_LOG" "$(slot 240 160)" 0 \
+  cmake --build "$BUILD" -j "$JOBS" --target siglip_core_check siglip_cuda_check
+CHECK_BIN="$BUILD/siglip_cuda_check"
+CORE_BIN="$BUILD/siglip_core_check"
+
+# ---- 3. the CPU core ---------------------------------------------------------------------
+if [ -x "$CORE_BIN" ]; then
+  run_step "siglip_core_check" "$CORE_LOG" "$(slot 60 150)" 1 "$CORE_BIN"
+else
+  echo "siglip_core_check was not built" | tee -a "$CORE_LOG"
+  STATUS+=("siglip_core_check: not built")
+  FAILED=1
+fi
+
+# ---- 4. correctness, 5. timing -------------------------------------------------------------
+if [ -x "$CHECK_BIN" ]; then
+  run_step "cuda correctness" "$CORRECT_LOG" "$(slot 120 110)" 1 "$CHECK_BIN" --correctness
+  CORRECT_PASS="$(grep -c '^PASS' "$CORRECT_LOG" || true)"
+  CORRECT_FAIL="$(grep -c '^FAIL' "$CORRECT_LOG" || true)"
+  LIMIT="$(slot 170 50)"
+  DEADLINE=$((LIMIT > 60 ? LIMIT - 40 : LIMIT * 2 / 3))
+  TIMING_ARGS=(--timing --n "$NS" --d "$D" --dtypes "$DTYPES" --runs 10 --warmup 1 --case-budget-s 2.5
+    --deadline-s "$DEADLINE" --json "$TIMING_JSON")
+  [ -n "$CUBLAS" ] && TIMING_ARGS+=(--cublas "$CUBLAS")
+  run_step "cuda timing" "$TIMING_LOG" "$LIMIT" 0 "$CHECK_BIN" "${TIMING_ARGS[@]}"
+else
+  for f in "$CORRECT_LOG" "$TIMING_LOG"; do echo "siglip_cuda_check was not built: see setup.log" | tee -a "$f"; done
+  STATUS+=("cuda correctness: not built" "cuda timing: not built")
+  FAILED=1
+fi
+
+# ---- 6. the PyTorch peer -------------------------------------------------------------------
+LIMIT="$(slot 120 20)"
+DEADLINE=$((LIMIT > 60 ? LIMIT - 30 : LIMIT / 2))
+run_step "torch peer" "$PEER_LOG" "$LIMIT" 0 "$PY" bench/gpu/torch_peer.py --n "$NS" --d "$D" --dtypes "$DTYPES" \
+  --runs 10 --warmup 1 --case-budget-s 2.5 --deadline-s "$DEADLINE" --json "$PEER_JSON"
+
+# ---- 7. compute-sanitizer on small cases, if there is time --------------------------------
+SANITIZER="$(command -v compute-sanitizer || true)"
+if [ -z "$SANITIZER" ] && [ -n "$NVCC" ] && [ -x "$(dirname "$NVCC")/compute-sanitizer" ]; then
+  SANITIZER="$(dirname "$NVCC")/compute-sanitizer"
+fi
+LEFT=$((BUDGET - (SECONDS - T0)))
+if [ -n "$SANITIZER" ] && [ -x "$CHECK_BIN" ] && ((LEFT > 50)); then
+  # Out-of-bounds or misaligned accesses in the tile loads: 257 x 257 x 13 (rows not 16-byte
+  # aligned, partial tiles) through every sigmoid path and precision.
+  LIMIT="$(slot 90 15)"
+  run_step "memcheck (257x257x13)" "$CORRECT_LOG" "$LIMIT" 1 \
+    "$SANITIZER" --tool memcheck --error-exitcode 99 --print-limit 20 "$CHECK_BIN" --correctness --filter "sigmoid D odd"
+else
+  say "memcheck skipped (compute-sanitizer: ${SANITIZER:-not found}; ${LEFT}s of the budget left)" | tee -a "$CORRECT_LOG"
+fi
+
+# ---- 8. the table --------------------------------------------------------------------------
+rm -f "$OUTDIR"/*.tmp
+timeout 30 "$PY" bench/gpu/merge.py --timing "$TIMING_JSON" --torch "$PEER_JSON" --out "$SUMMARY" ||
+  { echo "merge.py failed (exit $?)" | tee -a "$SUMMARY"; FAILED=1; }
+{
+  echo
+  echo "steps (total $((SECONDS - T0)) s of a ${BUDGET} s budget):"
+  for s in "${STATUS[@]}"; do echo "  $s"; done
+  echo "cuda correctness: ${CORRECT_PASS:-0} PASS, ${CORRECT_FAIL:-0} FAIL lines (correctness.log)"
+  echo "files in $OUTDIR: $(cd "$OUTDIR" && printf '%s ' *)"
+} | tee -a "$SUMMARY"
+exit "$FAILED"
