@@ -1,5 +1,7 @@
-// The fused sigmoid loss on the GPU: the N×M pair grid is processed in blocks of at most
-// kPairBlock × kPairBlock pairs. For block (r, c):
+// The fused sigmoid loss on the GPU. The unit is sigmoidBlock (cuda_block.h): images against
+// a block of texts at global offsets, accumulating into the gradients; sigmoidLoss is the
+// whole batch as one block, the ring runs one per step. A block's pair grid is processed in
+// pieces of at most kPairBlock × kPairBlock pairs. For piece (r, c):
 //   1. S = X_r · Y_cᵀ on tensor cores; the sigmoid epilogue runs on the accumulators and
 //      writes only the gradient block G (in the input dtype) and per-CTA scalar sums;
 //   2. ∂X_r += (t/N) · G · Y_c           (tile GEMM, float32 accumulate into ∂X)
@@ -13,8 +15,12 @@
 // fit on chip, forcing atomics (non-deterministic) or a fourth GEMM to recompute S for the
 // column owner. Here the three GEMMs are plain, each can use the best tile shape, and the
 // only extra traffic is G (N·M·2 bytes, about 1/D of the GEMM work's operand traffic).
+#include <algorithm>
 #include <cmath>
+#include <memory>
+#include <string>
 
+#include "cuda_block.h"
 #include "request_prep.cuh"
 #include "sigmoid_epilogue.cuh"
 #include "tile_gemm.cuh"
@@ -40,41 +46,61 @@ namespace {
 
 constexpr int64_t kPairBlock = 4096;
 
-LossResult finishSigmoid(const DeviceBuffer& totals, int64_t n, double temperature, bool wantGrad) {
-  double sums[3];
-  totals.download(sums, sizeof sums);
+LossResult finishSigmoid(const SigmoidBlockSums& sums, int64_t n, double temperature, bool wantGrad) {
   LossResult result;
-  result.loss = sums[0] / double(n);
+  result.loss = sums.softplus / double(n);
   if (wantGrad) {
-    result.dLogitBias = sums[1] / double(n);
-    result.dLogitScale = temperature * sums[2] / double(n);
+    result.dLogitBias = sums.dLogit / double(n);
+    result.dLogitScale = temperature * sums.dLogitSim / double(n);
   }
   return result;
 }
 
-template <class T>
-LossResult blockedSigmoid(const CudaLossRequest& req, const DeviceIds& ids, CudaGradientOutputs grads) {
-  const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
-  const int device = req.image.device;
-  const T* x = static_cast<const T*>(req.image.data);
-  const T* y = static_cast<const T*>(req.text.data);
-  const bool exact = req.precision == Precision::FP32;
-  const bool wantGrad = grads.wanted();
-  const int64_t br = std::min(n, kPairBlock), bc = std::min(m, kPairBlock);
-  const double temperature = std::exp(req.logitScale);
-
-  DeviceGuard guard(device);
-  Stream stream(device);
-  DeviceBuffer g(device, wantGrad ? size_t(br) * size_t(bc) * sizeof(T) : 0);
-  DeviceBuffer partials(device, size_t(gemmBlockCount(br, bc, exact)) * 3 * sizeof(double));
-  DeviceBuffer totals(device, 3 * sizeof(double));
-  SIGLIP_CUDA_CHECK(cudaMemsetAsync(totals.data(), 0, totals.bytes(), stream.get()));
-  if (wantGrad) {
-    SIGLIP_CUDA_CHECK(cudaMemsetAsync(grads.image, 0, size_t(n) * d * sizeof(float), stream.get()));
-    SIGLIP_CUDA_CHECK(cudaMemsetAsync(grads.text, 0, size_t(m) * d * sizeof(float), stream.get()));
+// Makes `buffer` hold at least `bytes` on `device` (reallocating, contents lost, if not).
+void reserve(DeviceBuffer& buffer, int device, size_t bytes) {
+  if (buffer.device() != device || buffer.bytes() < bytes) {
+    buffer.release();
+    buffer = DeviceBuffer(device, bytes);
   }
-  T* gBlock = static_cast<T*>(g.data());
-  const float alpha = float(temperature / double(n)) / kGradStoreScale<T>;
+}
+
+bool aligned4(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 3) == 0; }
+
+// The block, on `stream`, with scratch from `ws`: pieces of at most kPairBlock × kPairBlock
+// pairs, each (1) S = X_r·Y_cᵀ through the sigmoid epilogue (G and per-CTA sums), (2) the
+// sums into the totals in a fixed order, (3) ∂X_r += α·G·Y_c, (4) ∂Y_c += α·Gᵀ·X_r.
+template <class T>
+SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, float* dText, cudaStream_t stream,
+                                SigmoidBlockWorkspace& ws) {
+  const int64_t n = blk.image.rows, m = blk.text.rows, d = blk.image.cols;
+  const int device = blk.image.device;
+  const T* x = static_cast<const T*>(blk.image.data);
+  const T* y = static_cast<const T*>(blk.text.data);
+  const bool exact = blk.precision == Precision::FP32;
+  const bool wantGrad = dImage != nullptr;
+  const int64_t br = std::min(n, kPairBlock), bc = std::min(m, kPairBlock);
+  const double temperature = blk.temperature;
+
+  reserve(ws.gradient, device, wantGrad ? size_t(br) * size_t(bc) * sizeof(T) : 0);
+  reserve(ws.partials, device, size_t(gemmBlockCount(br, bc, exact)) * 3 * sizeof(double));
+  reserve(ws.totals, device, 3 * sizeof(double));
+  SIGLIP_CUDA_CHECK(cudaMemsetAsync(ws.totals.data(), 0, 3 * sizeof(double), stream));
+
+  // Ids the epilogue reads as int32 must be 4-byte aligned.
+  const int32_t* imageIds = blk.imageIds;
+  const int32_t* textIds = blk.textIds;
+  if (imageIds && (!aligned4(imageIds) || !aligned4(textIds))) {
+    reserve(ws.ids, device, size_t(n + m) * sizeof(int32_t));
+    int32_t* copy = static_cast<int32_t*>(ws.ids.data());
+    SIGLIP_CUDA_CHECK(cudaMemcpyAsync(copy, imageIds, size_t(n) * sizeof(int32_t), cudaMemcpyDeviceToDevice, stream));
+    SIGLIP_CUDA_CHECK(cudaMemcpyAsync(copy + n, textIds, size_t(m) * sizeof(int32_t), cudaMemcpyDeviceToDevice, stream));
+    imageIds = copy;
+    textIds = copy + n;
+  }
+
+  T* gBlock = static_cast<T*>(ws.gradient.data());
+  double* totals = static_cast<double*>(ws.totals.data());
+  const float alpha = float(temperature / blk.normalizer) / kGradStoreScale<T>;
 
   for (int64_t r0 = 0; r0 < n; r0 += br) {
     const int64_t rows = std::min(br, n - r0);
@@ -84,28 +110,67 @@ LossResult blockedSigmoid(const CudaLossRequest& req, const DeviceIds& ids, Cuda
       ep.g = wantGrad ? gBlock : nullptr;
       ep.ldg = bc;
       ep.temperature = float(temperature);
-      ep.bias = float(req.logitBias);
-      ep.rowIds = ids.image ? ids.image + r0 : nullptr;
-      ep.colIds = ids.text ? ids.text + c0 : nullptr;
-      ep.rowOffset = r0;
-      ep.colOffset = c0;
-      ep.partials = static_cast<double*>(partials.data());
-      launchGemm<T, false, true>(GemmOperands<T>{x + r0 * d, d, y + c0 * d, d, rows, cols, d}, ep, exact, stream.get());
-      accumulatePartialsKernel<<<1, kAccumulateThreads, 0, stream.get()>>>(ep.partials, gemmBlockCount(rows, cols, exact),
-                                                          static_cast<double*>(totals.data()));
+      ep.bias = float(blk.bias);
+      ep.rowIds = imageIds ? imageIds + r0 : nullptr;
+      ep.colIds = textIds ? textIds + c0 : nullptr;
+      ep.rowOffset = blk.imageOffset + r0;
+      ep.colOffset = blk.textOffset + c0;
+      ep.partials = static_cast<double*>(ws.partials.data());
+      launchGemm<T, false, true>(GemmOperands<T>{x + r0 * d, d, y + c0 * d, d, rows, cols, d}, ep, exact, stream);
+      accumulatePartialsKernel<<<1, kAccumulateThreads, 0, stream>>>(ep.partials, gemmBlockCount(rows, cols, exact),
+                                                                    totals);
       SIGLIP_CUDA_CHECK_LAUNCH("accumulatePartialsKernel");
       if (!wantGrad) continue;
       launchGemm<T, false, false>(GemmOperands<T>{gBlock, bc, y + c0 * d, d, rows, d, cols},
-                                  StoreEpilogue{grads.image + r0 * d, d, alpha, true}, exact, stream.get());
+                                  StoreEpilogue{dImage + r0 * d, d, alpha, true}, exact, stream);
       launchGemm<T, true, false>(GemmOperands<T>{gBlock, bc, x + r0 * d, d, cols, d, rows},
-                                 StoreEpilogue{grads.text + c0 * d, d, alpha, true}, exact, stream.get());
+                                 StoreEpilogue{dText + c0 * d, d, alpha, true}, exact, stream);
     }
   }
-  stream.synchronize();
-  return finishSigmoid(totals, n, temperature, wantGrad);
+  SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  double sums[3];
+  ws.totals.download(sums, sizeof sums);
+  return SigmoidBlockSums{sums[0], sums[1], sums[2]};
+}
+
+void checkBlock(const CudaSigmoidBlock& b, const float* dImage, const float* dText) {
+  const auto fail = [](const std::string& what) { throw Error(ErrorKind::Internal, "block", "cuda::sigmoidBlock: " + what); };
+  if (b.image.dtype != b.text.dtype) fail("image and text have different dtypes");
+  if (b.image.device != b.text.device) fail("image and text are on different devices");
+  if (b.image.cols != b.text.cols) fail("image and text have different numbers of columns");
+  if (b.image.rows < 0 || b.text.rows < 0 || b.image.cols < 0) fail("negative sizes");
+  if (b.image.rows >= (int64_t(1) << 31) || b.text.rows >= (int64_t(1) << 31)) fail("2^31 rows or more");
+  if (b.image.rows > 0 && b.text.rows > 0) {
+    if (b.image.cols == 0) fail("zero columns");
+    if (!b.image.data || !b.text.data) fail("null data");
+  }
+  if ((b.imageIds == nullptr) != (b.textIds == nullptr)) fail("imageIds and textIds must be given together");
+  if ((dImage == nullptr) != (dText == nullptr)) fail("dImage and dText must be given together");
+  if (b.precision == Precision::FP32 && b.image.dtype != DType::Float32) fail("precision fp32 needs float32 data");
+  if (!std::isfinite(b.temperature) || !std::isfinite(b.bias)) fail("non-finite temperature or bias");
+  if (!(b.normalizer > 0) || !std::isfinite(b.normalizer)) fail("the normalizer must be positive and finite");
 }
 
 }  // namespace
+
+SigmoidBlockSums sigmoidBlock(const CudaSigmoidBlock& block, float* dImage, float* dText, CUstream_st* stream,
+                              SigmoidBlockWorkspace* workspace) {
+  checkBlock(block, dImage, dText);
+  DeviceGuard guard(block.image.device);
+  if (block.image.rows == 0 || block.text.rows == 0) {
+    if (stream) SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return SigmoidBlockSums{};
+  }
+  std::unique_ptr<Stream> own;
+  if (!stream) {
+    own = std::make_unique<Stream>(block.image.device);
+    stream = own->get();
+  }
+  SigmoidBlockWorkspace local;
+  SigmoidBlockWorkspace& ws = workspace ? *workspace : local;
+  return dispatchDType(block.image.dtype,
+                       [&](auto tag) { return blockedSigmoid<decltype(tag)>(block, dImage, dText, stream, ws); });
+}
 
 LossResult naiveSigmoidLossCuda(const CudaLossRequest& request, const DeviceIds& ids, CudaGradientOutputs grads);
 
@@ -113,7 +178,30 @@ LossResult sigmoidLoss(const CudaLossRequest& request, CudaGradientOutputs grads
   validateCudaRequest(LossKind::Sigmoid, request, grads);
   const DeviceIds ids = uploadIds(request);
   if (request.method == Method::Naive) return naiveSigmoidLossCuda(request, ids, grads);
-  return dispatchDType(request.image.dtype, [&](auto tag) { return blockedSigmoid<decltype(tag)>(request, ids, grads); });
+
+  // The whole batch as one block: global offsets 0, normaliser N, gradients zeroed first.
+  const int64_t n = request.image.rows, m = request.text.rows, d = request.image.cols;
+  const int device = request.image.device;
+  DeviceGuard guard(device);
+  Stream stream(device);
+  if (grads.wanted()) {
+    SIGLIP_CUDA_CHECK(cudaMemsetAsync(grads.image, 0, size_t(n) * d * sizeof(float), stream.get()));
+    SIGLIP_CUDA_CHECK(cudaMemsetAsync(grads.text, 0, size_t(m) * d * sizeof(float), stream.get()));
+  }
+  CudaSigmoidBlock block;
+  block.image = request.image;
+  block.text = request.text;
+  block.imageIds = ids.image;
+  block.textIds = ids.text;
+  block.temperature = std::exp(request.logitScale);
+  block.bias = request.logitBias;
+  block.normalizer = double(n);
+  block.precision = request.precision;
+  SigmoidBlockWorkspace ws;
+  const SigmoidBlockSums sums = dispatchDType(request.image.dtype, [&](auto tag) {
+    return blockedSigmoid<decltype(tag)>(block, grads.image, grads.text, stream.get(), ws);
+  });
+  return finishSigmoid(sums, n, block.temperature, grads.wanted());
 }
 
 }  // namespace siglip::cuda

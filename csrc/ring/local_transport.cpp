@@ -10,30 +10,57 @@
 
 namespace siglip::ring {
 
+namespace {
+
+class HostMessageMemory : public MessageMemory {
+ public:
+  std::shared_ptr<void> copyOut(const void* data, size_t bytes) override {
+    std::shared_ptr<char> message(new char[bytes ? bytes : 1], std::default_delete<char[]>());
+    if (bytes) std::memcpy(message.get(), data, bytes);
+    return message;
+  }
+  void copyIn(void* data, const void* message, size_t bytes) override {
+    if (bytes) std::memcpy(data, message, bytes);
+  }
+};
+
+struct Message {
+  std::shared_ptr<void> data;
+  size_t bytes = 0;
+};
+
+}  // namespace
+
 class LocalGroup {
  public:
-  LocalGroup(int size, std::chrono::milliseconds timeout) : size_(size), timeout_(timeout), mailboxes_(size), gathered_(size) {}
+  LocalGroup(int size, std::chrono::milliseconds timeout, std::shared_ptr<MessageMemory> memory)
+      : size_(size), timeout_(timeout), memory_(std::move(memory)), mailboxes_(size), gathered_(size) {}
 
+  // The copies run outside the lock, so ranks copying device memory do not serialise.
   void post(int to, int from, int tag, const void* data, size_t bytes) {
-    std::vector<char> message(static_cast<const char*>(data), static_cast<const char*>(data) + bytes);
+    Message message{memory_->copyOut(data, bytes), bytes};
     std::lock_guard<std::mutex> lock(mutex_);
     mailboxes_[to].emplace(std::make_pair(from, tag), std::move(message));
     changed_.notify_all();
   }
 
   void take(int rank, int from, int tag, void* data, size_t bytes) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    auto& box = mailboxes_[rank];
-    const auto key = std::make_pair(from, tag);
-    waitFor(lock, rank, "a message (tag " + std::to_string(tag) + ") from rank " + std::to_string(from),
-            [&] { return box.find(key) != box.end(); });
-    auto it = box.find(key);
-    if (it->second.size() != bytes)
-      throw Error(ErrorKind::Internal, "ring",
-                  "ring rank " + std::to_string(rank) + ": message from rank " + std::to_string(from) + " has " +
-                      std::to_string(it->second.size()) + " bytes, expected " + std::to_string(bytes));
-    if (bytes) std::memcpy(data, it->second.data(), bytes);
-    box.erase(it);
+    Message message;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      auto& box = mailboxes_[rank];
+      const auto key = std::make_pair(from, tag);
+      waitFor(lock, rank, "a message (tag " + std::to_string(tag) + ") from rank " + std::to_string(from),
+              [&] { return box.find(key) != box.end(); });
+      auto it = box.find(key);
+      if (it->second.bytes != bytes)
+        throw Error(ErrorKind::Internal, "ring",
+                    "ring rank " + std::to_string(rank) + ": message from rank " + std::to_string(from) + " has " +
+                        std::to_string(it->second.bytes) + " bytes, expected " + std::to_string(bytes));
+      message = std::move(it->second);
+      box.erase(it);
+    }
+    memory_->copyIn(data, message.data.get(), bytes);
   }
 
   void allGather(int rank, const void* mine, size_t bytes, void* all) {
@@ -86,9 +113,10 @@ class LocalGroup {
 
   const int size_;
   const std::chrono::milliseconds timeout_;
+  const std::shared_ptr<MessageMemory> memory_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::vector<std::multimap<std::pair<int, int>, std::vector<char>>> mailboxes_;
+  std::vector<std::multimap<std::pair<int, int>, Message>> mailboxes_;
   std::vector<std::vector<char>> gathered_;
   std::vector<std::vector<char>> published_;
   int arrived_ = 0;
@@ -142,9 +170,11 @@ class LocalEndpoint : public Transport {
 
 }  // namespace
 
-std::vector<std::unique_ptr<Transport>> createLocalGroup(int size, std::chrono::milliseconds timeout) {
+std::vector<std::unique_ptr<Transport>> createLocalGroup(int size, std::chrono::milliseconds timeout,
+                                                         std::shared_ptr<MessageMemory> memory) {
   if (size < 1 || size > 4096) throw Error(ErrorKind::Range, "ranks", "Expected from 1 to 4096 ranks for ranks but received " + std::to_string(size));
-  auto group = std::make_shared<LocalGroup>(size, timeout);
+  if (!memory) memory = std::make_shared<HostMessageMemory>();
+  auto group = std::make_shared<LocalGroup>(size, timeout, std::move(memory));
   std::vector<std::unique_ptr<Transport>> endpoints;
   for (int r = 0; r < size; ++r) endpoints.push_back(std::make_unique<LocalEndpoint>(group, r));
   return endpoints;

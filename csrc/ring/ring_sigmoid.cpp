@@ -78,10 +78,12 @@ LossResult runRing(Transport& tp, RingBackend& be, const RingShard& shard, const
   //    accumulators (one travelling out, one coming in) and this rank's contribution.
   const bool wantGrad = grads.wanted();
   const size_t element = be.elementBytes();
-  const auto blockBytes = [&](int64_t m) { return size_t(m * d) * element + (mine.hasIds ? size_t(m) * sizeof(int32_t) : 0); };
+  // Texts, padded to 4 bytes (16-bit data may have an odd element count), then the ids.
+  const auto textBytes = [&](int64_t m) { return (size_t(m * d) * element + 3) / 4 * 4; };
+  const auto blockBytes = [&](int64_t m) { return textBytes(m) + (mine.hasIds ? size_t(m) * sizeof(int32_t) : 0); };
   const auto gradBytes = [&](int64_t m) { return size_t(m * d) * sizeof(float); };
   const auto idsOf = [&](void* block, int64_t m) {
-    return reinterpret_cast<int32_t*>(static_cast<char*>(block) + size_t(m * d) * element);
+    return reinterpret_cast<int32_t*>(static_cast<char*>(block) + textBytes(m));
   };
   void* blocks[2] = {be.allocate(blockBytes(maxTextRows)), p > 1 ? be.allocate(blockBytes(maxTextRows)) : nullptr};
   float* accumulators[2] = {nullptr, nullptr};

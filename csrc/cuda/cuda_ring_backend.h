@@ -1,0 +1,66 @@
+// The ring on a GPU (csrc/ring/ring_sigmoid.h with this backend): the travelling blocks and
+// accumulators live in device memory and each step's block runs through cuda::sigmoidBlock.
+// Plain C++ (no CUDA headers). Built with the CUDA backend, in siglip_ring_cuda.
+//
+// With this backend every pointer the ring is given (the shard's image and text in `dtype`,
+// its int32 ids, the float32 gradients) is device memory on `device`. The data is not scanned
+// for NaN/Inf here (the caller does that, as cuda::sigmoidLoss does before it computes).
+//
+// Every operation is synchronous with respect to the calling thread (it returns when the GPU
+// has finished it), which is what the transports rely on: a buffer handed to sendToNext is
+// complete, and a received one is not touched before wait() returns.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "../ring/local_transport.h"
+#include "../ring/ring_backend.h"
+#include "cuda_backend.h"
+#include "cuda_block.h"
+
+struct CUstream_st;
+
+namespace siglip::cuda {
+
+class CudaRingBackend : public ring::RingBackend {
+ public:
+  // One device and one dtype; precision FP32 only with float32 (siglip::Error otherwise).
+  CudaRingBackend(int device, DType dtype, Precision precision = Precision::TF32);
+  ~CudaRingBackend() override;
+  CudaRingBackend(const CudaRingBackend&) = delete;
+  CudaRingBackend& operator=(const CudaRingBackend&) = delete;
+
+  size_t elementBytes() const override { return dtypeSize(dtype_); }
+  void* allocate(size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;  // device ↔ device (or host)
+  void zero(void* dst, size_t bytes) override;
+  void add(float* dst, const float* src, int64_t count) override;
+  // block's data pointers are device pointers of dtype (cpu::SigmoidBlock's float* type is
+  // only the carrier); block.threads is ignored.
+  cpu::PairSums computeBlock(const cpu::SigmoidBlock& block, float* dImage, float* dText) override;
+  // The ring's buffers; the block workspace (one G block, a few MB) is not counted.
+  uint64_t allocatedBytes() const override { return allocated_; }
+
+  int device() const { return device_; }
+  DType dtype() const { return dtype_; }
+  Precision precision() const { return precision_; }
+
+ private:
+  void synchronize();
+
+  int device_;
+  DType dtype_;
+  Precision precision_;
+  CUstream_st* stream_ = nullptr;
+  std::vector<DeviceBuffer> buffers_;
+  SigmoidBlockWorkspace workspace_;
+  uint64_t allocated_ = 0;
+};
+
+// For ring::createLocalGroup: messages kept in device memory (on the sender's device) and
+// copied with cudaMemcpy, so P in-process ranks can exchange device buffers (one GPU or
+// several, with unified addressing).
+std::shared_ptr<ring::MessageMemory> deviceMessageMemory();
+
+}  // namespace siglip::cuda
