@@ -6,7 +6,8 @@
 #
 # Steps, each under `timeout` (a later step runs even when an earlier one failed):
 #   1. the machine: nvidia-smi, nvcc, cmake, PyTorch; cuBLAS found in PyTorch's wheel
-#   2. cmake configure + build of siglip_core_check and siglip_cuda_check (sm_90 only)
+#   2. cmake configure + build of siglip_core_check, siglip_cuda_check and siglip_ring_check
+#      (sm_90 only); after the correctness step, bench/gpu/ring_check.sh (the ring on the GPU)
 #   3. siglip_core_check (the CPU core against the float64 reference, seconds)
 #   4. siglip_cuda_check --correctness (every CUDA path and precision against the reference)
 #   5. siglip_cuda_check --timing (N = 4096, 16384, 65536; D = 768; bf16 and tf32), with the
@@ -183,7 +184,7 @@ if ! run_step "configure" "$SETUP_LOG" "$(slot 90 220)" 0 "${CONFIGURE[@]}"; the
   run_step "configure (fresh)" "$SETUP_LOG" "$(slot 90 220)" 0 "${CONFIGURE[@]}" && STATUS+=("(the first configure failed; the fresh one passed)")
 fi
 run_step "build" "$SETUP_LOG" "$(slot 240 160)" 0 \
-  cmake --build "$BUILD" -j "$JOBS" --target siglip_core_check siglip_cuda_check
+  cmake --build "$BUILD" -j "$JOBS" --target siglip_core_check siglip_cuda_check siglip_ring_check
 CHECK_BIN="$BUILD/siglip_cuda_check"
 CORE_BIN="$BUILD/siglip_core_check"
 
@@ -201,6 +202,13 @@ if [ -x "$CHECK_BIN" ]; then
   run_step "cuda correctness" "$CORRECT_LOG" "$(slot 120 110)" 1 "$CHECK_BIN" --correctness
   CORRECT_PASS="$(grep -c '^PASS' "$CORRECT_LOG" || true)"
   CORRECT_FAIL="$(grep -c '^FAIL' "$CORRECT_LOG" || true)"
+  # The ring on the GPU (ranks as threads on this GPU; NCCL with one rank): its log goes into
+  # correctness.log, since only 8 files come back from the machine.
+  RING_DIR="$(mktemp -d)"
+  run_step "ring on the GPU" "$CORRECT_LOG" "$(slot 75 100)" 1 \
+    env SIGLIP_BUILD_DIR="$BUILD" bash bench/gpu/ring_check.sh "$RING_DIR"
+  cat "$RING_DIR"/*.log >>"$CORRECT_LOG" 2>/dev/null || true
+  rm -rf "$RING_DIR"
   LIMIT="$(slot 170 50)"
   DEADLINE=$((LIMIT > 60 ? LIMIT - 40 : LIMIT * 2 / 3))
   TIMING_ARGS=(--timing --n "$NS" --d "$D" --dtypes "$DTYPES" --runs 10 --warmup 1 --case-budget-s 2.5
