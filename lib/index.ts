@@ -6,6 +6,11 @@
  * The package uses embeddings as given; L2-normalise them first (see {@link normalizeRows}).
  * The exact formulas are in SPEC.md.
  *
+ * CUDA (with the CUDA build and a GPU): pass `device: 'cuda'` to compute host matrices on
+ * the GPU, or pass {@link DeviceMatrix} inputs (uploaded once, float32/bfloat16/float16) to
+ * compute where they live; gradients then stay on the GPU unless `gradients: 'host'`.
+ * {@link backendInfo} says whether CUDA is available and why not.
+ *
  * Every loss comes in four forms: `xLoss` (Promise of the loss), `xLossSync`, `xLossWithGrad`
  * (Promise of loss and gradients) and `xLossWithGradSync`. The Promise forms compute on
  * libuv's thread pool, off the JavaScript thread; they validate their arguments first and
@@ -14,15 +19,19 @@
  *
  * @packageDocumentation
  */
+import { cudaAddon } from './cuda';
+import type { DeviceMatrix } from './device_matrix';
 import { loadAddon } from './loader';
 import { checkFitsTypedArray, matrix, type Matrix } from './matrix';
-import type { NativeLossResult } from './native';
-import { CUDA_UNAVAILABLE_REASON, MAX_THREADS, defaultThreads } from './options';
+import { MAX_THREADS, defaultThreads } from './options';
 import type { SigmoidLossOptions, SoftmaxLossOptions } from './options';
-import { prepareLossCall } from './request';
+import { type LossOutput, prepareLossCall, runLossAsync, runLossSync } from './request';
 import { checkFloat32Array, checkIntegerInRange, checkPositiveInteger, invalidValue } from './validate';
 
 export { matrix, type Matrix };
+export { DeviceMatrix, ERR_SIGLIP_DISPOSED, type DeviceMatrixOptions, type DType } from './device_matrix';
+export { fromBFloat16, fromFloat16, toBFloat16, toFloat16 } from './half';
+export type { CudaDevice } from './cuda';
 export { normalizeRows, NORMALIZE_EPSILON, type NormalizedRows } from './normalize';
 export {
   DEFAULT_SIGMOID_LOGIT_BIAS,
@@ -33,6 +42,8 @@ export {
   MAX_THREADS,
   type CommonLossOptions,
   type Device,
+  type GradientPlacement,
+  type Precision,
   type SigmoidLossOptions,
   type SigmoidMethod,
   type SoftmaxLossOptions,
@@ -40,50 +51,63 @@ export {
 } from './options';
 export { ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE, type SiglipError } from './validate';
 
-/** Gradients of the sigmoid loss with respect to each input. */
-export interface SigmoidLossGradients {
-  /** ∂L/∂X, N×D row-major (a new Float32Array). */
-  image: Float32Array;
-  /** ∂L/∂Y, M×D row-major (a new Float32Array). */
-  text: Float32Array;
+/** A loss input: a host {@link Matrix} or a {@link DeviceMatrix} (both inputs of one call are the same kind). */
+export type LossInput = Matrix | DeviceMatrix;
+
+/**
+ * Gradients of the sigmoid loss with respect to each input. `G` is `Float32Array` (gradients
+ * on the host, the default for Matrix inputs) or `DeviceMatrix` (float32 on the GPU, the
+ * default for DeviceMatrix inputs; dispose() them when done).
+ */
+export interface SigmoidLossGradients<G extends Float32Array | DeviceMatrix = Float32Array> {
+  /** ∂L/∂X, N×D row-major (a new Float32Array or float32 DeviceMatrix). */
+  image: G;
+  /** ∂L/∂Y, M×D row-major (a new Float32Array or float32 DeviceMatrix). */
+  text: G;
   /** ∂L/∂s, through the temperature t = exp(s): t · Σ_ij g_ij · S_ij. */
   logitScale: number;
   /** ∂L/∂b = Σ_ij g_ij. */
   logitBias: number;
 }
 
-/** The sigmoid loss and its gradients. */
-export interface SigmoidLossWithGrad {
+/** The sigmoid loss and its gradients (`G`: see {@link SigmoidLossGradients}). */
+export interface SigmoidLossWithGrad<G extends Float32Array | DeviceMatrix = Float32Array> {
   /** The loss L (nats per image row). */
   loss: number;
   /** ∂L with respect to image, text, logitScale and logitBias. */
-  grad: SigmoidLossGradients;
+  grad: SigmoidLossGradients<G>;
 }
 
-/** Gradients of the softmax loss with respect to each input (it has no bias). */
-export interface SoftmaxLossGradients {
-  /** ∂L/∂X, N×D row-major (a new Float32Array). */
-  image: Float32Array;
-  /** ∂L/∂Y, M×D row-major (a new Float32Array). */
-  text: Float32Array;
+/** Gradients of the softmax loss with respect to each input (it has no bias); `G` as in {@link SigmoidLossGradients}. */
+export interface SoftmaxLossGradients<G extends Float32Array | DeviceMatrix = Float32Array> {
+  /** ∂L/∂X, N×D row-major (a new Float32Array or float32 DeviceMatrix). */
+  image: G;
+  /** ∂L/∂Y, M×D row-major (a new Float32Array or float32 DeviceMatrix). */
+  text: G;
   /** ∂L/∂s, through the temperature t = exp(s). */
   logitScale: number;
 }
 
-/** The softmax loss and its gradients. */
-export interface SoftmaxLossWithGrad {
+/** The softmax loss and its gradients (`G`: see {@link SigmoidLossGradients}). */
+export interface SoftmaxLossWithGrad<G extends Float32Array | DeviceMatrix = Float32Array> {
   /** The loss L (nats). */
   loss: number;
   /** ∂L with respect to image, text and logitScale. */
-  grad: SoftmaxLossGradients;
+  grad: SoftmaxLossGradients<G>;
 }
 
-function sigmoidResult(result: NativeLossResult): SigmoidLossWithGrad {
+/** Options that send gradients to the host (Float32Arrays). */
+type ToHost = { gradients: 'host' };
+/** Options that leave gradients on the GPU (DeviceMatrix objects). */
+type ToDevice = { gradients: 'device' };
+type AnyGradients = Float32Array | DeviceMatrix;
+
+function sigmoidResult(result: LossOutput): SigmoidLossWithGrad<AnyGradients> {
   const g = result.grad!;
   return { loss: result.loss, grad: { image: g.image, text: g.text, logitScale: g.logitScale, logitBias: g.logitBias! } };
 }
 
-function softmaxResult(result: NativeLossResult): SoftmaxLossWithGrad {
+function softmaxResult(result: LossOutput): SoftmaxLossWithGrad<AnyGradients> {
   const g = result.grad!;
   return { loss: result.loss, grad: { image: g.image, text: g.text, logitScale: g.logitScale } };
 }
@@ -96,29 +120,39 @@ function softmaxResult(result: NativeLossResult): SoftmaxLossWithGrad {
  * Pair (i, j) is positive when i = j, or with label ids when `imageIds[i] === textIds[j]`.
  *
  * Defaults: logitScale ln 10 (t = 10), logitBias −10, method `'fused'`, threads
- * `os.availableParallelism()`, device `'cpu'`. The loss is accumulated in float64 (dot
- * products in float32) and is bit-identical for every thread count.
+ * `os.availableParallelism()`, device `'cpu'` (the inputs' GPU for DeviceMatrix inputs),
+ * precision `'tf32'` on CUDA. The loss is accumulated in float64 (dot products in float32,
+ * or TF32/16-bit tensor cores on CUDA) and is bit-identical for every thread count and run.
  *
- * @param image - X, N×D.
+ * @param image - X, N×D: a {@link Matrix}, or a {@link DeviceMatrix} (then text is one too).
  * @param text - Y, M×D (M = N unless label ids are given).
  * @param options - see {@link SigmoidLossOptions}.
  * @returns the loss L (a non-negative number; nats per image row).
  * @throws TypeError for arguments of the wrong type (non-Float32Array data, non-Int32Array ids,
- *   unknown option names, only one of imageIds/textIds), RangeError for bad values (sizes that
- *   do not match, N ≠ M without ids, different widths D, NaN/Infinity in the data or scalars,
- *   |logitScale| > 80, bad threads or method), Error with code `ERR_SIGLIP_NO_CUDA` for a CUDA
- *   device, `ERR_SIGLIP_OUT_OF_MEMORY` if memory runs out, `ERR_SIGLIP_ADDON_LOAD` if the
- *   native addon cannot be loaded.
+ *   unknown option names, only one of imageIds/textIds, one DeviceMatrix input and one host
+ *   input, DeviceMatrix inputs of different dtypes), RangeError for bad values (sizes that do
+ *   not match, N ≠ M without ids, different widths D, NaN/Infinity in the data or scalars,
+ *   |logitScale| > 80, bad threads, method, precision or gradients, a `cuda:N` this machine
+ *   lacks), Error with code `ERR_SIGLIP_NO_CUDA` for a CUDA device when no GPU can be used
+ *   (the message says why), `ERR_SIGLIP_DISPOSED` for a disposed DeviceMatrix,
+ *   `ERR_SIGLIP_OUT_OF_MEMORY` if host or GPU memory runs out, `ERR_SIGLIP_ADDON_LOAD` if
+ *   the native addon cannot be loaded.
  *
  * @example
  * ```ts
  * const x = matrix(new Float32Array([1, 0, 0, 1]), 2, 2);
  * const loss = sigmoidLossSync(x, x); // 2 pairs of matching unit embeddings
  * ```
+ *
+ * @example
+ * ```ts
+ * // requires: cuda
+ * const x = matrix(new Float32Array([1, 0, 0, 1]), 2, 2);
+ * const onGpu = sigmoidLossSync(x, x, { device: 'cuda', precision: 'fp32' });
+ * ```
  */
-export function sigmoidLossSync(image: Matrix, text: Matrix, options?: SigmoidLossOptions): number {
-  const call = prepareLossCall('sigmoid', image, text, options);
-  return loadAddon().addon.sigmoidLoss(call.image, call.text, call.options, false).loss;
+export function sigmoidLossSync(image: LossInput, text: LossInput, options?: SigmoidLossOptions): number {
+  return runLossSync('sigmoid', prepareLossCall('sigmoid', image, text, options), false).loss;
 }
 
 /**
@@ -133,9 +167,9 @@ export function sigmoidLossSync(image: Matrix, text: Matrix, options?: SigmoidLo
  * const loss = await sigmoidLoss(image, text, { logitScale: Math.log(10), logitBias: -10 });
  * ```
  */
-export async function sigmoidLoss(image: Matrix, text: Matrix, options?: SigmoidLossOptions): Promise<number> {
+export async function sigmoidLoss(image: LossInput, text: LossInput, options?: SigmoidLossOptions): Promise<number> {
   const call = prepareLossCall('sigmoid', image, text, options);
-  return (await loadAddon().addon.sigmoidLossAsync(call.image, call.text, call.options, false)).loss;
+  return (await runLossAsync('sigmoid', call, false)).loss;
 }
 
 /**
@@ -146,7 +180,10 @@ export async function sigmoidLoss(image: Matrix, text: Matrix, options?: Sigmoid
  * frameworks average gradients over ranks, these are gradients of the global loss.
  *
  * @returns `{ loss, grad: { image, text, logitScale, logitBias } }`; `grad.image` (N×D) and
- *   `grad.text` (M×D) are new Float32Arrays.
+ *   `grad.text` (M×D) are new Float32Arrays, or new float32 DeviceMatrix objects with
+ *   `gradients: 'device'` (the default for DeviceMatrix inputs; dispose() them). The
+ *   overloads type them from a literal `gradients` option, else from the inputs (Matrix →
+ *   Float32Array, DeviceMatrix → DeviceMatrix).
  *
  * @example
  * ```ts
@@ -154,9 +191,33 @@ export async function sigmoidLoss(image: Matrix, text: Matrix, options?: Sigmoid
  * logitScale -= lr * grad.logitScale;
  * ```
  */
-export function sigmoidLossWithGradSync(image: Matrix, text: Matrix, options?: SigmoidLossOptions): SigmoidLossWithGrad {
-  const call = prepareLossCall('sigmoid', image, text, options);
-  return sigmoidResult(loadAddon().addon.sigmoidLoss(call.image, call.text, call.options, true));
+export function sigmoidLossWithGradSync(
+  image: LossInput,
+  text: LossInput,
+  options: SigmoidLossOptions & ToDevice,
+): SigmoidLossWithGrad<DeviceMatrix>;
+export function sigmoidLossWithGradSync(
+  image: LossInput,
+  text: LossInput,
+  options: SigmoidLossOptions & ToHost,
+): SigmoidLossWithGrad;
+export function sigmoidLossWithGradSync(image: Matrix, text: Matrix, options?: SigmoidLossOptions): SigmoidLossWithGrad;
+export function sigmoidLossWithGradSync(
+  image: DeviceMatrix,
+  text: DeviceMatrix,
+  options?: SigmoidLossOptions,
+): SigmoidLossWithGrad<DeviceMatrix>;
+export function sigmoidLossWithGradSync(
+  image: LossInput,
+  text: LossInput,
+  options?: SigmoidLossOptions,
+): SigmoidLossWithGrad<AnyGradients>;
+export function sigmoidLossWithGradSync(
+  image: LossInput,
+  text: LossInput,
+  options?: SigmoidLossOptions,
+): SigmoidLossWithGrad<AnyGradients> {
+  return sigmoidResult(runLossSync('sigmoid', prepareLossCall('sigmoid', image, text, options), true));
 }
 
 /**
@@ -164,20 +225,46 @@ export function sigmoidLossWithGradSync(image: Matrix, text: Matrix, options?: S
  * numbers as {@link sigmoidLossWithGradSync}. Do not mutate or transfer the inputs until the
  * Promise settles.
  *
- * @returns a Promise of `{ loss, grad: { image, text, logitScale, logitBias } }`; it rejects on bad arguments.
+ * @returns a Promise of `{ loss, grad: { image, text, logitScale, logitBias } }` (gradients
+ *   as in {@link sigmoidLossWithGradSync}); it rejects on bad arguments.
  *
  * @example
  * ```ts
  * const { loss, grad } = await sigmoidLossWithGrad(image, text, { threads: 4 });
  * ```
  */
-export async function sigmoidLossWithGrad(
+export function sigmoidLossWithGrad(
+  image: LossInput,
+  text: LossInput,
+  options: SigmoidLossOptions & ToDevice,
+): Promise<SigmoidLossWithGrad<DeviceMatrix>>;
+export function sigmoidLossWithGrad(
+  image: LossInput,
+  text: LossInput,
+  options: SigmoidLossOptions & ToHost,
+): Promise<SigmoidLossWithGrad>;
+export function sigmoidLossWithGrad(
   image: Matrix,
   text: Matrix,
   options?: SigmoidLossOptions,
-): Promise<SigmoidLossWithGrad> {
+): Promise<SigmoidLossWithGrad>;
+export function sigmoidLossWithGrad(
+  image: DeviceMatrix,
+  text: DeviceMatrix,
+  options?: SigmoidLossOptions,
+): Promise<SigmoidLossWithGrad<DeviceMatrix>>;
+export function sigmoidLossWithGrad(
+  image: LossInput,
+  text: LossInput,
+  options?: SigmoidLossOptions,
+): Promise<SigmoidLossWithGrad<AnyGradients>>;
+export async function sigmoidLossWithGrad(
+  image: LossInput,
+  text: LossInput,
+  options?: SigmoidLossOptions,
+): Promise<SigmoidLossWithGrad<AnyGradients>> {
   const call = prepareLossCall('sigmoid', image, text, options);
-  return sigmoidResult(await loadAddon().addon.sigmoidLossAsync(call.image, call.text, call.options, true));
+  return sigmoidResult(await runLossAsync('sigmoid', call, true));
 }
 
 /**
@@ -188,7 +275,8 @@ export async function sigmoidLossWithGrad(
  * Without ids N = M; with ids N may differ from M.
  *
  * Defaults: logitScale ln(1/0.07) (t ≈ 14.29), method `'naive'` (materialises the N×M
- * logits; the chunked method is not implemented yet), threads `os.availableParallelism()`.
+ * logits; the chunked method is not implemented yet), threads `os.availableParallelism()`;
+ * device, precision and gradients as {@link sigmoidLossSync}.
  *
  * @returns the loss L (nats).
  * @throws as {@link sigmoidLossSync}; also TypeError if `logitBias` is given, RangeError
@@ -200,9 +288,8 @@ export async function sigmoidLossWithGrad(
  * const loss = softmaxLossSync(image, text, { logitScale: Math.log(1 / 0.07) });
  * ```
  */
-export function softmaxLossSync(image: Matrix, text: Matrix, options?: SoftmaxLossOptions): number {
-  const call = prepareLossCall('softmax', image, text, options);
-  return loadAddon().addon.softmaxLoss(call.image, call.text, call.options, false).loss;
+export function softmaxLossSync(image: LossInput, text: LossInput, options?: SoftmaxLossOptions): number {
+  return runLossSync('softmax', prepareLossCall('softmax', image, text, options), false).loss;
 }
 
 /**
@@ -216,9 +303,9 @@ export function softmaxLossSync(image: Matrix, text: Matrix, options?: SoftmaxLo
  * const loss = await softmaxLoss(image, text);
  * ```
  */
-export async function softmaxLoss(image: Matrix, text: Matrix, options?: SoftmaxLossOptions): Promise<number> {
+export async function softmaxLoss(image: LossInput, text: LossInput, options?: SoftmaxLossOptions): Promise<number> {
   const call = prepareLossCall('softmax', image, text, options);
-  return (await loadAddon().addon.softmaxLossAsync(call.image, call.text, call.options, false)).loss;
+  return (await runLossAsync('softmax', call, false)).loss;
 }
 
 /**
@@ -227,16 +314,41 @@ export async function softmaxLoss(image: Matrix, text: Matrix, options?: Softmax
  * ∂L/∂S_ij = t · [(P_row − T_row)_ij / (2N) + (P_col − T_col)_ij / (2M)], ∂L/∂X = (∂L/∂S) · Y,
  * ∂L/∂Y = (∂L/∂S)ᵀ · X, and ∂L/∂s = Σ_ij ∂L/∂S_ij · S_ij. Errors as {@link softmaxLossSync}.
  *
- * @returns `{ loss, grad: { image, text, logitScale } }` (no logitBias).
+ * @returns `{ loss, grad: { image, text, logitScale } }` (no logitBias); gradients as in
+ *   {@link sigmoidLossWithGradSync} (Float32Arrays, or DeviceMatrix objects with `gradients: 'device'`).
  *
  * @example
  * ```ts
  * const { loss, grad } = softmaxLossWithGradSync(image, text);
  * ```
  */
-export function softmaxLossWithGradSync(image: Matrix, text: Matrix, options?: SoftmaxLossOptions): SoftmaxLossWithGrad {
-  const call = prepareLossCall('softmax', image, text, options);
-  return softmaxResult(loadAddon().addon.softmaxLoss(call.image, call.text, call.options, true));
+export function softmaxLossWithGradSync(
+  image: LossInput,
+  text: LossInput,
+  options: SoftmaxLossOptions & ToDevice,
+): SoftmaxLossWithGrad<DeviceMatrix>;
+export function softmaxLossWithGradSync(
+  image: LossInput,
+  text: LossInput,
+  options: SoftmaxLossOptions & ToHost,
+): SoftmaxLossWithGrad;
+export function softmaxLossWithGradSync(image: Matrix, text: Matrix, options?: SoftmaxLossOptions): SoftmaxLossWithGrad;
+export function softmaxLossWithGradSync(
+  image: DeviceMatrix,
+  text: DeviceMatrix,
+  options?: SoftmaxLossOptions,
+): SoftmaxLossWithGrad<DeviceMatrix>;
+export function softmaxLossWithGradSync(
+  image: LossInput,
+  text: LossInput,
+  options?: SoftmaxLossOptions,
+): SoftmaxLossWithGrad<AnyGradients>;
+export function softmaxLossWithGradSync(
+  image: LossInput,
+  text: LossInput,
+  options?: SoftmaxLossOptions,
+): SoftmaxLossWithGrad<AnyGradients> {
+  return softmaxResult(runLossSync('softmax', prepareLossCall('softmax', image, text, options), true));
 }
 
 /**
@@ -244,20 +356,46 @@ export function softmaxLossWithGradSync(image: Matrix, text: Matrix, options?: S
  * numbers as {@link softmaxLossWithGradSync}. Do not mutate or transfer the inputs until the
  * Promise settles.
  *
- * @returns a Promise of `{ loss, grad: { image, text, logitScale } }`; it rejects on bad arguments.
+ * @returns a Promise of `{ loss, grad: { image, text, logitScale } }` (gradients as in
+ *   {@link softmaxLossWithGradSync}); it rejects on bad arguments.
  *
  * @example
  * ```ts
  * const { grad } = await softmaxLossWithGrad(image, text, { threads: 2 });
  * ```
  */
-export async function softmaxLossWithGrad(
+export function softmaxLossWithGrad(
+  image: LossInput,
+  text: LossInput,
+  options: SoftmaxLossOptions & ToDevice,
+): Promise<SoftmaxLossWithGrad<DeviceMatrix>>;
+export function softmaxLossWithGrad(
+  image: LossInput,
+  text: LossInput,
+  options: SoftmaxLossOptions & ToHost,
+): Promise<SoftmaxLossWithGrad>;
+export function softmaxLossWithGrad(
   image: Matrix,
   text: Matrix,
   options?: SoftmaxLossOptions,
-): Promise<SoftmaxLossWithGrad> {
+): Promise<SoftmaxLossWithGrad>;
+export function softmaxLossWithGrad(
+  image: DeviceMatrix,
+  text: DeviceMatrix,
+  options?: SoftmaxLossOptions,
+): Promise<SoftmaxLossWithGrad<DeviceMatrix>>;
+export function softmaxLossWithGrad(
+  image: LossInput,
+  text: LossInput,
+  options?: SoftmaxLossOptions,
+): Promise<SoftmaxLossWithGrad<AnyGradients>>;
+export async function softmaxLossWithGrad(
+  image: LossInput,
+  text: LossInput,
+  options?: SoftmaxLossOptions,
+): Promise<SoftmaxLossWithGrad<AnyGradients>> {
   const call = prepareLossCall('softmax', image, text, options);
-  return softmaxResult(await loadAddon().addon.softmaxLossAsync(call.image, call.text, call.options, true));
+  return softmaxResult(await runLossAsync('softmax', call, true));
 }
 
 /** What {@link backendInfo} reports. */
@@ -281,19 +419,45 @@ export interface BackendInfo {
     /** Text rows per tile. */
     cols: number;
   };
-  /** Whether a CUDA backend is available, and why not. */
-  cuda: {
-    /** Always false in this version. */
-    available: boolean;
-    /** Why no CUDA backend is available. */
-    reason: string;
-  };
+  /** Whether CUDA can be used, and why not. */
+  cuda: CudaInfo;
+}
+
+/** One GPU, as {@link backendInfo} lists it. */
+export interface CudaDeviceInfo {
+  /** `'cuda:N'`: what `options.device` takes. */
+  device: `cuda:${number}`;
+  /** The product name, e.g. `'NVIDIA H100 80GB HBM3'`. */
+  name: string;
+  /** Compute capability as `'major.minor'`, e.g. `'9.0'`. */
+  computeCapability: string;
+  /** Total device memory, bytes. */
+  totalMemory: number;
+  /** Free device memory when asked, bytes. */
+  freeMemory: number;
+  /** Set (and the other fields empty) when the device could not be queried. */
+  error?: string;
+}
+
+/** The CUDA part of {@link BackendInfo}. */
+export interface CudaInfo {
+  /** True when the loaded binary is the CUDA build and at least one GPU answered. */
+  available: boolean;
+  /** Why CUDA cannot be used ('' when it can): no CUDA build, no driver, no GPU, SIGLIP_FORCE_CPU. */
+  reason: string;
+  /** The GPUs (empty when not available). Listing them creates each GPU's CUDA context. */
+  devices: CudaDeviceInfo[];
+  /** The CUDA runtime the build links, e.g. 13000 for 13.0 (null without the CUDA build in use). */
+  runtimeVersion: number | null;
+  /** The driver's CUDA version, e.g. 13000 (null without the CUDA build in use, 0 without a driver). */
+  driverVersion: number | null;
 }
 
 /**
- * Describes the backend in use: which addon binary was loaded and why, the SIMD kernel set
- * and why, thread counts, the fused tile shape, and CUDA availability (none in this build).
- * Loads the addon if it was not loaded yet.
+ * Describes the backend in use: which addon binary was loaded and why (the CUDA build, or
+ * the CPU build and why not the CUDA one), the SIMD kernel set and why, thread counts, the
+ * fused tile shape, and CUDA availability with the GPUs. Loads the addon if it was not
+ * loaded yet.
  *
  * @throws Error with code `ERR_SIGLIP_ADDON_LOAD` if the native addon cannot be loaded.
  *
@@ -303,8 +467,20 @@ export interface BackendInfo {
  * ```
  */
 export function backendInfo(): BackendInfo {
-  const { addon, path, reason } = loadAddon();
+  const { addon, path, reason, cuda } = loadAddon();
   const info = addon.backendInfo();
+  const native = cuda.available ? info.cuda : undefined;
+  const devices: CudaDeviceInfo[] = (native?.devices ?? []).map((d) => {
+    const device: CudaDeviceInfo = {
+      device: `cuda:${d.ordinal}`,
+      name: d.name ?? '',
+      computeCapability: d.computeCapability ?? '',
+      totalMemory: d.totalMemory ?? 0,
+      freeMemory: d.freeMemory ?? 0,
+    };
+    if (d.error !== undefined) device.error = d.error;
+    return device;
+  });
   return {
     binaryPath: path,
     binaryReason: reason,
@@ -313,8 +489,55 @@ export function backendInfo(): BackendInfo {
     hardwareThreads: info.hardwareThreads,
     defaultThreads: defaultThreads(),
     tile: { rows: info.tileRows, cols: info.tileCols },
-    cuda: { available: false, reason: CUDA_UNAVAILABLE_REASON },
+    cuda: {
+      available: cuda.available,
+      reason: cuda.reason,
+      devices,
+      runtimeVersion: native?.runtimeVersion ?? null,
+      driverVersion: native?.driverVersion ?? null,
+    },
   };
+}
+
+/** Device memory this library holds, as {@link cudaMemoryUsage} reports it. */
+export interface CudaMemoryUsage {
+  /** Bytes of GPU memory held now (DeviceMatrix objects, and buffers of calls in flight), all GPUs. */
+  allocatedBytes: number;
+  /** The most held at once since the process started or {@link resetCudaPeakMemory}, bytes. */
+  peakAllocatedBytes: number;
+}
+
+/**
+ * GPU memory held by this library (not by other CUDA users in the process): what the
+ * benchmarks use to measure a call's extra device memory, and a way to check that
+ * DeviceMatrix objects are disposed.
+ *
+ * @returns `{ allocatedBytes, peakAllocatedBytes }`, bytes over all GPUs.
+ * @throws Error with code `ERR_SIGLIP_NO_CUDA` when no GPU can be used.
+ *
+ * @example
+ * ```ts
+ * resetCudaPeakMemory();
+ * await sigmoidLoss(x, y);
+ * console.log(cudaMemoryUsage().peakAllocatedBytes);
+ * ```
+ */
+export function cudaMemoryUsage(): CudaMemoryUsage {
+  return cudaAddon('cudaMemoryUsage() needs a GPU', 'It needs the CUDA build of siglip-kernels.').cudaMemory();
+}
+
+/**
+ * Resets the peak of {@link cudaMemoryUsage} to the memory held now.
+ *
+ * @throws Error with code `ERR_SIGLIP_NO_CUDA` when no GPU can be used.
+ *
+ * @example
+ * ```ts
+ * resetCudaPeakMemory();
+ * ```
+ */
+export function resetCudaPeakMemory(): void {
+  cudaAddon('resetCudaPeakMemory() needs a GPU', 'It needs the CUDA build of siglip-kernels.').cudaResetPeakMemory();
 }
 
 /**

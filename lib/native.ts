@@ -35,9 +35,112 @@ export interface NativeBackendInfo {
   hardwareThreads: number;
   tileRows: number;
   tileCols: number;
+  /** CUDA build only. */
+  cuda?: NativeCudaDevices & { compiled: true };
 }
 
-export interface NativeAddon {
+/** The device matrix handle of the CUDA build (csrc/addon/cuda_matrix.h). */
+export interface NativeDeviceMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly dtype: 'float32' | 'bfloat16' | 'float16';
+  readonly device: number;
+  readonly bytes: number;
+  readonly disposed: boolean;
+  download(): Float32Array | Uint16Array;
+  dispose(): void;
+}
+
+export interface NativeDeviceMatrixClass {
+  new (
+    data: Float32Array | Uint16Array | null,
+    rows: number,
+    cols: number,
+    dtype: 'float32' | 'bfloat16' | 'float16',
+    device: number,
+  ): NativeDeviceMatrix;
+}
+
+/** Fully resolved options of a CUDA loss call (csrc/addon/cuda_loss.h). */
+export interface NativeCudaLossOptions {
+  logitScale: number;
+  logitBias?: number;
+  imageIds?: Int32Array;
+  textIds?: Int32Array;
+  method: 'fused' | 'naive' | 'simple';
+  precision: 'tf32' | 'fp32';
+  gradients: 'host' | 'device';
+  device: number;
+}
+
+export interface NativeCudaLossResult {
+  loss: number;
+  grad?: {
+    image: Float32Array | NativeDeviceMatrix;
+    text: Float32Array | NativeDeviceMatrix;
+    logitScale: number;
+    logitBias?: number;
+  };
+}
+
+export interface NativeCudaStatus {
+  available: boolean;
+  deviceCount: number;
+  reason: string;
+}
+
+export interface NativeCudaDevice {
+  ordinal: number;
+  name?: string;
+  computeCapability?: string;
+  totalMemory?: number;
+  freeMemory?: number;
+  /** Set instead of the fields above when the device could not be queried. */
+  error?: string;
+}
+
+export interface NativeCudaDevices extends NativeCudaStatus {
+  runtimeVersion: number;
+  driverVersion: number;
+  devices: NativeCudaDevice[];
+}
+
+type NativeCudaInput = NativeMatrix | NativeDeviceMatrix;
+
+/** The exports only the CUDA build has (csrc/addon/cuda_bindings.h). */
+export interface NativeCudaAddon {
+  DeviceMatrix: NativeDeviceMatrixClass;
+  cudaAvailable(): NativeCudaStatus;
+  cudaDevices(): NativeCudaDevices;
+  cudaMemory(): { allocatedBytes: number; peakAllocatedBytes: number };
+  cudaResetPeakMemory(): void;
+  cudaSigmoidLoss(
+    image: NativeCudaInput,
+    text: NativeCudaInput,
+    options: NativeCudaLossOptions,
+    wantGrad: boolean,
+  ): NativeCudaLossResult;
+  cudaSoftmaxLoss(
+    image: NativeCudaInput,
+    text: NativeCudaInput,
+    options: NativeCudaLossOptions,
+    wantGrad: boolean,
+  ): NativeCudaLossResult;
+  cudaSigmoidLossAsync(
+    image: NativeCudaInput,
+    text: NativeCudaInput,
+    options: NativeCudaLossOptions,
+    wantGrad: boolean,
+  ): Promise<NativeCudaLossResult>;
+  cudaSoftmaxLossAsync(
+    image: NativeCudaInput,
+    text: NativeCudaInput,
+    options: NativeCudaLossOptions,
+    wantGrad: boolean,
+  ): Promise<NativeCudaLossResult>;
+}
+
+export interface NativeAddon extends Partial<NativeCudaAddon> {
   sigmoidLoss(image: NativeMatrix, text: NativeMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
   softmaxLoss(image: NativeMatrix, text: NativeMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
   sigmoidLossAsync(

@@ -5,21 +5,25 @@
  */
 import * as os from 'node:os';
 
-import type { Matrix } from './matrix';
-import type { NativeLossOptions } from './native';
+import { type CudaDevice, ERR_SIGLIP_NO_CUDA, isCudaDeviceName, resolveCudaOrdinal } from './cuda';
+import type { DType } from './device_matrix';
+import type { NativeCudaLossOptions, NativeLossOptions } from './native';
 import {
   Description,
   checkFiniteNumber,
   checkInt32Array,
   checkIntegerInRange,
-  errorWithCode,
   invalidType,
   invalidValue,
   isPlainObject,
 } from './validate';
 
-/** How the sigmoid loss is computed: `'fused'` (tiled, never holds N×M) or `'naive'` (materialises N×M). */
-export type SigmoidMethod = 'fused' | 'naive';
+/**
+ * How the sigmoid loss is computed: `'fused'` (tiled, never holds N×M), `'naive'`
+ * (materialises N×M, the baseline), or, on CUDA only, `'simple'` (the plain reference
+ * kernel the fast ones are tested against: slow, for tests).
+ */
+export type SigmoidMethod = 'fused' | 'naive' | 'simple';
 
 /**
  * How the softmax loss is computed. Only `'naive'` (materialises the N×M logits) exists in
@@ -27,8 +31,22 @@ export type SigmoidMethod = 'fused' | 'naive';
  */
 export type SoftmaxMethod = 'naive';
 
-/** Where to compute. Only `'cpu'` is available in this version; CUDA requests throw `ERR_SIGLIP_NO_CUDA`. */
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+/**
+ * Where to compute: `'cpu'`, `'cuda'` (GPU 0, or the GPU of DeviceMatrix inputs) or
+ * `'cuda:N'`. A CUDA device needs the CUDA build and that GPU; otherwise the call throws
+ * `ERR_SIGLIP_NO_CUDA` (it never falls back to the CPU silently).
+ */
+export type Device = 'cpu' | CudaDevice;
+
+/**
+ * How float32 inputs are multiplied on CUDA: `'tf32'` (tensor cores, inputs rounded to
+ * 10-bit mantissas, float32 accumulation; relative error ≈ 1e-3) or `'fp32'` (exact float32
+ * FMA, slower). bfloat16/float16 inputs always use tensor cores with float32 accumulation.
+ */
+export type Precision = 'tf32' | 'fp32';
+
+/** Where gradients are returned: `'host'` (Float32Arrays) or `'device'` (float32 DeviceMatrix objects). */
+export type GradientPlacement = 'host' | 'device';
 
 /** Options both losses take. */
 export interface CommonLossOptions {
@@ -42,11 +60,27 @@ export interface CommonLossOptions {
   textIds?: Int32Array;
   /**
    * Worker threads, an integer from 1 to 1024. Default: `os.availableParallelism()`. Results
-   * are bit-identical for every thread count (a fixed reduction order).
+   * are bit-identical for every thread count (a fixed reduction order). CPU only: checked but
+   * not used by CUDA calls.
    */
   threads?: number;
-  /** Default `'cpu'`, the only device in this version. */
+  /**
+   * Where to compute. Default: `'cpu'` for Matrix inputs, the inputs' GPU for DeviceMatrix
+   * inputs. Host inputs with a CUDA device are uploaded (as float32) for the call.
+   */
   device?: Device;
+  /**
+   * CUDA: how float32 inputs are multiplied, default `'tf32'` (tolerance ≈ 5e-3 relative;
+   * `'fp32'` matches the CPU's 1e-5). 16-bit inputs take only `'tf32'` (or nothing). The CPU
+   * always multiplies in float32 and accepts only `'fp32'` (or nothing).
+   */
+  precision?: Precision;
+  /**
+   * Where gradients are returned. Default: `'host'` (Float32Arrays) for Matrix inputs,
+   * `'device'` (new float32 DeviceMatrix objects, to dispose()) for DeviceMatrix inputs.
+   * `'device'` needs a CUDA device.
+   */
+  gradients?: GradientPlacement;
 }
 
 /** Options of the sigmoid (SigLIP) loss. */
@@ -55,7 +89,7 @@ export interface SigmoidLossOptions extends CommonLossOptions {
   logitScale?: number;
   /** b, added to every logit. Default −10. */
   logitBias?: number;
-  /** Default `'fused'`. */
+  /** Default `'fused'`. `'simple'` (the reference kernel) exists on CUDA only. */
   method?: SigmoidMethod;
 }
 
@@ -76,14 +110,9 @@ export const DEFAULT_SOFTMAX_LOGIT_SCALE = Math.log(1 / 0.07);
 /** The most threads a call may ask for. */
 export const MAX_THREADS = 1024;
 
-/** `code` of the error thrown for a CUDA device in a build without CUDA. */
-export const ERR_SIGLIP_NO_CUDA = 'ERR_SIGLIP_NO_CUDA';
+export { ERR_SIGLIP_NO_CUDA };
 /** `code` of the error thrown for a method that is not implemented yet. */
 export const ERR_SIGLIP_NOT_IMPLEMENTED = 'ERR_SIGLIP_NOT_IMPLEMENTED';
-
-/** Why CUDA is unavailable (backendInfo reports the same text). */
-export const CUDA_UNAVAILABLE_REASON =
-  'this build of siglip-kernels has no CUDA backend (only the CPU addon is compiled; no CUDA build is present)';
 
 /** The default thread count: the parallelism Node.js reports (at least 1, at most MAX_THREADS). */
 export function defaultThreads(): number {
@@ -93,7 +122,16 @@ export function defaultThreads(): number {
 
 type LossKind = 'sigmoid' | 'softmax';
 
-const COMMON_KEYS = ['logitScale', 'imageIds', 'textIds', 'method', 'threads', 'device'] as const;
+const COMMON_KEYS = [
+  'logitScale',
+  'imageIds',
+  'textIds',
+  'method',
+  'threads',
+  'device',
+  'precision',
+  'gradients',
+] as const;
 const KNOWN_KEYS: Record<LossKind, readonly string[]> = {
   sigmoid: [...COMMON_KEYS, 'logitBias'],
   softmax: COMMON_KEYS,
@@ -123,26 +161,61 @@ function checkIds(argument: string, value: unknown, length: number, rowsOf: stri
   return ids;
 }
 
-function checkDevice(value: unknown): void {
-  if (value === undefined || value === 'cpu') return;
-  const expected = "'cpu' (the only device of this build)";
+/** The shape (and, for DeviceMatrix inputs, dtype and GPU) of one loss input. */
+export interface InputShape {
+  rows: number;
+  cols: number;
+}
+
+/** What DeviceMatrix inputs imply: their GPU and dtype. */
+export interface DeviceInputs {
+  ordinal: number;
+  dtype: DType;
+}
+
+type Target = { target: 'cpu' } | { target: 'cuda'; ordinal: number };
+
+function resolveDevice(value: unknown, inputs: DeviceInputs | undefined): Target {
+  if (value === undefined) {
+    return inputs === undefined ? { target: 'cpu' } : { target: 'cuda', ordinal: inputs.ordinal };
+  }
+  const expected = "'cpu', 'cuda' or 'cuda:N'";
   if (typeof value !== 'string') throw invalidType('options.device', expected, value);
-  if (/^cuda(:\d+)?$/.test(value)) {
-    throw errorWithCode(
-      `options.device is '${value}', but ${CUDA_UNAVAILABLE_REASON}. Use device 'cpu' (the default).`,
-      ERR_SIGLIP_NO_CUDA,
+  if (value === 'cpu') {
+    if (inputs === undefined) return { target: 'cpu' };
+    throw invalidValue(
       'options.device',
+      `'cuda:${inputs.ordinal}' or no device (image and text are DeviceMatrix objects on cuda:${inputs.ordinal}; ` +
+        'download() them to compute on the CPU)',
+      value,
     );
+  }
+  if (isCudaDeviceName(value)) {
+    const ordinal = resolveCudaOrdinal('options.device', value, inputs?.ordinal ?? 0);
+    if (inputs !== undefined && ordinal !== inputs.ordinal) {
+      throw invalidValue(
+        'options.device',
+        `'cuda:${inputs.ordinal}' or no device (where the DeviceMatrix inputs image and text are)`,
+        value,
+      );
+    }
+    return { target: 'cuda', ordinal };
   }
   throw invalidValue('options.device', expected, value);
 }
 
-function checkMethod(kind: LossKind, value: unknown): 'fused' | 'naive' {
+function checkMethod(kind: LossKind, value: unknown, target: Target['target']): 'fused' | 'naive' | 'simple' {
   if (kind === 'sigmoid') {
+    const expected = target === 'cuda' ? "'fused', 'naive' or 'simple'" : "'fused' or 'naive'";
     if (value === undefined) return 'fused';
-    if (typeof value !== 'string') throw invalidType('options.method', "'fused' or 'naive'", value);
-    if (value !== 'fused' && value !== 'naive') throw invalidValue('options.method', "'fused' or 'naive'", value);
-    return value;
+    if (typeof value !== 'string') throw invalidType('options.method', expected, value);
+    if (value === 'fused' || value === 'naive') return value;
+    if (value === 'simple') {
+      if (target === 'cuda') return value;
+      const cpuExpected = "'fused' or 'naive' ('simple', the reference kernel, needs device 'cuda')";
+      throw invalidValue('options.method', cpuExpected, value);
+    }
+    throw invalidValue('options.method', expected, value);
   }
   if (value === undefined || value === 'naive') return 'naive';
   if (typeof value !== 'string') throw invalidType('options.method', "'naive'", value);
@@ -157,13 +230,50 @@ function checkMethod(kind: LossKind, value: unknown): 'fused' | 'naive' {
   throw invalidValue('options.method', "'naive'", value);
 }
 
+function checkPrecision(value: unknown, target: Target['target'], dtype: DType): Precision {
+  const expected =
+    target === 'cpu'
+      ? "'fp32' or no precision (the CPU multiplies in float32; 'tf32' needs device 'cuda')"
+      : dtype === 'float32'
+        ? "'tf32' or 'fp32'"
+        : `'tf32' or no precision (${dtype} inputs always use tensor cores with float32 accumulation)`;
+  if (value === undefined) return target === 'cpu' ? 'fp32' : 'tf32';
+  if (typeof value !== 'string') throw invalidType('options.precision', expected, value);
+  if (value === 'fp32' && (target === 'cpu' || dtype === 'float32')) return value;
+  if (value === 'tf32' && target === 'cuda') return value;
+  throw invalidValue('options.precision', expected, value);
+}
+
+function checkGradients(value: unknown, target: Target['target'], inputs: DeviceInputs | undefined): GradientPlacement {
+  const expected =
+    target === 'cpu'
+      ? "'host' or no gradients option (a CPU call returns Float32Arrays; 'device' needs device 'cuda')"
+      : "'host' or 'device'";
+  if (value === undefined) return inputs === undefined ? 'host' : 'device';
+  if (typeof value !== 'string') throw invalidType('options.gradients', expected, value);
+  if (value === 'host' || (value === 'device' && target === 'cuda')) return value;
+  throw invalidValue('options.gradients', expected, value);
+}
+
+/** Resolved options: for the CPU addon, or for a CUDA call. */
+export type ResolvedLossOptions =
+  | { target: 'cpu'; options: NativeLossOptions }
+  | { target: 'cuda'; options: NativeCudaLossOptions };
+
 /**
  * Validates `options` for a loss over `image` (N rows) and `text` (M rows) and fills in the
- * defaults, giving what the addon takes.
+ * defaults, giving what the addon takes. `inputs` is set when image and text are
+ * DeviceMatrix objects.
  *
  * @internal
  */
-export function resolveLossOptions(kind: LossKind, options: unknown, image: Matrix, text: Matrix): NativeLossOptions {
+export function resolveLossOptions(
+  kind: LossKind,
+  options: unknown,
+  image: InputShape,
+  text: InputShape,
+  inputs?: DeviceInputs,
+): ResolvedLossOptions {
   if (options === undefined) options = {};
   if (!isPlainObject(options)) throw invalidType('options', 'a plain object or undefined', options);
 
@@ -185,7 +295,7 @@ export function resolveLossOptions(kind: LossKind, options: unknown, image: Matr
     );
   }
 
-  checkDevice(options['device']);
+  const device = resolveDevice(options['device'], inputs);
 
   const logitScale =
     options['logitScale'] === undefined
@@ -205,22 +315,29 @@ export function resolveLossOptions(kind: LossKind, options: unknown, image: Matr
     );
   }
 
-  const method = checkMethod(kind, options['method']);
+  const method = checkMethod(kind, options['method'], device.target);
   const threads =
     options['threads'] === undefined
       ? defaultThreads()
       : checkIntegerInRange('options.threads', options['threads'], 1, MAX_THREADS);
-
-  const resolved: NativeLossOptions = { logitScale, method, threads };
-  if (kind === 'sigmoid') {
-    resolved.logitBias =
-      options['logitBias'] === undefined
+  const precision = checkPrecision(options['precision'], device.target, inputs?.dtype ?? 'float32');
+  const gradients = checkGradients(options['gradients'], device.target, inputs);
+  const logitBias =
+    kind !== 'sigmoid'
+      ? undefined
+      : options['logitBias'] === undefined
         ? DEFAULT_SIGMOID_LOGIT_BIAS
         : checkFiniteNumber('options.logitBias', options['logitBias']);
+  const ids = imageIds !== undefined && textIds !== undefined ? { imageIds, textIds } : {};
+  const bias = logitBias === undefined ? {} : { logitBias };
+
+  if (device.target === 'cpu') {
+    // checkMethod allows 'simple' only on CUDA.
+    const cpuMethod = method as 'fused' | 'naive';
+    return { target: 'cpu', options: { logitScale, ...bias, ...ids, method: cpuMethod, threads } };
   }
-  if (imageIds !== undefined && textIds !== undefined) {
-    resolved.imageIds = imageIds;
-    resolved.textIds = textIds;
-  }
-  return resolved;
+  return {
+    target: 'cuda',
+    options: { logitScale, ...bias, ...ids, method, precision, gradients, device: device.ordinal },
+  };
 }

@@ -1,24 +1,81 @@
 /**
  * Assembles one loss call: validates image, text and options together (shapes that must
- * agree) and resolves the defaults, so that messages name the caller's own arguments.
+ * agree) and resolves the defaults, so that messages name the caller's own arguments; then
+ * runs it on the CPU addon or the CUDA exports and wraps device gradients.
  *
  * @internal
  * @packageDocumentation
  */
-import { checkMatrix } from './matrix';
-import type { NativeLossOptions, NativeMatrix } from './native';
-import { resolveLossOptions } from './options';
-import { Description, invalidValue } from './validate';
+import { cudaAddon } from './cuda';
+import { DeviceMatrix, liveNative, wrapNative } from './device_matrix';
+import { loadAddon } from './loader';
+import { checkMatrix, type Matrix } from './matrix';
+import type {
+  NativeCudaAddon,
+  NativeCudaLossOptions,
+  NativeDeviceMatrix,
+  NativeLossOptions,
+  NativeMatrix,
+} from './native';
+import { type DeviceInputs, type InputShape, resolveLossOptions } from './options';
+import { Description, invalidType, invalidValue } from './validate';
 
-export interface LossCall {
-  image: NativeMatrix;
-  text: NativeMatrix;
-  options: NativeLossOptions;
+type Kind = 'sigmoid' | 'softmax';
+
+export type LossCall =
+  | { target: 'cpu'; image: NativeMatrix; text: NativeMatrix; options: NativeLossOptions }
+  | {
+      target: 'cuda';
+      addon: NativeCudaAddon;
+      image: NativeMatrix | NativeDeviceMatrix;
+      text: NativeMatrix | NativeDeviceMatrix;
+      options: NativeCudaLossOptions;
+    };
+
+/** A loss result whose gradients are Float32Arrays or DeviceMatrix objects. */
+export interface LossOutput {
+  loss: number;
+  grad?: {
+    image: Float32Array | DeviceMatrix;
+    text: Float32Array | DeviceMatrix;
+    logitScale: number;
+    logitBias?: number;
+  };
 }
 
-export function prepareLossCall(kind: 'sigmoid' | 'softmax', image: unknown, text: unknown, options: unknown): LossCall {
-  const x = checkMatrix('image', image);
-  const y = checkMatrix('text', text);
+function deviceInputs(image: DeviceMatrix, text: DeviceMatrix): DeviceInputs {
+  if (text.dtype !== image.dtype) {
+    const received = new Description(`one of dtype ${text.dtype}`);
+    throw invalidType('text', `a DeviceMatrix of dtype ${image.dtype} (as image)`, received);
+  }
+  if (text.device !== image.device) {
+    throw invalidValue('text', `a DeviceMatrix on ${image.device} (as image)`, new Description(`one on ${text.device}`));
+  }
+  return { ordinal: Number(image.device.slice('cuda:'.length)), dtype: image.dtype };
+}
+
+export function prepareLossCall(kind: Kind, image: unknown, text: unknown, options: unknown): LossCall {
+  const imageOnDevice = image instanceof DeviceMatrix;
+  const textOnDevice = text instanceof DeviceMatrix;
+  if (imageOnDevice !== textOnDevice) {
+    const [argument, value, other] = imageOnDevice ? ['text', text, 'image'] : ['image', image, 'text'];
+    throw invalidType(argument, `a DeviceMatrix, as ${other} is one (both inputs live on the GPU or neither)`, value);
+  }
+  let x: InputShape;
+  let y: InputShape;
+  let inputs: DeviceInputs | undefined;
+  let nativeImage: NativeDeviceMatrix | undefined;
+  let nativeText: NativeDeviceMatrix | undefined;
+  if (imageOnDevice && textOnDevice) {
+    nativeImage = liveNative(image, 'image');
+    nativeText = liveNative(text, 'text');
+    x = { rows: image.rows, cols: image.cols };
+    y = { rows: text.rows, cols: text.cols };
+    inputs = deviceInputs(image, text);
+  } else {
+    x = checkMatrix('image', image);
+    y = checkMatrix('text', text);
+  }
   if (x.cols !== y.cols) {
     throw invalidValue(
       'text.cols',
@@ -26,8 +83,8 @@ export function prepareLossCall(kind: 'sigmoid' | 'softmax', image: unknown, tex
       y.cols,
     );
   }
-  const resolved = resolveLossOptions(kind, options, x, y);
-  if (resolved.imageIds === undefined && x.rows !== y.rows) {
+  const resolved = resolveLossOptions(kind, options, x, y, inputs);
+  if (resolved.options.imageIds === undefined && x.rows !== y.rows) {
     throw invalidValue(
       'text.rows',
       `${x.rows} (image.rows: without imageIds/textIds, row i of image pairs with row i of text)`,
@@ -35,7 +92,60 @@ export function prepareLossCall(kind: 'sigmoid' | 'softmax', image: unknown, tex
     );
   }
   // NaN/Infinity in the data are found by the core's validateLossRequest (csrc/core/validate.cpp),
-  // whose message names image or text and gives the index, row and column. Scanning here too
-  // would put an O(N·D) pass on the JavaScript thread of every Promise call.
-  return { image: x, text: y, options: resolved };
+  // or on the GPU for CUDA calls, whose message names image or text and gives the index, row
+  // and column. Scanning here too would put an O(N·D) pass on the JavaScript thread of every
+  // Promise call.
+  if (resolved.target === 'cpu') {
+    return { target: 'cpu', image: x as Matrix, text: y as Matrix, options: resolved.options };
+  }
+  return {
+    target: 'cuda',
+    addon: cudaAddon(`options.device is 'cuda:${resolved.options.device}'`, '', 'options.device'),
+    image: nativeImage ?? (x as Matrix),
+    text: nativeText ?? (y as Matrix),
+    options: resolved.options,
+  };
+}
+
+function wrapGradients(result: {
+  loss: number;
+  grad?: {
+    image: Float32Array | NativeDeviceMatrix;
+    text: Float32Array | NativeDeviceMatrix;
+    logitScale: number;
+    logitBias?: number;
+  };
+}): LossOutput {
+  const g = result.grad;
+  if (g === undefined) return { loss: result.loss };
+  const wrapOne = (v: Float32Array | NativeDeviceMatrix) => (v instanceof Float32Array ? v : wrapNative(v));
+  const grad: NonNullable<LossOutput['grad']> = {
+    image: wrapOne(g.image),
+    text: wrapOne(g.text),
+    logitScale: g.logitScale,
+  };
+  if (g.logitBias !== undefined) grad.logitBias = g.logitBias;
+  return { loss: result.loss, grad };
+}
+
+/** Runs a prepared call on the JavaScript thread. */
+export function runLossSync(kind: Kind, call: LossCall, wantGrad: boolean): LossOutput {
+  if (call.target === 'cpu') {
+    const { addon } = loadAddon();
+    const run = kind === 'sigmoid' ? addon.sigmoidLoss : addon.softmaxLoss;
+    return run.call(addon, call.image, call.text, call.options, wantGrad);
+  }
+  const run = kind === 'sigmoid' ? call.addon.cudaSigmoidLoss : call.addon.cudaSoftmaxLoss;
+  return wrapGradients(run.call(call.addon, call.image, call.text, call.options, wantGrad));
+}
+
+/** Runs a prepared call off the JavaScript thread (libuv's pool; the CUDA call synchronises there). */
+export async function runLossAsync(kind: Kind, call: LossCall, wantGrad: boolean): Promise<LossOutput> {
+  if (call.target === 'cpu') {
+    const { addon } = loadAddon();
+    const run = kind === 'sigmoid' ? addon.sigmoidLossAsync : addon.softmaxLossAsync;
+    return run.call(addon, call.image, call.text, call.options, wantGrad);
+  }
+  const run = kind === 'sigmoid' ? call.addon.cudaSigmoidLossAsync : call.addon.cudaSoftmaxLossAsync;
+  return wrapGradients(await run.call(call.addon, call.image, call.text, call.options, wantGrad));
 }

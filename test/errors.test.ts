@@ -20,6 +20,7 @@ import {
   softmaxLossWithGradSync,
 } from '../lib/index';
 import { makeProblem } from './helpers/cases';
+import { noGpuTest } from './helpers/gpu';
 
 type ErrorClass = typeof TypeError | typeof RangeError;
 
@@ -152,8 +153,9 @@ for (const c of CASES) {
   }
 }
 
+// Without a usable GPU (test/cuda.test.ts covers the GPU side).
 for (const device of ['cuda', 'cuda:0', 'cuda:3']) {
-  test(`device '${device}' → Error with code ERR_SIGLIP_NO_CUDA`, async (t) => {
+  noGpuTest(`device '${device}' → Error with code ERR_SIGLIP_NO_CUDA`, async (t) => {
     const error = t.throws(() => sigmoidLossSync(good.image, good.text, { device: device as never }));
     t.is(error?.constructor, Error);
     t.is((error as Error & { code?: string })?.code, ERR_SIGLIP_NO_CUDA);

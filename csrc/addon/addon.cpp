@@ -9,6 +9,8 @@
 //   gemmABt(a, b, m, n, k, threads)                   → Float32Array C = A·Bᵀ (m×n)
 // image/text are { data: Float32Array, rows, cols }; options is
 // { logitScale, logitBias (sigmoid only), imageIds?, textIds?, method: 'fused'|'naive', threads }.
+// The CMake build with CUDA (SIGLIP_WITH_CUDA) adds the cuda* exports and the DeviceMatrix
+// class (cuda_bindings.h), and backendInfo().cuda.
 #include <napi.h>
 
 #include <limits>
@@ -16,6 +18,7 @@
 
 #include "convert.h"
 #include "cpu/cpu_backend.h"
+#include "cuda_bindings.h"
 #include "js_errors.h"
 #include "loss_worker.h"
 
@@ -60,6 +63,9 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
     out.Set("hardwareThreads", Napi::Number::New(env, cpuInfo.hardwareThreads));
     out.Set("tileRows", Napi::Number::New(env, cpuInfo.tileRows));
     out.Set("tileCols", Napi::Number::New(env, cpuInfo.tileCols));
+#ifdef SIGLIP_WITH_CUDA
+    out.Set("cuda", cudaBackendInfo(env));
+#endif
     return out;
   });
 }
@@ -97,6 +103,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("softmaxLossAsync", Napi::Function::New(env, SoftmaxLossAsync, "softmaxLossAsync"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("gemmABt", Napi::Function::New(env, GemmABt, "gemmABt"));
+#ifdef SIGLIP_WITH_CUDA
+  registerCudaBindings(env, exports);
+#endif
   return exports;
 }
 
