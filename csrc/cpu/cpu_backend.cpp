@@ -17,10 +17,10 @@ LossResult sigmoidLoss(const LossRequest& request, GradientOutputs grads) {
 
 LossResult softmaxLoss(const LossRequest& request, GradientOutputs grads) {
   validateLossRequest(LossKind::Softmax, request);
-  if (request.method != Method::Naive)
-    throw invalidArgument(ErrorKind::Range, "options.method", "'naive' (the only softmax method so far)",
-                          "'fused'");
-  return naiveSoftmaxLoss(activeKernels(), request, grads);
+  const KernelSet& kernels = activeKernels();
+  // For the softmax, Method::Fused is the chunked two-pass version (chunked_softmax.cpp).
+  return request.method == Method::Fused ? chunkedSoftmaxLoss(kernels, request, grads)
+                                         : naiveSoftmaxLoss(kernels, request, grads);
 }
 
 void gemmABt(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, int threads) {

@@ -56,6 +56,12 @@ struct Avx2 {
     _mm256_store_pd(lanes, _mm256_add_pd(s.lo, s.hi));
     return ((lanes[0] + lanes[1]) + lanes[2]) + lanes[3];  // fixed order: reproducible
   }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static unsigned bits(M m) { return unsigned(_mm256_movemask_ps(m)); }
+  static void addToDoubles(double* p, F v) {
+    _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+    _mm256_storeu_pd(p + 4, _mm256_add_pd(_mm256_loadu_pd(p + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+  }
 };
 
 constexpr int kMR = 6;
@@ -91,7 +97,8 @@ void microKernel6x16(int64_t kc, const float* a, const float* b, float* c, int64
 
 const KernelSet& avx2Kernels() {
   static const KernelSet set{"avx2", kMR, kNR, /*mc=*/144, /*kc=*/256, /*nc=*/3072,
-                             microKernel6x16, simd::sigmoidEpilogue<Avx2>, simd::expInPlace<Avx2>};
+                             microKernel6x16, simd::sigmoidEpilogue<Avx2>, simd::expInPlace<Avx2>,
+                             simd::softmaxStatsEpilogue<Avx2>, simd::softmaxGradientEpilogue<Avx2>};
   return set;
 }
 

@@ -53,6 +53,13 @@ struct Avx512 {
     for (double lane : lanes) total += lane;  // fixed order: reproducible
     return total;
   }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static unsigned bits(M m) { return unsigned(m); }
+  static void addToDoubles(double* p, F v) {
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), _mm512_cvtps_pd(_mm512_castps512_ps256(v))));
+    _mm512_storeu_pd(p + 8, _mm512_add_pd(_mm512_loadu_pd(p + 8), _mm512_cvtps_pd(hi)));
+  }
 };
 
 constexpr int kMR = 12;
@@ -88,7 +95,8 @@ void microKernel12x32(int64_t kc, const float* a, const float* b, float* c, int6
 
 const KernelSet& avx512Kernels() {
   static const KernelSet set{"avx512", kMR, kNR, /*mc=*/288, /*kc=*/256, /*nc=*/3072,
-                             microKernel12x32, simd::sigmoidEpilogue<Avx512>, simd::expInPlace<Avx512>};
+                             microKernel12x32, simd::sigmoidEpilogue<Avx512>, simd::expInPlace<Avx512>,
+                             simd::softmaxStatsEpilogue<Avx512>, simd::softmaxGradientEpilogue<Avx512>};
   return set;
 }
 

@@ -47,11 +47,76 @@ void expInPlaceGeneric(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
 }
 
+// exp(x) for x ≤ 0, exactly 0 below -87 and for NaN (as the SIMD sets' expOrZero).
+inline float expOrZero(float x) { return x >= -87.0f ? std::exp(x) : 0.0f; }
+
+inline bool softmaxPositive(const SoftmaxTileParams& p, int64_t r, int64_t c) {
+  return p.rowIds ? p.rowIds[r] == p.colIds[c] : p.rowOffset + r == p.colOffset + c;
+}
+
+void softmaxStatsEpilogueGeneric(const float* tile, int64_t ld, int64_t rows, int64_t cols,
+                                 const SoftmaxTileParams& p, SoftmaxTilePartials& out) {
+  for (int64_t c = 0; c < cols; ++c) {
+    out.colMaxS[c] = -INFINITY;
+    out.colSum[c] = 0;
+    out.colPositiveSumS[c] = 0;
+    out.colPositives[c] = 0;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = tile + r * ld;
+    float rowMax = -INFINITY;
+    for (int64_t c = 0; c < cols; ++c) {
+      rowMax = row[c] > rowMax ? row[c] : rowMax;
+      out.colMaxS[c] = row[c] > out.colMaxS[c] ? row[c] : out.colMaxS[c];
+    }
+    out.rowMaxS[r] = rowMax;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = tile + r * ld;
+    double rowSum = 0, positiveSum = 0;
+    int64_t positives = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float s = row[c];
+      rowSum += expOrZero(p.temperature * (s - out.rowMaxS[r]));
+      out.colSum[c] += expOrZero(p.temperature * (s - out.colMaxS[c]));
+      if (softmaxPositive(p, r, c)) {
+        positiveSum += s;
+        ++positives;
+        out.colPositiveSumS[c] += s;
+        ++out.colPositives[c];
+      }
+    }
+    out.rowSum[r] = rowSum;
+    out.rowPositiveSumS[r] = positiveSum;
+    out.rowPositives[r] = positives;
+  }
+}
+
+double softmaxGradientEpilogueGeneric(float* tile, int64_t ld, int64_t rows, int64_t cols,
+                                      const SoftmaxTileParams& p) {
+  const float t = p.temperature, rowScale = float(p.rowScale), colScale = float(p.colScale);
+  double hDotS = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = tile + r * ld;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float s = row[c];
+      const float h = softmaxPositive(p, r, c)
+                          ? float(p.positiveH(r, c, s))
+                          : rowScale * expOrZero(t * (s - p.rowMaxS[r]) - p.rowLogSum[r]) +
+                                colScale * expOrZero(t * (s - p.colMaxS[c]) - p.colLogSum[c]);
+      hDotS += double(h * s);
+      row[c] = t * h;
+    }
+  }
+  return hDotS;
+}
+
 }  // namespace
 
 const KernelSet& genericKernels() {
   static const KernelSet set{"generic", kMR, kNR, /*mc=*/128, /*kc=*/256, /*nc=*/2048,
-                             microKernel4x8, sigmoidEpilogueGeneric, expInPlaceGeneric};
+                             microKernel4x8, sigmoidEpilogueGeneric, expInPlaceGeneric,
+                             softmaxStatsEpilogueGeneric, softmaxGradientEpilogueGeneric};
   return set;
 }
 

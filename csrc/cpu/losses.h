@@ -33,6 +33,10 @@ PairSums fusedSigmoidBlock(const KernelSet& kernels, const SigmoidBlock& block, 
 // loss, ∂L/∂b and ∂L/∂s from the (global) sums.
 LossResult sigmoidResultFromSums(const PairSums& sums, double temperature, double normalizer, bool withGradients);
 
+// chunked_softmax.cpp: the CLIP softmax loss in two tiled passes (log-sum-exps, then
+// gradients), O(N + M) statistics and never an N×M buffer. Method::Fused for the softmax.
+LossResult chunkedSoftmaxLoss(const KernelSet& kernels, const LossRequest& request, GradientOutputs grads);
+
 // naive_losses.cpp: the materialising baselines (what the Python peers do).
 LossResult naiveSigmoidLoss(const KernelSet& kernels, const LossRequest& request, GradientOutputs grads);
 LossResult naiveSoftmaxLoss(const KernelSet& kernels, const LossRequest& request, GradientOutputs grads);

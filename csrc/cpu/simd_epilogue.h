@@ -9,6 +9,7 @@
 // keeps full relative accuracy for tiny e (where log(1 + e) would lose e's low bits: the
 // negatives' terms, e ≈ 4.5e-5 at the default t = 10, b = -10, dominate the loss sum).
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "cpu_kernels.h"
@@ -106,6 +107,148 @@ void sigmoidEpilogue(float* tile, int64_t ld, int64_t rows, int64_t cols, const 
   sums.softplus += V::reduce(softplusSum);
   sums.dLogit += V::reduce(dLogitSum);
   sums.dLogitSim += V::reduce(dLogitSimSum);
+}
+
+// ---- the softmax (CLIP) epilogues of chunked_softmax.cpp --------------------------------
+// Besides the traits above they use V::sub, V::bits (a lane mask as an integer, lane k in
+// bit k) and V::addToDoubles (W float lanes added to W doubles in memory).
+
+// exp(x) for x ≤ 0, and exactly 0 below -87 (where expNonPositive returns its clamp,
+// ~1e-38) and for NaN: a logit 87 below its row's max adds nothing to a sum that is at
+// least 1, and exact zeros keep denormals out of the gradient GEMMs.
+template <class V>
+inline typename V::F expOrZero(typename V::F x) {
+  return V::select(V::greaterEqual(x, V::set1(-87.0f)), expNonPositive<V>(x), V::set1(0.0f));
+}
+
+// The positive pairs among columns j .. j+width-1 of tile row r, as lane bits.
+template <class V>
+inline unsigned positiveLanes(const SoftmaxTileParams& p, int64_t r, int64_t j, int width) {
+  if (p.rowIds) {
+    const unsigned valid = width >= 32 ? ~0u : (1u << width) - 1u;
+    return V::bits(V::equalInts(V::set1Int(p.rowIds[r]), V::loadIntN(p.colIds + j, width))) & valid;
+  }
+  const int64_t lane = p.rowOffset + r - p.colOffset - j;
+  return lane >= 0 && lane < width ? 1u << lane : 0u;
+}
+
+template <class V>
+inline float horizontalMax(typename V::F v) {
+  alignas(64) float lanes[V::W];
+  V::store(lanes, v);
+  float best = lanes[0];
+  for (int k = 1; k < V::W; ++k) best = lanes[k] > best ? lanes[k] : best;
+  return best;
+}
+
+template <class V>
+void softmaxStatsEpilogue(const float* tile, int64_t ld, int64_t rows, int64_t cols, const SoftmaxTileParams& p,
+                          SoftmaxTilePartials& out) {
+  using F = typename V::F;
+  const F t = V::set1(p.temperature);
+  const F minusInf = V::set1(-INFINITY);
+  const F zero = V::set1(0.0f);
+  for (int64_t c = 0; c < cols; ++c) {
+    out.colMaxS[c] = -INFINITY;
+    out.colSum[c] = 0;
+    out.colPositiveSumS[c] = 0;
+    out.colPositives[c] = 0;
+  }
+  // Sweep 1: max S of the tile's rows and columns.
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = tile + r * ld;
+    F rowMax = minusInf;
+    for (int64_t j = 0; j < cols; j += V::W) {
+      const int width = cols - j < V::W ? int(cols - j) : V::W;
+      if (width == V::W) {
+        const F s = V::load(row + j);
+        rowMax = V::max(rowMax, s);
+        V::store(out.colMaxS + j, V::max(V::load(out.colMaxS + j), s));
+      } else {
+        const F s = V::loadN(row + j, width);
+        rowMax = V::max(rowMax, V::select(V::firstN(width), s, minusInf));
+        V::storeN(out.colMaxS + j, V::max(V::loadN(out.colMaxS + j, width), s), width);
+      }
+    }
+    out.rowMaxS[r] = horizontalMax<V>(rowMax);
+  }
+  // Sweep 2: Σ exp(t·(S - max S)) per row and per column (float terms, double sums), and
+  // the positives' S (rare: a lane-bit test, then scalar).
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = tile + r * ld;
+    const F rowMax = V::set1(out.rowMaxS[r]);
+    typename V::DoubleSum rowSum;
+    double positiveSum = 0;
+    int64_t positives = 0;
+    for (int64_t j = 0; j < cols; j += V::W) {
+      const int width = cols - j < V::W ? int(cols - j) : V::W;
+      if (width == V::W) {
+        const F s = V::load(row + j);
+        V::accumulate(rowSum, expOrZero<V>(V::mul(t, V::sub(s, rowMax))));
+        V::addToDoubles(out.colSum + j, expOrZero<V>(V::mul(t, V::sub(s, V::load(out.colMaxS + j)))));
+      } else {
+        const F s = V::loadN(row + j, width);
+        V::accumulate(rowSum, V::select(V::firstN(width), expOrZero<V>(V::mul(t, V::sub(s, rowMax))), zero));
+        alignas(64) float colTerms[V::W];
+        V::store(colTerms, expOrZero<V>(V::mul(t, V::sub(s, V::loadN(out.colMaxS + j, width)))));
+        for (int k = 0; k < width; ++k) out.colSum[j + k] += colTerms[k];
+      }
+      for (unsigned lanes = positiveLanes<V>(p, r, j, width), k = 0; lanes; lanes >>= 1, ++k) {
+        if (!(lanes & 1u)) continue;
+        const double s = row[j + k];
+        positiveSum += s;
+        ++positives;
+        out.colPositiveSumS[j + k] += s;
+        ++out.colPositives[j + k];
+      }
+    }
+    out.rowSum[r] = V::reduce(rowSum);
+    out.rowPositiveSumS[r] = positiveSum;
+    out.rowPositives[r] = positives;
+  }
+}
+
+template <class V>
+double softmaxGradientEpilogue(float* tile, int64_t ld, int64_t rows, int64_t cols, const SoftmaxTileParams& p) {
+  using F = typename V::F;
+  const F t = V::set1(p.temperature);
+  const F rowScale = V::set1(float(p.rowScale));
+  const F colScale = V::set1(float(p.colScale));
+  const F zero = V::set1(0.0f);
+  typename V::DoubleSum hDotS;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = tile + r * ld;
+    const F rowMax = V::set1(p.rowMaxS[r]);
+    const F rowLogSum = V::set1(p.rowLogSum[r]);
+    for (int64_t j = 0; j < cols; j += V::W) {
+      const int width = cols - j < V::W ? int(cols - j) : V::W;
+      const bool full = width == V::W;
+      const F s = full ? V::load(row + j) : V::loadN(row + j, width);
+      const F colMax = full ? V::load(p.colMaxS + j) : V::loadN(p.colMaxS + j, width);
+      const F colLogSum = full ? V::load(p.colLogSum + j) : V::loadN(p.colLogSum + j, width);
+      // P = exp(t·(S - max S) - log Σ)
+      const F pRow = expOrZero<V>(V::sub(V::mul(t, V::sub(s, rowMax)), rowLogSum));
+      const F pCol = expOrZero<V>(V::sub(V::mul(t, V::sub(s, colMax)), colLogSum));
+      F h = V::fmadd(rowScale, pRow, V::mul(colScale, pCol));
+      if (const unsigned positive = positiveLanes<V>(p, r, j, width)) {
+        alignas(64) float hLanes[V::W], sLanes[V::W];
+        V::store(hLanes, h);
+        V::store(sLanes, s);
+        for (unsigned lanes = positive, k = 0; lanes; lanes >>= 1, ++k)
+          if (lanes & 1u) hLanes[k] = float(p.positiveH(r, j + k, sLanes[k]));
+        h = V::load(hLanes);
+      }
+      const F tH = V::mul(t, h);
+      if (full) {
+        V::accumulate(hDotS, V::mul(h, s));
+        V::store(row + j, tH);
+      } else {
+        V::accumulate(hDotS, V::select(V::firstN(width), V::mul(h, s), zero));
+        V::storeN(row + j, tH, width);
+      }
+    }
+  }
+  return V::reduce(hDotS);
 }
 
 }  // namespace siglip::cpu::simd

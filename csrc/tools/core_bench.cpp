@@ -5,10 +5,17 @@
 //   fused  cpu::sigmoidLoss, Method::Fused, forward + backward: one GEMM for the logits and
 //          two for ∂X, ∂Y, so 3 · 2·N·N·D flops (N = M, no ids).
 //   naive  the same with Method::Naive (materialises N×N), when --naive is given.
+//   chunk  with --softmax: cpu::softmaxLoss, Method::Fused (the chunked CLIP loss), forward +
+//          backward: S twice (once per pass) plus ∂X and ∂Y, so 4 · 2·N·N·D flops.
+//   smnaiv with --softmax --naive: the softmax's Method::Naive, 3 GEMMs as the sigmoid's.
 //
-// Each is run once to warm up, then --runs times; the median is reported.
+// Each is run once to warm up, then --runs times; the median is reported. GFLOP/s counts
+// the GEMM work each method does (so chunk's 4 GEMMs against the others' 3): compare the
+// times for the cost of the same loss. "cpu" is the median process CPU time per call (all
+// threads; spin-waits count), steadier than wall time on a machine shared with other work.
 //
-//   siglip_core_bench [--gemm M N K] [--n N] [--d D] [--threads T] [--runs R] [--naive] [--only gemm|loss]
+//   siglip_core_bench [--gemm M N K] [--n N] [--d D] [--threads T] [--runs R] [--naive] [--softmax]
+//                     [--only gemm|loss]
 // Defaults: --gemm 4096 4096 768, --n 8192 --d 768, --threads = hardware threads, --runs 5.
 #include <algorithm>
 #include <chrono>
@@ -16,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <functional>
 #include <random>
 #include <string>
@@ -31,21 +39,29 @@ namespace {
 
 struct Timing {
   double median = 0, best = 0;
+  double cpuMedian = 0;  // process CPU time per call (all threads): on a shared machine it moves
+                         // less than wall time when other processes take the cores
 };
+
+double medianOf(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
 
 Timing timeIt(int runs, const std::function<void()>& body) {
   body();  // warm-up: page in buffers, spin up the pool
-  std::vector<double> seconds;
+  std::vector<double> seconds, cpuSeconds;
   for (int k = 0; k < runs; ++k) {
+    const std::clock_t cpuStart = std::clock();
     const auto start = std::chrono::steady_clock::now();
     body();
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    cpuSeconds.push_back(double(std::clock() - cpuStart) / CLOCKS_PER_SEC);
   }
-  std::sort(seconds.begin(), seconds.end());
   Timing t;
-  t.best = seconds.front();
-  t.median = seconds.size() % 2 ? seconds[seconds.size() / 2]
-                                : 0.5 * (seconds[seconds.size() / 2 - 1] + seconds[seconds.size() / 2]);
+  t.best = *std::min_element(seconds.begin(), seconds.end());
+  t.median = medianOf(seconds);
+  t.cpuMedian = medianOf(cpuSeconds);
   return t;
 }
 
@@ -67,26 +83,32 @@ std::vector<float> randomUnitRows(int64_t rows, int64_t cols, uint64_t seed) {
 }
 
 void report(const char* what, const std::string& shape, int threads, double flops, Timing t) {
-  std::printf("%-6s %-22s threads=%-3d median %9.3f ms  best %9.3f ms  %8.1f GFLOP/s (median)\n", what,
-              shape.c_str(), threads, t.median * 1e3, t.best * 1e3, flops / t.median * 1e-9);
+  std::printf("%-6s %-22s threads=%-3d median %9.3f ms  best %9.3f ms  %8.1f GFLOP/s (median)  cpu %9.1f ms\n",
+              what, shape.c_str(), threads, t.median * 1e3, t.best * 1e3, flops / t.median * 1e-9,
+              t.cpuMedian * 1e3);
   std::fflush(stdout);
 }
 
-void benchLoss(Method method, int64_t n, int64_t d, int threads, int runs) {
+void benchLoss(LossKind kind, Method method, int64_t n, int64_t d, int threads, int runs) {
   const std::vector<float> x = randomUnitRows(n, d, 1), y = randomUnitRows(n, d, 2);
   std::vector<float> dx(x.size()), dy(y.size());
   LossRequest r;
   r.image = {x.data(), n, d};
   r.text = {y.data(), n, d};
-  r.logitScale = std::log(10.0);
-  r.logitBias = -10;
+  const bool sigmoid = kind == LossKind::Sigmoid;
+  r.logitScale = sigmoid ? std::log(10.0) : std::log(1 / 0.07);
+  r.logitBias = sigmoid ? -10 : 0;
   r.method = method;
   r.threads = threads;
   double loss = 0;
-  const Timing t = timeIt(runs, [&] { loss = cpu::sigmoidLoss(r, {dx.data(), dy.data()}).loss; });
-  report(method == Method::Fused ? "fused" : "naive",
+  const Timing t = timeIt(runs, [&] {
+    loss = (sigmoid ? cpu::sigmoidLoss(r, {dx.data(), dy.data()}) : cpu::softmaxLoss(r, {dx.data(), dy.data()})).loss;
+  });
+  const bool fused = method == Method::Fused;
+  const double gemms = !sigmoid && fused ? 4.0 : 3.0;
+  report(sigmoid ? (fused ? "fused" : "naive") : (fused ? "chunk" : "smnaiv"),
          "N=" + std::to_string(n) + " D=" + std::to_string(d) + " fwd+bwd", threads,
-         3.0 * 2.0 * double(n) * double(n) * double(d), t);
+         gemms * 2.0 * double(n) * double(n) * double(d), t);
   std::printf("       (loss %.6f)\n", loss);
 }
 
@@ -96,7 +118,7 @@ int main(int argc, char** argv) {
   int64_t gm = 4096, gn = 4096, gk = 768, n = 8192, d = 768;
   const cpu::CpuInfo info = cpu::cpuInfo();
   int threads = info.hardwareThreads, runs = 5;
-  bool naive = false;
+  bool naive = false, softmax = false;
   std::string only;
   for (int k = 1; k < argc; ++k) {
     const std::string arg = argv[k];
@@ -116,10 +138,12 @@ int main(int argc, char** argv) {
     else if (arg == "--threads") threads = int(next());
     else if (arg == "--runs") runs = int(next());
     else if (arg == "--naive") naive = true;
+    else if (arg == "--softmax") softmax = true;
     else if (arg == "--only" && k + 1 < argc) only = argv[++k];
     else {
       std::fprintf(stderr,
-                   "usage: %s [--gemm M N K] [--n N] [--d D] [--threads T] [--runs R] [--naive] [--only gemm|loss]\n",
+                   "usage: %s [--gemm M N K] [--n N] [--d D] [--threads T] [--runs R] [--naive] [--softmax] "
+                   "[--only gemm|loss]\n",
                    argv[0]);
       return 2;
     }
@@ -137,8 +161,12 @@ int main(int argc, char** argv) {
              2.0 * double(gm) * double(gn) * double(gk), t);
     }
     if (only.empty() || only == "loss") {
-      benchLoss(Method::Fused, n, d, threads, runs);
-      if (naive) benchLoss(Method::Naive, n, d, threads, runs);
+      benchLoss(LossKind::Sigmoid, Method::Fused, n, d, threads, runs);
+      if (naive) benchLoss(LossKind::Sigmoid, Method::Naive, n, d, threads, runs);
+      if (softmax) {
+        benchLoss(LossKind::Softmax, Method::Fused, n, d, threads, runs);
+        if (naive) benchLoss(LossKind::Softmax, Method::Naive, n, d, threads, runs);
+      }
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "siglip_core_bench: %s\n", e.what());

@@ -48,6 +48,7 @@ struct Case {
   double rowNorm;     // every embedding row has this L2 norm (1 = the usual normalised inputs)
   double noise;       // text row = its image row + noise·N(0, 1/D), then rescaled (large: unrelated)
   uint64_t seed;
+  int64_t classes = 0;  // with ids: the number of distinct ids (0: two thirds of min(N, M))
 };
 
 struct Data {
@@ -74,7 +75,8 @@ Data makeData(const Case& c) {
   for (auto& v : data.x) v = normal(rng);
   for (int64_t i = 0; i < c.n; ++i) normaliseRow(&data.x[size_t(i * c.d)], c.d, 1.0);
   if (c.ids) {
-    const int64_t classes = std::max<int64_t>(1, std::min(c.n, c.m) * 2 / 3);
+    const int64_t classes =
+        c.classes > 0 ? std::min(c.classes, std::min(c.n, c.m)) : std::max<int64_t>(1, std::min(c.n, c.m) * 2 / 3);
     data.imageIds.resize(size_t(c.n));
     data.textIds.resize(size_t(c.m));
     for (int64_t i = 0; i < c.n; ++i) data.imageIds[size_t(i)] = int32_t(i % classes) * 7 - 100;
@@ -219,14 +221,16 @@ bool bitIdentical(const Output& a, const Output& b) {
          std::memcmp(a.dy.data(), b.dy.data(), a.dy.size() * sizeof(float)) == 0;
 }
 
-const char* methodName(Method m) { return m == Method::Fused ? "fused" : "naive"; }
+// For the softmax, Method::Fused is the chunked two-pass version.
+const char* methodName(LossKind k, Method m) {
+  if (m == Method::Naive) return "naive";
+  return k == LossKind::Sigmoid ? "fused" : "chunked";
+}
 const char* kindName(LossKind k) { return k == LossKind::Sigmoid ? "sigmoid" : "softmax"; }
 
-// The methods each loss offers on the CPU (SPEC: the softmax's naive version is the baseline).
-std::vector<Method> methodsFor(LossKind kind) {
-  if (kind == LossKind::Sigmoid) return {Method::Fused, Method::Naive};
-  return {Method::Naive};
-}
+// The methods each loss offers on the CPU: fused (the sigmoid) or chunked (the softmax),
+// and the naive baseline.
+std::vector<Method> methodsFor(LossKind) { return {Method::Fused, Method::Naive}; }
 
 int failures = 0;
 
@@ -272,8 +276,8 @@ void checkCase(const Case& c) {
       line = std::string("threw: ") + e.what();
     }
     if (!ok) ++failures;
-    std::printf("%s %-7s %-5s %-26s N=%-4lld M=%-4lld D=%-4lld ids=%-3s s=%.3g b=%.3g |row|=%.3g  %s\n",
-                ok ? "PASS" : "FAIL", kindName(c.kind), methodName(method), c.name.c_str(), (long long)c.n,
+    std::printf("%s %-7s %-7s %-26s N=%-4lld M=%-4lld D=%-4lld ids=%-3s s=%.3g b=%.3g |row|=%.3g  %s\n",
+                ok ? "PASS" : "FAIL", kindName(c.kind), methodName(c.kind, method), c.name.c_str(), (long long)c.n,
                 (long long)c.m, (long long)c.d, c.ids ? "yes" : "no", c.logitScale, c.logitBias, c.rowNorm,
                 line.c_str());
     std::fflush(stdout);
@@ -343,12 +347,15 @@ void checkBadRequests() {
     r.logitScale = std::log(10.0);
     r.logitBias = -10;
     bad.spoil(r);
-    for (int target = 0; target < 2; ++target) {  // the backend, then the reference
+    const std::vector<Method> methods = methodsFor(bad.kind);
+    // The backend once per method, then the reference.
+    for (size_t target = 0; target <= methods.size(); ++target) {
+      const bool backend = target < methods.size();
       std::string verdict;
       bool ok = false;
       try {
-        if (target == 0) {
-          r.method = bad.kind == LossKind::Sigmoid ? Method::Fused : Method::Naive;
+        if (backend) {
+          r.method = methods[target];
           if (bad.kind == LossKind::Sigmoid) cpu::sigmoidLoss(r, {});
           else cpu::softmaxLoss(r, {});
         } else if (bad.kind == LossKind::Sigmoid) {
@@ -367,9 +374,34 @@ void checkBadRequests() {
       }
       if (!ok) ++failures;
       std::printf("%s bad-request %-7s %-9s %-40s %s\n", ok ? "PASS" : "FAIL", kindName(bad.kind),
-                  target == 0 ? "backend" : "reference", bad.name.c_str(), verdict.c_str());
+                  backend ? methodName(bad.kind, methods[target]) : "reference", bad.name.c_str(), verdict.c_str());
     }
   }
+}
+
+// The chunked softmax keeps its statistics in units of S, so no logit overflows at any
+// valid logitScale; what is left is S itself overflowing float32 (finite but huge
+// embeddings). That must be a RangeError naming image, not a NaN loss.
+void checkOverflowingSimilarities() {
+  std::vector<float> x(12, 1e20f), y(12, 1e20f);  // <x_i, y_j> = 3e40 > FLT_MAX
+  LossRequest r;
+  r.image = {x.data(), 4, 3};
+  r.text = {y.data(), 4, 3};
+  r.logitScale = std::log(10.0);
+  r.method = Method::Fused;
+  std::string verdict = "did not throw";
+  bool ok = false;
+  try {
+    cpu::softmaxLoss(r, {});
+  } catch (const Error& e) {
+    ok = e.argument() == "image" && e.kind() == ErrorKind::Range && std::strncmp(e.what(), "Expected ", 9) == 0;
+    verdict = e.what();
+  } catch (const std::exception& e) {
+    verdict = std::string("threw a non-siglip exception: ") + e.what();
+  }
+  if (!ok) ++failures;
+  std::printf("%s bad-request softmax chunked   %-40s %s\n", ok ? "PASS" : "FAIL", "dot products overflow float32",
+              verdict.c_str());
 }
 
 std::vector<Case> buildCases(uint64_t seed, int randomCount) {
@@ -380,8 +412,8 @@ std::vector<Case> buildCases(uint64_t seed, int randomCount) {
   std::vector<Case> cases;
   uint64_t s = seed;
   auto add = [&](std::string name, LossKind kind, int64_t n, int64_t m, int64_t d, bool ids, double scale,
-                 double bias, double norm, double noise = 0.6) {
-    cases.push_back({name, kind, n, m, d, ids, scale, bias, norm, noise, ++s});
+                 double bias, double norm, double noise = 0.6, int64_t classes = 0) {
+    cases.push_back({name, kind, n, m, d, ids, scale, bias, norm, noise, ++s, classes});
   };
   for (LossKind kind : {LossKind::Sigmoid, LossKind::Softmax}) {
     const double scale = kind == LossKind::Sigmoid ? ln10 : clipScale;
@@ -404,6 +436,32 @@ std::vector<Case> buildCases(uint64_t seed, int randomCount) {
         extremeNorm, 1e3);
     add("bias 0, s 0", kind, 40, 40, 8, false, 0, 0, 1);
   }
+  // The softmax's own hard cases (the chunked version's tiles, online log-sum-exps and
+  // column merges): sizes around the 192 tile, D = 1 (ties: every logit is ±t), many
+  // duplicate ids, converged batches (the relative accuracy of a tiny loss), and the extreme
+  // scales ln 100 and ln 1000 on unit-norm rows. A converged loss is Σ exp(l_neg - l_pos),
+  // so its relative error is the absolute error of the logits, t·δS with δS ~ 1e-7 from the
+  // float32 GEMM: at t = 1000 a loss below ~1e-3 cannot meet 1e-5 in float32 (any method),
+  // and at t = 100 the margin is thin below ~1e-6; the cases stay inside what float32 can do.
+  // ("saturated": the loss underflows to 0 in double, the gradients are ~1e-30.)
+  const LossKind sm = LossKind::Softmax;
+  add("193, D=1 (ties)", sm, 193, 193, 1, false, clipScale, 0, 1);
+  add("385, D=3", sm, 385, 385, 3, false, clipScale, 0, 1);
+  add("ids 385x193, D=3", sm, 385, 193, 3, true, clipScale, 0, 1);
+  add("ids 193x385, D=768", sm, 193, 385, 768, true, clipScale, 0, 1);
+  add("ids, 4 classes", sm, 200, 250, 16, true, clipScale, 0, 1, 0.6, 4);
+  add("ids, 1 class", sm, 70, 200, 8, true, clipScale, 0, 1, 0.6, 1);
+  add("converged, s=ln(1/0.07)", sm, 300, 300, 64, false, clipScale, 0, 1, 0.1);
+  add("converged, s=ln 30", sm, 193, 193, 64, false, std::log(30.0), 0, 1, 0.05);
+  add("converged, s=ln 100", sm, 200, 200, 8, false, std::log(100.0), 0, 1, 0.2);
+  add("saturated, s=ln 100", sm, 200, 200, 256, false, std::log(100.0), 0, 1, 0.3);
+  add("ids, small noise, s=ln 30", sm, 250, 230, 64, true, std::log(30.0), 0, 1, 0.05);
+  add("s=80 (t=5.5e34), random pairs", sm, 200, 200, 16, false, 80, 0, 1, 1e3);
+  add("s=-80, ids", sm, 100, 90, 16, true, -80, 0, 1);
+  add("s=ln 100, random pairs", sm, 300, 300, 768, false, std::log(100.0), 0, 1, 1e3);
+  add("s=ln 1000, paired", sm, 385, 385, 32, false, std::log(1000.0), 0, 1, 3);
+  add("s=ln 1000, random pairs", sm, 193, 193, 768, false, std::log(1000.0), 0, 1, 1e3);
+  add("s=ln 1000, ids N != M", sm, 300, 193, 48, true, std::log(1000.0), 0, 1, 2);
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int64_t> size(1, 300);
   for (int k = 0; k < randomCount; ++k) {
@@ -447,7 +505,10 @@ int main(int argc, char** argv) {
     if (!filter.empty() && label.find(filter) == std::string::npos) continue;
     checkCase(c);
   }
-  if (filter.empty() || std::string("bad-request").find(filter) != std::string::npos) checkBadRequests();
+  if (filter.empty() || std::string("bad-request").find(filter) != std::string::npos) {
+    checkBadRequests();
+    checkOverflowingSimilarities();
+  }
 
   if (failures) {
     std::printf("siglip_core_check: %d FAILED\n", failures);
