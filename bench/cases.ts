@@ -2,19 +2,48 @@
 // (case.ts): the case description that travels as JSON on the child's command line, the
 // result it prints back, and the arithmetic both sides need (flop counts, memory estimates).
 
+/** What one benchmarked method is: how the table names it and which library call runs it. */
+export interface MethodInfo {
+  /** The name tables, plots and progress lines use. */
+  label: string;
+  /** Which call runs it: `sigmoidLoss*Sync`, `softmaxLoss*Sync`, or `gemmABt`. */
+  loss: 'sigmoid' | 'softmax' | 'gemm';
+  /** The `options.method` passed to the loss (absent for gemm). */
+  libMethod?: string;
+  /** N×M float32 buffers it holds at its peak, forward and forward+backward (see estimatedSquareBuffers). */
+  squareBuffers: { fwd: number; 'fwd+bwd': number };
+}
+
+/**
+ * Every method `--methods` accepts, in the order tables and plots list them. Adding a method
+ * of the library to the benchmark, its table and the report's plots is one line here (and
+ * one in REPORT_METHODS). A method the library does not implement yet (its probe call
+ * throws, see run.ts) is left out of a run with a note rather than failing it.
+ */
+export const METHOD_INFO = {
+  fused: { label: 'fused sigmoid', loss: 'sigmoid', libMethod: 'fused', squareBuffers: { fwd: 0, 'fwd+bwd': 0 } },
+  // O(N) memory: row and column statistics, no N×M buffer.
+  'chunked-softmax': { label: 'chunked softmax', loss: 'softmax', libMethod: 'chunked', squareBuffers: { fwd: 0, 'fwd+bwd': 0 } },
+  // The logits and, with gradients, G.
+  'naive-sigmoid': { label: 'naive sigmoid', loss: 'sigmoid', libMethod: 'naive', squareBuffers: { fwd: 1, 'fwd+bwd': 2 } },
+  // The logits, the row and the column softmax.
+  'naive-softmax': { label: 'naive softmax', loss: 'softmax', libMethod: 'naive', squareBuffers: { fwd: 2, 'fwd+bwd': 3 } },
+  // Its output C.
+  gemm: { label: 'gemm A·Bᵀ', loss: 'gemm', squareBuffers: { fwd: 1, 'fwd+bwd': 1 } },
+} as const satisfies Record<string, MethodInfo>;
+
+export type MethodName = keyof typeof METHOD_INFO;
+
 /** The methods `--methods` accepts, in the order the table lists them. */
-export const METHODS = ['fused', 'naive-sigmoid', 'naive-softmax', 'gemm'] as const;
-export type MethodName = (typeof METHODS)[number];
+export const METHODS = Object.keys(METHOD_INFO) as MethodName[];
+
+/** The methods `--report` runs (the plots' lines), when the library implements them. */
+export const REPORT_METHODS: readonly MethodName[] = ['fused', 'chunked-softmax', 'naive-sigmoid', 'naive-softmax'];
 
 /** fwd: the loss only. fwd+bwd: the loss and all four gradients. gemm: one A·Bᵀ product. */
 export type Pass = 'fwd' | 'fwd+bwd' | 'gemm';
 
-export const METHOD_LABELS: Record<MethodName, string> = {
-  fused: 'fused sigmoid',
-  'naive-sigmoid': 'naive sigmoid',
-  'naive-softmax': 'naive softmax',
-  gemm: 'gemm A·Bᵀ',
-};
+export const METHOD_LABELS = Object.fromEntries(METHODS.map((m) => [m, METHOD_INFO[m].label])) as Record<MethodName, string>;
 
 export interface CaseSpec {
   method: MethodName;
@@ -62,21 +91,11 @@ export function caseFlops(spec: CaseSpec): number {
 
 /**
  * A conservative estimate of the N×M float32 buffers a case holds at its peak, used only to
- * skip cases that would not fit in --mem-budget (the fused loss holds none). The naive
- * sigmoid keeps the logits and, with gradients, G; the naive softmax keeps the logits, the
- * row and the column softmax; the GEMM's output C is one.
+ * skip cases that would not fit in --mem-budget (the fused loss holds none); the figures are
+ * METHOD_INFO's.
  */
 export function estimatedSquareBuffers(method: MethodName, pass: Pass): number {
-  switch (method) {
-    case 'fused':
-      return 0;
-    case 'naive-sigmoid':
-      return pass === 'fwd+bwd' ? 2 : 1;
-    case 'naive-softmax':
-      return pass === 'fwd+bwd' ? 3 : 2;
-    case 'gemm':
-      return 1;
-  }
+  return METHOD_INFO[method].squareBuffers[pass === 'fwd+bwd' ? 'fwd+bwd' : 'fwd'];
 }
 
 /** Estimated bytes beyond inputs and gradients: the N×M buffers above. */
@@ -92,6 +111,17 @@ export function defaultRepeats(n: number): number {
   if (n <= 1024) return 7;
   if (n <= 2048) return 5;
   if (n <= 4096) return 3;
+  if (n <= 8192) return 2;
+  return 1;
+}
+
+/**
+ * Timed runs per case in the `--report` suite (fewer than defaultRepeats: the default report
+ * must finish in under two minutes on two cores, and its plots span orders of magnitude).
+ */
+export function reportRepeats(n: number): number {
+  if (n <= 1024) return 5;
+  if (n <= 2048) return 3;
   if (n <= 8192) return 2;
   return 1;
 }
