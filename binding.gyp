@@ -4,20 +4,27 @@
   # SIMD kernels live in their own static libraries so that only they get -mavx2/-mavx512*:
   # everything else stays baseline x86-64 and the dispatcher picks a kernel set at run time.
   "target_defaults": {
-    "cflags_cc!": ["-fno-exceptions"],
+    # RTTI: the ring's transports identify their own pending transfers with dynamic_cast.
+    "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
     "cflags_cc": ["-std=c++17", "-O3", "-fexceptions"],
     "cflags!": ["-fno-exceptions"],
     "xcode_settings": {
       "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+      "GCC_ENABLE_CPP_RTTI": "YES",
       "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
       "OTHER_CPLUSPLUSFLAGS": ["-O3"]
     },
-    "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/O2"] } }
+    "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1, "RuntimeTypeInfo": "true", "AdditionalOptions": ["/std:c++17", "/O2"] } }
   },
   "targets": [
     {
       "target_name": "siglip_kernels",
-      "sources": ["<!@(node -p \"['csrc/core','csrc/cpu','csrc/addon'].flatMap(d=>require('fs').readdirSync(d).filter(f=>f.endsWith('.cpp')&&!/^kernels_avx/.test(f)).map(f=>d+'/'+f)).join(' ')\")"],
+      # csrc/ring: the ring and its in-process transport; mpi_transport.cpp only where MPI is
+      # found (below), nccl_transport.cpp only in the CMake CUDA build.
+      "sources": ["<!@(node -p \"['csrc/core','csrc/cpu','csrc/ring','csrc/addon'].flatMap(d=>require('fs').readdirSync(d).filter(f=>f.endsWith('.cpp')&&!/^(kernels_avx|mpi_|nccl_)/.test(f)).map(f=>d+'/'+f)).join(' ')\")"],
+      # MPI (the MPI ring transport, SIGLIP_WITH_MPI) when scripts/mpi_flags.js finds an MPI
+      # compiler wrapper; SIGLIP_MPI=off skips it, SIGLIP_MPI=on makes its absence an error.
+      "variables": { "siglip_mpi": "<!(node scripts/mpi_flags.js found)" },
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "csrc"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "conditions": [
@@ -25,7 +32,16 @@
           "dependencies": ["siglip_kernels_avx2", "siglip_kernels_avx512"],
           "defines": ["SIGLIP_HAVE_X86_KERNELS=1"]
         }],
-        ["OS=='linux'", { "libraries": ["-lpthread"] }]
+        ["OS=='linux'", { "libraries": ["-lpthread"] }],
+        ["siglip_mpi=='yes'", {
+          "sources": ["csrc/ring/mpi_transport.cpp"],
+          # The C API only: without the *_SKIP_MPICXX defines mpi.h pulls in the deprecated
+          # C++ bindings, whose library (-lmpi_cxx) is not linked.
+          "defines": ["SIGLIP_WITH_MPI=1", "OMPI_SKIP_MPICXX=1", "MPICH_SKIP_MPICXX=1"],
+          "include_dirs": ["<!@(node scripts/mpi_flags.js includes)"],
+          "cflags_cc": ["<!@(node scripts/mpi_flags.js cflags)"],
+          "libraries": ["<!@(node scripts/mpi_flags.js libs)"]
+        }]
       ]
     }
   ],

@@ -50,6 +50,23 @@ export {
   type SoftmaxMethod,
 } from './options';
 export { ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE, type SiglipError } from './validate';
+export {
+  DEFAULT_RING_TIMEOUT_MS,
+  ERR_SIGLIP_NO_MPI,
+  ERR_SIGLIP_RING_FAILED,
+  MAX_RING_RANKS,
+  Ring,
+  type LocalRingLossOptions,
+  type LocalRingLossWithGrad,
+  type LocalRingOptions,
+  type MpiRingOptions,
+  type NcclRingOptions,
+  type RankRingLossOptions,
+  type RankRingLossWithGrad,
+  type RingKind,
+  type RingLossOptions,
+  type RingStats,
+} from './ring';
 
 /** A loss input: a host {@link Matrix} or a {@link DeviceMatrix} (both inputs of one call are the same kind). */
 export type LossInput = Matrix | DeviceMatrix;

@@ -20,7 +20,7 @@ export interface NativeLossOptions {
   logitBias?: number;
   imageIds?: Int32Array;
   textIds?: Int32Array;
-  method: 'fused' | 'naive';
+  method: 'fused' | 'naive' | 'chunked';
   threads: number;
 }
 
@@ -67,7 +67,7 @@ export interface NativeCudaLossOptions {
   logitBias?: number;
   imageIds?: Int32Array;
   textIds?: Int32Array;
-  method: 'fused' | 'naive' | 'simple';
+  method: 'fused' | 'naive' | 'simple' | 'chunked';
   precision: 'tf32' | 'fp32';
   gradients: 'host' | 'device';
   device: number;
@@ -140,7 +140,81 @@ export interface NativeCudaAddon {
   ): Promise<NativeCudaLossResult>;
 }
 
+/** Statistics of one rank of a ring call (csrc/ring/ring_sigmoid.h, RingStats). */
+export interface NativeRingStats {
+  steps: number;
+  bytesSent: number;
+  peakRingBytes: number;
+  computeSeconds: number;
+  waitSeconds: number;
+}
+
+/** One rank's result of a ring call (csrc/addon/ring_bindings.h). */
+export interface NativeRingRankResult<G = Float32Array> {
+  loss: number;
+  grad?: { image: G; text: G; logitScale: number; logitBias: number };
+  stats: NativeRingStats;
+}
+
+/** Fully resolved options of a ring call. */
+export interface NativeRingLossOptions {
+  logitScale: number;
+  logitBias: number;
+  /** local rings: one Int32Array per rank; mpi/nccl: one Int32Array. */
+  imageIds?: Int32Array | Int32Array[];
+  textIds?: Int32Array | Int32Array[];
+  /** CPU rings (local, mpi). */
+  threads?: number;
+  /** NCCL rings. */
+  precision?: 'tf32' | 'fp32';
+  gradients?: 'host' | 'device';
+  /** Local rings, the internal test hook. */
+  failRank?: number;
+  failMode?: 'abort' | 'absent';
+}
+
+/** The native ring object (csrc/addon/ring_bindings.h). */
+export interface NativeRing {
+  readonly kind: 'local' | 'mpi' | 'nccl';
+  readonly rank: number;
+  readonly size: number;
+  readonly disposed: boolean;
+  sigmoidLoss(
+    image: NativeMatrix[] | NativeMatrix | NativeDeviceMatrix,
+    text: NativeMatrix[] | NativeMatrix | NativeDeviceMatrix,
+    options: NativeRingLossOptions,
+    wantGrad: boolean,
+  ): Promise<NativeRingRankResult<Float32Array | NativeDeviceMatrix>[] | NativeRingRankResult<Float32Array | NativeDeviceMatrix>>;
+  connect(): Promise<void>;
+  dispose(): void;
+}
+
+export interface NativeRingClass {
+  new (kind: 'local', options: { ranks: number; timeoutMs: number }): NativeRing;
+  new (kind: 'mpi', options: { timeoutMs: number }): NativeRing;
+  new (kind: 'nccl', options: { rank: number; size: number; id: Uint8Array; device: number; timeoutMs: number }): NativeRing;
+}
+
+/** What the loaded binary's ring supports. */
+export interface NativeRingBuildInfo {
+  /** Built with the MPI transport (SIGLIP_WITH_MPI). */
+  mpi: boolean;
+  /** The MPI library's version line ('' without MPI). */
+  mpiLibrary: string;
+  /** This process was started by an MPI launcher (mpirun sets its environment). */
+  mpiLaunched: boolean;
+  /** Built with the NCCL transport (the CUDA build). */
+  nccl: boolean;
+}
+
 export interface NativeAddon extends Partial<NativeCudaAddon> {
+  RingHandle: NativeRingClass;
+  ringBuildInfo(): NativeRingBuildInfo;
+  mpiFinalize(): void;
+  /** CUDA build only. */
+  ncclUniqueId?(): Uint8Array;
+  /** CUDA build only. */
+  ncclInfo?(): { available: boolean; reason: string; library: string; version: string };
   sigmoidLoss(image: NativeMatrix, text: NativeMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
   softmaxLoss(image: NativeMatrix, text: NativeMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
   sigmoidLossAsync(

@@ -26,10 +26,12 @@ import {
 export type SigmoidMethod = 'fused' | 'naive' | 'simple';
 
 /**
- * How the softmax loss is computed. Only `'naive'` (materialises the N×M logits) exists in
- * this version; the chunked O(N)-memory version is not implemented yet.
+ * How the softmax loss is computed: `'chunked'` (tile by tile with online row and column
+ * log-sum-exp, then the gradients in a second tiled pass; O(N + M) extra memory, never N×M;
+ * the default on the CPU) or `'naive'` (materialises the N×M logits, the baseline; the only
+ * softmax method on CUDA so far).
  */
-export type SoftmaxMethod = 'naive';
+export type SoftmaxMethod = 'chunked' | 'naive';
 
 /**
  * Where to compute: `'cpu'`, `'cuda'` (GPU 0, or the GPU of DeviceMatrix inputs) or
@@ -204,7 +206,11 @@ function resolveDevice(value: unknown, inputs: DeviceInputs | undefined): Target
   throw invalidValue('options.device', expected, value);
 }
 
-function checkMethod(kind: LossKind, value: unknown, target: Target['target']): 'fused' | 'naive' | 'simple' {
+function checkMethod(
+  kind: LossKind,
+  value: unknown,
+  target: Target['target'],
+): 'fused' | 'naive' | 'simple' | 'chunked' {
   if (kind === 'sigmoid') {
     const expected = target === 'cuda' ? "'fused', 'naive' or 'simple'" : "'fused' or 'naive'";
     if (value === undefined) return 'fused';
@@ -217,17 +223,20 @@ function checkMethod(kind: LossKind, value: unknown, target: Target['target']): 
     }
     throw invalidValue('options.method', expected, value);
   }
-  if (value === undefined || value === 'naive') return 'naive';
-  if (typeof value !== 'string') throw invalidType('options.method', "'naive'", value);
-  if (value === 'fused') {
+  const expected = target === 'cuda' ? "'naive' (the only softmax method on CUDA so far)" : "'chunked' or 'naive'";
+  if (value === undefined) return target === 'cuda' ? 'naive' : 'chunked';
+  if (typeof value !== 'string') throw invalidType('options.method', expected, value);
+  if (value === 'naive') return value;
+  if (value === 'chunked') {
+    if (target === 'cpu') return value;
     throw invalidValue(
       'options.method',
-      "'naive' (the chunked softmax loss, 'fused', is not implemented yet)",
+      "'naive' (the chunked softmax loss is implemented on the CPU only so far)",
       value,
       ERR_SIGLIP_NOT_IMPLEMENTED,
     );
   }
-  throw invalidValue('options.method', "'naive'", value);
+  throw invalidValue('options.method', expected, value);
 }
 
 function checkPrecision(value: unknown, target: Target['target'], dtype: DType): Precision {
@@ -333,7 +342,7 @@ export function resolveLossOptions(
 
   if (device.target === 'cpu') {
     // checkMethod allows 'simple' only on CUDA.
-    const cpuMethod = method as 'fused' | 'naive';
+    const cpuMethod = method as 'fused' | 'naive' | 'chunked';
     return { target: 'cpu', options: { logitScale, ...bias, ...ids, method: cpuMethod, threads } };
   }
   return {

@@ -15,6 +15,8 @@ const LOSS_TOLERANCE = 1e-5;
 const GRAD_TOLERANCE = 1e-4;
 
 const CASES: Array<ProblemSpec & { logitScale: number }> = [
+  { n: 193, m: 193, d: 64, logitScale: Math.log(10) },
+  { n: 385, m: 193, d: 3, distinctIds: 60, coverIds: true, logitScale: DEFAULT_SOFTMAX_LOGIT_SCALE },
   { n: 1, m: 1, d: 1, logitScale: DEFAULT_SOFTMAX_LOGIT_SCALE },
   { n: 7, m: 7, d: 3, logitScale: DEFAULT_SOFTMAX_LOGIT_SCALE },
   { n: 33, m: 33, d: 17, logitScale: Math.log(10) },
@@ -27,11 +29,12 @@ const CASES: Array<ProblemSpec & { logitScale: number }> = [
   { n: 257, m: 120, d: 65, distinctIds: 120, coverIds: true, logitScale: DEFAULT_SOFTMAX_LOGIT_SCALE },
 ];
 
+for (const method of ['chunked', 'naive'] as const)
 for (const spec of CASES) {
-  test(`softmax matches the float64 reference: ${describeProblem(spec)}`, async (t) => {
+  test(`softmax (${method}) matches the float64 reference: ${describeProblem(spec)}`, async (t) => {
     const p = makeProblem(spec);
     const ref = softmaxReference(referenceInputs(p, spec.logitScale));
-    const options = { logitScale: spec.logitScale, method: 'naive' as const, threads: 2, ...idOptions(p) };
+    const options = { logitScale: spec.logitScale, method, threads: 2, ...idOptions(p) };
     const sync = softmaxLossWithGradSync(p.image, p.text, options);
     t.true(scalarError(sync.loss, ref.loss) <= LOSS_TOLERANCE, `loss ${sync.loss} vs ${ref.loss}`);
     t.true(relativeError(sync.grad.image, ref.gradImage) <= GRAD_TOLERANCE, 'grad.image');
@@ -48,9 +51,9 @@ for (const spec of CASES) {
   });
 }
 
-test('softmax defaults are logitScale ln(1/0.07) and method naive', (t) => {
+test('softmax defaults are logitScale ln(1/0.07) and method chunked', (t) => {
   const p = makeProblem({ n: 20, m: 20, d: 8 });
-  const explicit = softmaxLossWithGradSync(p.image, p.text, { logitScale: Math.log(1 / 0.07), method: 'naive' });
+  const explicit = softmaxLossWithGradSync(p.image, p.text, { logitScale: Math.log(1 / 0.07), method: 'chunked' });
   t.deepEqual(softmaxLossWithGradSync(p.image, p.text), explicit);
   t.is(DEFAULT_SOFTMAX_LOGIT_SCALE, Math.log(1 / 0.07));
 });

@@ -10,7 +10,8 @@
 // image/text are { data: Float32Array, rows, cols }; options is
 // { logitScale, logitBias (sigmoid only), imageIds?, textIds?, method: 'fused'|'naive', threads }.
 // The CMake build with CUDA (SIGLIP_WITH_CUDA) adds the cuda* exports and the DeviceMatrix
-// class (cuda_bindings.h), and backendInfo().cuda.
+// class (cuda_bindings.h), and backendInfo().cuda. The ring (RingHandle, ringBuildInfo, …)
+// is in ring_bindings.h.
 #include <napi.h>
 
 #include <limits>
@@ -21,6 +22,7 @@
 #include "cuda_bindings.h"
 #include "js_errors.h"
 #include "loss_worker.h"
+#include "ring_bindings.h"
 
 namespace siglip::addon {
 namespace {
@@ -103,6 +105,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("softmaxLossAsync", Napi::Function::New(env, SoftmaxLossAsync, "softmaxLossAsync"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("gemmABt", Napi::Function::New(env, GemmABt, "gemmABt"));
+  registerRingBindings(env, exports);
 #ifdef SIGLIP_WITH_CUDA
   registerCudaBindings(env, exports);
 #endif

@@ -176,22 +176,17 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind) {
                     "undefined while " + std::string(hasImage ? "imageIds" : "textIds") + " is given");
   }
 
+  // Sigmoid: 'fused' | 'naive'. Softmax: 'chunked' (the core's Method::Fused) | 'naive'.
+  const char* methods = kind == LossKind::Softmax ? "'chunked' or 'naive'" : "'fused' or 'naive'";
   Napi::Value method = options.Get("method");
-  if (!method.IsString()) throw typeError(env, "options.method", "'fused' or 'naive'", describeValue(method));
+  if (!method.IsString()) throw typeError(env, "options.method", methods, describeValue(method));
   const std::string methodName = method.As<Napi::String>().Utf8Value();
-  if (methodName == "fused") {
-    if (kind == LossKind::Softmax) {
-      // Keep in step with lib/options.ts: the chunked (O(N)-memory) softmax is not implemented yet.
-      throw makeJsError(env, ErrorKind::Range,
-                        "Expected 'naive' for options.method but received the string 'fused': the chunked "
-                        "softmax loss is not implemented yet",
-                        "options.method", "ERR_SIGLIP_NOT_IMPLEMENTED");
-    }
+  if (methodName == (kind == LossKind::Softmax ? "chunked" : "fused")) {
     call.request.method = Method::Fused;
   } else if (methodName == "naive") {
     call.request.method = Method::Naive;
   } else {
-    throw rangeError(env, "options.method", "'fused' or 'naive'", describeValue(method));
+    throw rangeError(env, "options.method", methods, describeValue(method));
   }
 
   call.request.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));

@@ -93,10 +93,10 @@ CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind) {
 
   const std::string method = readString(options, "method", "'fused', 'naive' or 'simple'");
   if (kind == LossKind::Softmax) {
-    if (method == "fused") {
+    if (method == "chunked") {
       throw makeJsError(env, ErrorKind::Range,
-                        "Expected 'naive' for options.method but received the string 'fused': the chunked "
-                        "softmax loss is not implemented yet",
+                        "Expected 'naive' for options.method but received the string 'chunked': the chunked "
+                        "softmax loss is implemented on the CPU only so far",
                         "options.method", "ERR_SIGLIP_NOT_IMPLEMENTED");
     }
     if (method != "naive") {

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "../core/errors.h"
 
@@ -55,6 +56,7 @@ class MpiTransport : public Transport {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Comm_free(&comm_);
+    for (auto& buffers : abandoned_) buffers.release();  // a pending collective may still write them
   }
 
   int rank() const override { return rank_; }
@@ -83,14 +85,27 @@ class MpiTransport : public Transport {
     transfer.reset();
   }
 
+  // Through buffers the transport owns: a collective that failed (abort, timeout) cannot be
+  // cancelled and may still complete later (a slow rank joining it), so its buffers must
+  // outlive the caller's; they are kept (and, at destruction, leaked) instead of freed.
   void allGather(const void* mine, size_t bytes, void* all) override {
+    auto buffers = std::make_unique<CollectiveBuffers>();
+    buffers->send.assign(static_cast<const char*>(mine), static_cast<const char*>(mine) + bytes);
+    buffers->receive.resize(bytes * size_t(size_));
     MPI_Request request;
     {
       std::lock_guard<std::mutex> lock(mpiMutex);
-      checkMpi(MPI_Iallgather(mine, byteCount(bytes), MPI_BYTE, all, byteCount(bytes), MPI_BYTE, comm_, &request),
+      checkMpi(MPI_Iallgather(buffers->send.data(), byteCount(bytes), MPI_BYTE, buffers->receive.data(),
+                              byteCount(bytes), MPI_BYTE, comm_, &request),
                "MPI_Iallgather");
     }
-    complete(request, "all ranks to reach the same all-gather");
+    try {
+      complete(request, "all ranks to reach the same all-gather", /*collective=*/true);
+    } catch (...) {
+      abandoned_.push_back(std::move(buffers));
+      throw;
+    }
+    if (bytes) std::memcpy(all, buffers->receive.data(), buffers->receive.size());
   }
 
   // Tells every other rank, with a small message they look for while they wait. (A rank
@@ -113,8 +128,10 @@ class MpiTransport : public Transport {
   int previous() const { return (rank_ - 1 + size_) % size_; }
 
   // Polls the request (MPI_Test drives progress) until it completes, another rank reports
-  // an abort, or the deadline passes.
-  void complete(MPI_Request& request, const std::string& what) {
+  // an abort, or the deadline passes. A point-to-point request is cancelled then; a
+  // collective one cannot be (MPI_Cancel on it is erroneous, and fatal under Open MPI's
+  // default error handler), so it is left pending: the transport is unusable after a failure.
+  void complete(MPI_Request& request, const std::string& what, bool collective = false) {
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     for (;;) {
       {
@@ -128,7 +145,7 @@ class MpiTransport : public Transport {
         if (pending) {
           char reason[sizeof abortMessage_] = {};
           MPI_Recv(reason, int(sizeof reason), MPI_CHAR, status.MPI_SOURCE, kAbortTag, comm_, MPI_STATUS_IGNORE);
-          MPI_Cancel(&request);
+          if (!collective) MPI_Cancel(&request);
           throw Error(ErrorKind::Internal, "ring",
                       "ring rank " + std::to_string(rank_) + " stopped: rank " + std::to_string(status.MPI_SOURCE) +
                           " failed: " + reason);
@@ -136,7 +153,7 @@ class MpiTransport : public Transport {
       }
       if (std::chrono::steady_clock::now() > deadline) {
         std::lock_guard<std::mutex> lock(mpiMutex);
-        MPI_Cancel(&request);
+        if (!collective) MPI_Cancel(&request);
         throw Error(ErrorKind::Internal, "ring",
                     "ring rank " + std::to_string(rank_) + " timed out after " + std::to_string(timeout_.count()) +
                         " ms waiting for " + what);
@@ -150,6 +167,10 @@ class MpiTransport : public Transport {
   int rank_ = 0, size_ = 1;
   uint64_t bytesSent_ = 0;
   char abortMessage_[512] = {};
+  struct CollectiveBuffers {
+    std::vector<char> send, receive;
+  };
+  std::vector<std::unique_ptr<CollectiveBuffers>> abandoned_;
 };
 
 }  // namespace

@@ -1,0 +1,106 @@
+// The ring over MPI: `mpirun -np P` (P = 2, 3, 4) runs test/fixtures/ring_mpi_worker.ts, one
+// rank per process; every rank compares its result with the single-device loss of the whole
+// batch and prints one JSON line. Then a rank with bad data: every rank must reject, within the
+// timeout. Skipped, saying why, where mpirun is missing or the addon was built without MPI.
+// Open MPI refuses root and more ranks than cores unless told (CI runs as root on 2 cores).
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+
+import { loadAddon } from '../lib/loader';
+
+const root = path.resolve(__dirname, '..');
+const worker = path.join('test', 'fixtures', 'ring_mpi_worker.ts');
+
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return undefined;
+}
+
+const mpirun = onPath('mpirun');
+const build = loadAddon().addon.ringBuildInfo();
+const why = mpirun === undefined ? 'mpirun is not on PATH (apt-get install openmpi-bin)' : !build.mpi ? 'the addon was built without MPI (no mpicxx when it was compiled)' : '';
+
+interface Run {
+  lines: Array<Record<string, unknown>>;
+  output: string;
+  code: number | null;
+  seconds: number;
+}
+
+function mpiRun(ranks: number, mode: string): Promise<Run> {
+  const env = {
+    ...process.env,
+    OMPI_ALLOW_RUN_AS_ROOT: '1',
+    OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1',
+    OMPI_MCA_rmaps_base_oversubscribe: '1',
+  };
+  const start = Date.now();
+  return new Promise((resolve) => {
+    execFile(
+      mpirun!,
+      ['-np', String(ranks), process.execPath, '--import', 'tsx', worker, mode],
+      { cwd: root, env, timeout: 30_000, maxBuffer: 16 << 20 },
+      (error, stdout, stderr) => {
+        const lines = stdout
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        const code = error ? ((error as { code?: number }).code ?? 1) : 0;
+        resolve({ lines, output: `${stdout}\n${stderr}`, code: typeof code === 'number' ? code : 1, seconds: (Date.now() - start) / 1000 });
+      },
+    );
+  });
+}
+
+interface Case {
+  withIds: boolean;
+  ok: boolean;
+  errors: Record<string, number>;
+  bits: number[];
+}
+
+if (why !== '') {
+  test.skip(`the MPI ring (mpirun -np 2, 3, 4) — skipped: ${why}`, () => {});
+} else {
+  for (const ranks of [2, 3, 4]) {
+    test.serial(`mpirun -np ${ranks}: every rank equals the single-device result, with the same bits`, async (t) => {
+      const run = await mpiRun(ranks, 'check');
+      t.is(run.code, 0, run.output);
+      t.is(run.lines.length, ranks, run.output);
+      const byRank = new Map(run.lines.map((l) => [l['rank'] as number, l]));
+      t.deepEqual([...byRank.keys()].sort(), [...Array(ranks).keys()], run.output);
+      const first = byRank.get(0)!['cases'] as Case[];
+      for (const [rank, line] of byRank) {
+        t.is(line['size'], ranks);
+        const cases = line['cases'] as Case[];
+        t.is(cases.length, 2);
+        cases.forEach((c, k) => {
+          t.true(c.ok, `rank ${rank} ids=${c.withIds}: ${JSON.stringify(c.errors)}`);
+          t.deepEqual(c.bits, first[k]!.bits, `rank ${rank}: loss, ∂s, ∂b differ from rank 0's`);
+        });
+      }
+      t.log(`${ranks} processes in ${run.seconds.toFixed(1)} s`);
+    });
+  }
+
+  test.serial('mpirun -np 3: bad data on rank 1 makes every rank reject within the timeout', async (t) => {
+    const run = await mpiRun(3, 'fail:1');
+    t.is(run.code, 0, run.output);
+    t.is(run.lines.length, 3, run.output);
+    for (const line of run.lines) {
+      t.true(line['rejected'], JSON.stringify(line));
+      t.true((line['seconds'] as number) < 15, 'before the 15 s timeout');
+      if (line['rank'] === 1) {
+        t.is(line['name'], 'RangeError');
+        t.regex(line['message'] as string, /^Expected only finite values for text\.data but received NaN/);
+      } else {
+        t.is(line['code'], 'ERR_SIGLIP_RING_FAILED');
+        t.regex(line['message'] as string, /stopped: rank 1 failed: Expected only finite values/);
+      }
+    }
+  });
+}

@@ -1,0 +1,354 @@
+// The ring in one process (Ring.local): P = 1 … 8 ranks with uneven shards, with and without
+// label ids, against the single-device loss of the concatenated batch; memory per rank that
+// does not grow with P; a rank that fails (or never shows up) makes every other rank fail
+// within the timeout; bad arguments name themselves. MPI: test/ring-mpi.test.ts.
+import test from 'ava';
+
+import {
+  DEFAULT_RING_TIMEOUT_MS,
+  ERR_SIGLIP_NO_MPI,
+  ERR_SIGLIP_RING_FAILED,
+  type LocalRingLossOptions,
+  type Matrix,
+  DeviceMatrix,
+  Ring,
+  matrix,
+} from '../lib/index';
+import { loadAddon } from '../lib/loader';
+import { cuda, gpuTest, noGpuTest } from './helpers/gpu';
+import { type ShardedBatch, makeShardedBatch, rankErrors, shardsOf, singleDevice, withinTolerance } from './helpers/ring_batch';
+
+type Failure = Error & { code?: string; argument?: string; rank?: number; rankErrors?: string[] };
+
+for (let p = 1; p <= 8; p++) {
+  for (const withIds of [false, true]) {
+    const d = p % 2 ? 24 : 17;
+    test(`P=${p} ${withIds ? 'with label ids (text shards of their own sizes)' : 'without ids'}: every rank equals the single-device result`, async (t) => {
+      const b = makeShardedBatch(1000 + 10 * p + Number(withIds), p, d, withIds);
+      const { images, texts, ids } = shardsOf(b);
+      const options = { logitScale: 2.1, logitBias: -6.5, ...ids };
+      const ref = singleDevice(b, options.logitScale, options.logitBias);
+      const ring = await Ring.local({ ranks: p });
+      try {
+        const out = await ring.sigmoidLossWithGrad(images, texts, options);
+        t.is(out.grad.image.length, p);
+        t.is(out.grad.text.length, p);
+        t.is(out.stats.length, p);
+        for (let r = 0; r < p; r++) {
+          t.is(out.grad.image[r]!.length, b.imageRows[r]! * d);
+          t.is(out.grad.text[r]!.length, b.textRows[r]! * d);
+          const e = rankErrors(b, ref, r, {
+            loss: out.loss,
+            logitScale: out.grad.logitScale,
+            logitBias: out.grad.logitBias,
+            image: out.grad.image[r]!,
+            text: out.grad.text[r]!,
+          });
+          t.true(withinTolerance(e), `rank ${r}: ${JSON.stringify(e)} (shards ${b.imageRows}/${b.textRows})`);
+          t.is(out.stats[r]!.steps, p);
+        }
+        // The forward-only call gives the same loss.
+        t.is(await ring.sigmoidLoss(images, texts, options), out.loss);
+      } finally {
+        ring.dispose();
+      }
+    });
+  }
+}
+
+test('without ids the text shards may split the global batch differently from the image shards', async (t) => {
+  const b: ShardedBatch = {
+    d: 12,
+    imageRows: [3, 1, 4],
+    textRows: [2, 4, 2],
+    image: new Float32Array(8 * 12).map((_, k) => Math.sin(k * 0.37) / 2),
+    text: new Float32Array(8 * 12).map((_, k) => Math.cos(k * 0.11) / 2),
+  };
+  const ref = singleDevice(b);
+  const ring = await Ring.local({ ranks: 3 });
+  const { images, texts } = shardsOf(b);
+  const out = await ring.sigmoidLossWithGrad(images, texts);
+  ring.dispose();
+  for (let r = 0; r < 3; r++) {
+    const e = rankErrors(b, ref, r, { loss: out.loss, logitScale: out.grad.logitScale, logitBias: out.grad.logitBias, image: out.grad.image[r]!, text: out.grad.text[r]! });
+    t.true(withinTolerance(e), `rank ${r}: ${JSON.stringify(e)}`);
+  }
+});
+
+test('every rank ends with the same bits of the loss, ∂s and ∂b (the raw per-rank results)', async (t) => {
+  const b = makeShardedBatch(5, 5, 20, true);
+  const { images, texts, ids } = shardsOf(b);
+  const { addon } = loadAddon();
+  const native = new addon.RingHandle('local', { ranks: 5, timeoutMs: 20_000 });
+  const results = (await native.sigmoidLoss(images, texts, { logitScale: Math.log(10), logitBias: -10, threads: 1, ...ids }, true)) as Array<{
+    loss: number;
+    grad: { logitScale: number; logitBias: number };
+  }>;
+  native.dispose();
+  t.is(results.length, 5);
+  for (const r of results) {
+    t.true(Object.is(r.loss, results[0]!.loss));
+    t.true(Object.is(r.grad.logitScale, results[0]!.grad.logitScale));
+    t.true(Object.is(r.grad.logitBias, results[0]!.grad.logitBias));
+  }
+});
+
+test('memory per rank does not grow with P: the ring buffers stay under 5 blocks of the largest text shard', async (t) => {
+  const rows = 32;
+  const d = 64;
+  const peaks: number[] = [];
+  for (const p of [2, 4, 8]) {
+    for (const withIds of [false, true]) {
+      const b = makeShardedBatch(300 + p, p, d, withIds, rows);
+      const largest = Math.max(...b.textRows);
+      const bound = 5 * largest * d * 4 + (withIds ? 2 * largest * 4 : 0);
+      const ring = await Ring.local({ ranks: p });
+      const { images, texts, ids } = shardsOf(b);
+      const out = await ring.sigmoidLossWithGrad(images, texts, ids);
+      ring.dispose();
+      for (const [r, s] of out.stats.entries()) {
+        t.true(s.peakRingBytes > 0 && s.peakRingBytes <= bound, `P=${p} rank ${r}: ${s.peakRingBytes} bytes > ${bound}`);
+        t.true(s.bytesSent > 0);
+        t.true(s.computeSeconds >= 0 && s.waitSeconds >= 0);
+      }
+      if (!withIds) peaks.push(Math.max(...out.stats.map((s) => s.peakRingBytes)) / (largest * d * 4));
+    }
+  }
+  // In units of the largest shard, the same for every P.
+  t.true(peaks.every((x) => x === peaks[0]), `ring bytes per largest-shard byte: ${peaks}`);
+});
+
+test('a rank that fails mid-ring makes every other rank reject within the timeout, and the ring recovers', async (t) => {
+  const p = 4;
+  const b = makeShardedBatch(9, p, 16, false);
+  const { images, texts } = shardsOf(b);
+  const timeoutMs = 5000;
+  const ring = await Ring.local({ ranks: p, timeoutMs });
+  const start = Date.now();
+  const error = (await t.throwsAsync(ring.sigmoidLossWithGrad(images, texts, { failRank: 2 } as LocalRingLossOptions))) as Failure;
+  t.true(Date.now() - start < timeoutMs, 'the other ranks noticed the abort, not their timeout');
+  t.is(error.code, ERR_SIGLIP_RING_FAILED);
+  t.is(error.rank, 2);
+  t.regex(error.message, /rank 2: simulated failure after its first step/);
+  t.is(error.rankErrors?.length, p);
+  for (let r = 0; r < p; r++) {
+    if (r !== 2) t.regex(error.rankErrors![r]!, new RegExp(`ring rank ${r} stopped: rank 2 failed`));
+  }
+  // A local ring gets a fresh group after a failure.
+  const ok = await ring.sigmoidLossWithGrad(images, texts);
+  t.true(Number.isFinite(ok.loss));
+  ring.dispose();
+});
+
+test('a rank that never takes part makes the others time out (timeoutMs), not hang', async (t) => {
+  const b = makeShardedBatch(10, 3, 8, false);
+  const { images, texts } = shardsOf(b);
+  const timeoutMs = 300;
+  const ring = await Ring.local({ ranks: 3, timeoutMs });
+  const start = Date.now();
+  const error = (await t.throwsAsync(ring.sigmoidLoss(images, texts, { failRank: 0, failMode: 'absent' } as LocalRingLossOptions))) as Failure;
+  const elapsed = Date.now() - start;
+  t.true(elapsed >= timeoutMs && elapsed < timeoutMs + 3000, `${elapsed} ms`);
+  t.is(error.code, ERR_SIGLIP_RING_FAILED);
+  t.is(error.rank, 0);
+  for (const r of [1, 2]) t.regex(error.rankErrors![r]!, /timed out after 300 ms/);
+  ring.dispose();
+});
+
+test('bad data on one rank reaches the others as an error naming the shard', async (t) => {
+  const b = makeShardedBatch(11, 4, 8, true);
+  const { images, texts, ids } = shardsOf(b);
+  const bad = new Float32Array(texts[2]!.data);
+  bad[3] = Number.NaN;
+  texts[2] = matrix(bad, texts[2]!.rows, texts[2]!.cols);
+  const ring = await Ring.local({ ranks: 4, timeoutMs: 10_000 });
+  const start = Date.now();
+  const error = (await t.throwsAsync(ring.sigmoidLossWithGrad(images, texts, ids), { instanceOf: RangeError })) as Failure;
+  t.true(Date.now() - start < 5000);
+  t.is(error.message, 'Expected only finite values for textShards[2].data but received NaN at index 3 (row 0, column 3)');
+  t.is(error.rank, 2);
+  for (const r of [0, 1, 3]) t.regex(error.rankErrors![r]!, /stopped: rank 2 failed: Expected only finite values for textShards\[2\]\.data/);
+  ring.dispose();
+});
+
+test('calls on one ring run one after another; dispose() lets the calls made before it finish', async (t) => {
+  const b = makeShardedBatch(12, 3, 10, false);
+  const { images, texts } = shardsOf(b);
+  const ring = await Ring.local({ ranks: 3 });
+  const losses = await Promise.all([1, 2, 3].map((s) => ring.sigmoidLoss(images, texts, { logitScale: s })));
+  t.is(new Set(losses).size, 3);
+  const inFlight = ring.sigmoidLossWithGrad(images, texts);
+  ring.dispose();
+  t.true(Number.isFinite((await inFlight).loss));
+  t.true(ring.disposed);
+  const error = (await t.throwsAsync(ring.sigmoidLoss(images, texts))) as Failure;
+  t.is(error.code, 'ERR_SIGLIP_DISPOSED');
+  t.notThrows(() => ring.dispose());
+});
+
+test('properties and defaults', async (t) => {
+  const ring = await Ring.local({ ranks: 3 });
+  t.is(ring.kind, 'local');
+  t.is(ring.rank, 0);
+  t.is(ring.size, 3);
+  t.is(ring.ranks, 3);
+  t.false(ring.disposed);
+  t.is(DEFAULT_RING_TIMEOUT_MS, 60_000);
+  ring.dispose();
+});
+
+const m = (rows: number, cols: number): Matrix => matrix(new Float32Array(rows * cols).fill(0.5), rows, cols);
+
+test('bad arguments reject with TypeError / RangeError naming the argument', async (t) => {
+  const ring = await Ring.local({ ranks: 2 });
+  const two = [m(2, 3), m(1, 3)];
+  const cases: Array<[string, () => Promise<unknown>, typeof TypeError | typeof RangeError, string]> = [
+    ['not an Array', () => ring.sigmoidLoss(m(2, 3) as unknown as Matrix[], two), TypeError, 'imageShards'],
+    ['wrong number of shards', () => ring.sigmoidLoss([m(3, 3)], two), RangeError, 'imageShards'],
+    ['wrong number of text shards', () => ring.sigmoidLoss(two, [m(1, 3), m(1, 3), m(1, 3)]), RangeError, 'textShards'],
+    ['D differs between image shards', () => ring.sigmoidLoss([m(2, 3), m(1, 4)], two), RangeError, 'imageShards[1].cols'],
+    ['D differs between text shards', () => ring.sigmoidLoss(two, [m(2, 3), m(1, 2)]), RangeError, 'textShards[1].cols'],
+    [
+      'non-Float32Array data',
+      () => ring.sigmoidLoss([{ data: new Float64Array(6), rows: 2, cols: 3 } as unknown as Matrix, m(1, 3)], two),
+      TypeError,
+      'imageShards[0].data',
+    ],
+    ['a shard that is not a Matrix', () => ring.sigmoidLoss(two, [m(2, 3), null as unknown as Matrix]), TypeError, 'textShards[1]'],
+    ['global rows differ without ids', () => ring.sigmoidLoss(two, [m(2, 3), m(2, 3)]), RangeError, 'textShards'],
+    [
+      'only imageIds',
+      () => ring.sigmoidLoss(two, two, { imageIds: [new Int32Array(2), new Int32Array(1)] }),
+      TypeError,
+      'options.textIds',
+    ],
+    [
+      'only textIds',
+      () => ring.sigmoidLoss(two, two, { textIds: [new Int32Array(2), new Int32Array(1)] }),
+      TypeError,
+      'options.imageIds',
+    ],
+    [
+      'ids not one per rank',
+      () => ring.sigmoidLoss(two, two, { imageIds: [new Int32Array(2)], textIds: [new Int32Array(2), new Int32Array(1)] }),
+      RangeError,
+      'options.imageIds',
+    ],
+    [
+      'ids of the wrong length',
+      () => ring.sigmoidLoss(two, two, { imageIds: [new Int32Array(2), new Int32Array(2)], textIds: [new Int32Array(2), new Int32Array(1)] }),
+      RangeError,
+      'options.imageIds[1]',
+    ],
+    [
+      'ids not an Int32Array',
+      () =>
+        ring.sigmoidLoss(two, two, {
+          imageIds: [new Int32Array(2), new Int32Array(1)],
+          textIds: [new Int32Array(2), [0] as unknown as Int32Array],
+        }),
+      TypeError,
+      'options.textIds[1]',
+    ],
+    ['logitScale out of range', () => ring.sigmoidLoss(two, two, { logitScale: 81 }), RangeError, 'options.logitScale'],
+    ['logitBias not finite', () => ring.sigmoidLoss(two, two, { logitBias: Number.NaN }), RangeError, 'options.logitBias'],
+    ['unknown option', () => ring.sigmoidLoss(two, two, { temperature: 10 } as LocalRingLossOptions), TypeError, 'options.temperature'],
+    ['options not an object', () => ring.sigmoidLoss(two, two, 5 as unknown as LocalRingLossOptions), TypeError, 'options'],
+  ];
+  for (const [what, call, type, argument] of cases) {
+    const error = (await t.throwsAsync(call(), { instanceOf: type }, what)) as Failure;
+    t.is(error?.argument, argument, `${what}: ${error?.message}`);
+    t.regex(error?.message ?? '', new RegExp(`^Expected .* for ${argument.replace(/[[\].]/g, '\\$&')} but received `), what);
+  }
+  ring.dispose();
+});
+
+test('bad ring options reject naming the option', async (t) => {
+  const cases: Array<[unknown, typeof TypeError | typeof RangeError, string]> = [
+    [undefined, TypeError, 'options'],
+    [{}, TypeError, 'options.ranks'],
+    [{ ranks: 0 }, RangeError, 'options.ranks'],
+    [{ ranks: 4097 }, RangeError, 'options.ranks'],
+    [{ ranks: 2.5 }, RangeError, 'options.ranks'],
+    [{ ranks: 2, device: 'cuda' }, RangeError, 'options.device'],
+    [{ ranks: 2, threads: 0 }, RangeError, 'options.threads'],
+    [{ ranks: 2, timeoutMs: 0 }, RangeError, 'options.timeoutMs'],
+    [{ ranks: 2, timeout: 5 }, TypeError, 'options.timeout'],
+  ];
+  for (const [options, type, argument] of cases) {
+    const error = (await t.throwsAsync(Ring.local(options as { ranks: number }), { instanceOf: type })) as Failure;
+    t.is(error.argument, argument, JSON.stringify(options));
+  }
+});
+
+test('the native ring object refuses garbage without crashing', async (t) => {
+  const { addon } = loadAddon();
+  const Handle = addon.RingHandle as unknown as new (...args: unknown[]) => { sigmoidLoss: (...args: unknown[]) => unknown; dispose(): void };
+  for (const args of [[], ['local'], ['local', null], ['ring', {}], ['local', { ranks: 'two', timeoutMs: 1 }], ['local', { ranks: 2, timeoutMs: Infinity }]]) {
+    t.throws(() => new Handle(...args), undefined, JSON.stringify(args));
+  }
+  const ring = new Handle('local', { ranks: 2, timeoutMs: 1000 });
+  const x = m(1, 2);
+  const garbage: unknown[][] = [
+    [],
+    [[x, x], [x, x]],
+    [[x, x], [x, x], {}],
+    [[x, x], [x, x], { logitScale: 1, logitBias: 0, threads: 1 }],
+    [[x, 5], [x, x], { logitScale: 1, logitBias: 0, threads: 1 }, true],
+    [[x, x], [x, x], { logitScale: 1, logitBias: 0, threads: 1, imageIds: [1, 2], textIds: [1, 2] }, true],
+    [[x, x], [x, x], { logitScale: 1, logitBias: 0, threads: 1, failRank: 5 }, true],
+    [[x, x], [x, x], { logitScale: 1, logitBias: 0, threads: 1, failRank: 0, failMode: 7 }, true],
+    [{ length: 2 }, [x, x], { logitScale: 1, logitBias: 0, threads: 1 }, true],
+  ];
+  for (const args of garbage) t.throws(() => ring.sigmoidLoss(...args), undefined, String(args.length));
+  const bound = ring.sigmoidLoss as (...args: unknown[]) => unknown;
+  t.throws(() => bound.call({}, [x, x], [x, x], { logitScale: 1, logitBias: 0, threads: 1 }, true));
+  ring.dispose();
+});
+
+test('Ring.mpi without MPI in the build says how to get it', async (t) => {
+  const { addon } = loadAddon();
+  if (addon.ringBuildInfo().mpi) {
+    t.pass('this build has MPI (test/ring-mpi.test.ts runs it under mpirun)');
+    return;
+  }
+  const error = (await t.throwsAsync(Ring.mpi())) as Failure;
+  t.is(error.code, ERR_SIGLIP_NO_MPI);
+  t.regex(error.message, /libopenmpi-dev/);
+});
+
+noGpuTest('Ring.nccl and Ring.ncclUniqueId need a GPU (ERR_SIGLIP_NO_CUDA)', async (t) => {
+  t.is((t.throws(() => Ring.ncclUniqueId()) as Failure).code, 'ERR_SIGLIP_NO_CUDA');
+  const error = (await t.throwsAsync(Ring.nccl({ rank: 0, size: 1, id: new Uint8Array(128), device: 'cuda' }))) as Failure;
+  t.is(error.code, 'ERR_SIGLIP_NO_CUDA');
+  const bad = (await t.throwsAsync(Ring.nccl({ rank: 1, size: 1, id: new Uint8Array(128), device: 'cuda' }))) as Failure;
+  t.is(bad.argument, 'options.rank');
+});
+
+gpuTest('Ring.nccl with one rank equals the single-device loss (host and device inputs)', async (t) => {
+  const { addon } = loadAddon();
+  const nccl = addon.ncclInfo?.();
+  if (!nccl?.available) {
+    t.log(`skipped: NCCL cannot be loaded (${nccl?.reason ?? 'no ncclInfo'}); set SIGLIP_NCCL_LIBRARY`);
+    t.pass();
+    return;
+  }
+    const b = makeShardedBatch(21, 1, 32, true);
+  const { images, texts, ids } = shardsOf(b);
+  const ref = singleDevice(b);
+  const ring = await Ring.nccl({ rank: 0, size: 1, id: Ring.ncclUniqueId(), device: 'cuda' });
+  try {
+    const host = await ring.sigmoidLossWithGrad(images[0]!, texts[0]!, { imageIds: ids.imageIds![0], textIds: ids.textIds![0], precision: 'fp32' });
+    const e = rankErrors(b, ref, 0, { loss: host.loss, logitScale: host.grad.logitScale, logitBias: host.grad.logitBias, image: host.grad.image, text: host.grad.text });
+    t.true(withinTolerance(e), JSON.stringify(e));
+    const x = DeviceMatrix.fromHost(images[0]!.data, images[0]!.rows, 32);
+    const y = DeviceMatrix.fromHost(texts[0]!.data, texts[0]!.rows, 32);
+    const dev = await ring.sigmoidLossWithGrad(x, y, { imageIds: ids.imageIds![0], textIds: ids.textIds![0], precision: 'fp32' });
+    t.true(dev.grad.image instanceof DeviceMatrix);
+    t.true(Math.abs(dev.loss - ref.loss) <= 1e-5 * ref.loss);
+    for (const d of [x, y, dev.grad.image, dev.grad.text]) d.dispose();
+  } finally {
+    ring.dispose();
+  }
+  t.log(`cuda: ${cuda.devices.length} device(s), NCCL ${nccl.version}`);
+});
