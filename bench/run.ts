@@ -392,6 +392,12 @@ async function emitReport(
 }
 
 async function main(): Promise<void> {
+  // `npm run bench -- ring [flags]`: the ring benchmark (bench/ring.ts) instead of the loss suite.
+  if (process.argv[2] === 'ring') {
+    const { runRingBench } = await import('./ring');
+    await runRingBench(process.argv.slice(3));
+    return;
+  }
   const options = parseOptions(process.argv.slice(2));
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
 
