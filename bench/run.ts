@@ -394,7 +394,7 @@ async function emitReport(
 async function main(): Promise<void> {
   // `npm run bench -- ring [flags]`: the ring benchmark (bench/ring.ts) instead of the loss suite.
   if (process.argv[2] === 'ring') {
-    const { runRingBench } = await import('./ring');
+    const { runRingBench } = await import('./ring.js');
     await runRingBench(process.argv.slice(3));
     return;
   }

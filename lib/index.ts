@@ -291,15 +291,14 @@ export async function sigmoidLossWithGrad(
  * distribution over its positives (then every row and column needs at least one positive).
  * Without ids N = M; with ids N may differ from M.
  *
- * Defaults: logitScale ln(1/0.07) (t ≈ 14.29), method `'chunked'` on the CPU (tile by tile
- * with online row and column log-sum-exp, O(N + M) extra memory; `'naive'` materialises the
- * N×M logits and is the only method on CUDA so far), threads `os.availableParallelism()`;
- * device, precision and gradients as {@link sigmoidLossSync}.
+ * Defaults: logitScale ln(1/0.07) (t ≈ 14.29), method `'chunked'` on the CPU and on CUDA
+ * (tile by tile with online row and column log-sum-exp, O(N + M) extra memory; `'naive'`
+ * materialises the N×M logits), threads `os.availableParallelism()`; device, precision and
+ * gradients as {@link sigmoidLossSync}.
  *
  * @returns the loss L (nats).
- * @throws as {@link sigmoidLossSync}; also TypeError if `logitBias` is given, RangeError
- *   (code `ERR_SIGLIP_NOT_IMPLEMENTED`) for method `'chunked'` on CUDA, and RangeError naming
- *   imageIds/textIds when a row or column has no positive.
+ * @throws as {@link sigmoidLossSync}; also TypeError if `logitBias` is given, and RangeError
+ *   naming imageIds/textIds when a row or column has no positive.
  *
  * @example
  * ```ts

@@ -28,8 +28,7 @@ export type SigmoidMethod = 'fused' | 'naive' | 'simple';
 /**
  * How the softmax loss is computed: `'chunked'` (tile by tile with online row and column
  * log-sum-exp, then the gradients in a second tiled pass; O(N + M) extra memory, never N×M;
- * the default on the CPU) or `'naive'` (materialises the N×M logits, the baseline; the only
- * softmax method on CUDA so far).
+ * the default on the CPU and on CUDA) or `'naive'` (materialises the N×M logits, the baseline).
  */
 export type SoftmaxMethod = 'chunked' | 'naive';
 
@@ -99,7 +98,7 @@ export interface SigmoidLossOptions extends CommonLossOptions {
 export interface SoftmaxLossOptions extends CommonLossOptions {
   /** s, the log of the temperature t = exp(s). Default ln(1/0.07) ≈ 2.659 (CLIP's init, t ≈ 14.3). |s| ≤ 80. */
   logitScale?: number;
-  /** Default (and, in this version, only) `'naive'`. */
+  /** Default `'chunked'` (on the CPU and on CUDA); `'naive'` materialises the N×M logits. */
   method?: SoftmaxMethod;
 }
 
@@ -113,7 +112,10 @@ export const DEFAULT_SOFTMAX_LOGIT_SCALE = Math.log(1 / 0.07);
 export const MAX_THREADS = 1024;
 
 export { ERR_SIGLIP_NO_CUDA };
-/** `code` of the error thrown for a method that is not implemented yet. */
+/**
+ * `code` of the error thrown for a method that is not implemented yet on the chosen device.
+ * Kept for compatibility: no call throws it in this version.
+ */
 export const ERR_SIGLIP_NOT_IMPLEMENTED = 'ERR_SIGLIP_NOT_IMPLEMENTED';
 
 /** The default thread count: the parallelism Node.js reports (at least 1, at most MAX_THREADS). */
@@ -223,19 +225,10 @@ function checkMethod(
     }
     throw invalidValue('options.method', expected, value);
   }
-  const expected = target === 'cuda' ? "'naive' (the only softmax method on CUDA so far)" : "'chunked' or 'naive'";
-  if (value === undefined) return target === 'cuda' ? 'naive' : 'chunked';
+  const expected = "'chunked' or 'naive'";
+  if (value === undefined) return 'chunked';
   if (typeof value !== 'string') throw invalidType('options.method', expected, value);
-  if (value === 'naive') return value;
-  if (value === 'chunked') {
-    if (target === 'cpu') return value;
-    throw invalidValue(
-      'options.method',
-      "'naive' (the chunked softmax loss is implemented on the CPU only so far)",
-      value,
-      ERR_SIGLIP_NOT_IMPLEMENTED,
-    );
-  }
+  if (value === 'chunked' || value === 'naive') return value;
   throw invalidValue('options.method', expected, value);
 }
 

@@ -1,7 +1,8 @@
 // The CUDA backend through the public API: both losses against the float64 reference for
 // every dtype and precision at SPEC.md's tolerances (the reference runs on the dtype-rounded
-// inputs), fused vs naive vs simple on the GPU, determinism, DeviceMatrix upload, download
-// and dispose, and the errors (invalid ordinal, out of memory, bad combinations).
+// inputs), fused vs naive vs simple (sigmoid) and chunked vs naive (softmax) on the GPU,
+// determinism, DeviceMatrix upload, download and dispose, and the errors (invalid ordinal,
+// out of memory, bad combinations).
 //
 // GPU tests run only where a GPU answers (test/helpers/gpu.ts): otherwise they are listed as
 // skipped with the reason, or fail under SIGLIP_REQUIRE_CUDA=1. The tests at the end run
@@ -12,7 +13,6 @@ import {
   DeviceMatrix,
   ERR_SIGLIP_DISPOSED,
   ERR_SIGLIP_NO_CUDA,
-  ERR_SIGLIP_NOT_IMPLEMENTED,
   backendInfo,
   cudaMemoryUsage,
   fromBFloat16,
@@ -31,6 +31,8 @@ import {
   type Precision,
   type SigmoidLossOptions,
   type SigmoidMethod,
+  type SoftmaxLossOptions,
+  type SoftmaxMethod,
 } from '../lib/index';
 import { loadAddon } from '../lib/loader';
 import { type Problem, type ProblemSpec, describeProblem, idOptions, makeProblem, referenceInputs } from './helpers/cases';
@@ -229,25 +231,35 @@ const SOFTMAX_CASES: Array<ProblemSpec & { logitScale: number }> = [
   { n: 257, m: 257, d: 768, logitScale: Math.log(1 / 0.07) },
   { n: 33, m: 33, d: 17, distinctIds: 11, coverIds: true, logitScale: Math.log(1 / 0.07) },
   { n: 40, m: 25, d: 17, distinctIds: 9, coverIds: true, logitScale: Math.log(20) },
+  { n: 130, m: 130, d: 48, logitScale: Math.log(100) }, // t = 100 (CLIP's clamp), past a 128 tile
+  { n: 70, m: 150, d: 24, distinctIds: 50, coverIds: true, logitScale: Math.log(100) },
 ];
+const SOFTMAX_METHODS: SoftmaxMethod[] = ['chunked', 'naive'];
 
 for (const spec of SOFTMAX_CASES) {
-  gpuTest(`cuda softmax matches the float64 reference for every dtype and precision: ${describeProblem(spec)}`, async (t) => {
+  gpuTest(`cuda softmax matches the float64 reference for every dtype, precision and method: ${describeProblem(spec)}`, async (t) => {
     const p = makeProblem(spec);
     const scalars = { logitScale: spec.logitScale, ...idOptions(p) };
     for (const config of CONFIGS) {
       const { host, x, y } = onDevice(p, config.dtype);
       try {
         const ref = softmaxReference(referenceInputs(host, spec.logitScale));
-        const options = { ...scalars, precision: config.precision };
-        const device = toHost(softmaxLossWithGradSync(x, y, options));
-        checkAgainst(t, config.name, device, ref, config);
-        t.is(softmaxLossSync(x, y, options), device.loss, `${config.name}: the forward-only loss is the same number`);
-        t.true(sameBits(toHost(await softmaxLossWithGrad(x, y, options)), device), `${config.name}: Promise form`);
-        if (config.dtype === 'float32') {
-          const fromHost = softmaxLossWithGradSync(host.image, host.text, { ...options, device: 'cuda' });
-          t.true(sameBits(fromHost, device), `${config.name}: host inputs give the same bits`);
+        for (const method of SOFTMAX_METHODS) {
+          const label = `${config.name} ${method}`;
+          const options: SoftmaxLossOptions = { ...scalars, method, precision: config.precision };
+          const device = toHost(softmaxLossWithGradSync(x, y, options));
+          checkAgainst(t, label, device, ref, config);
+          t.is(softmaxLossSync(x, y, options), device.loss, `${label}: the forward-only loss is the same number`);
+          t.true(sameBits(toHost(await softmaxLossWithGrad(x, y, options)), device), `${label}: Promise form`);
+          if (config.dtype === 'float32') {
+            const fromHost = softmaxLossWithGradSync(host.image, host.text, { ...options, device: 'cuda' });
+            t.true(sameBits(fromHost, device), `${label}: host inputs give the same bits`);
+          }
         }
+        // 'chunked' is the default on CUDA as on the CPU.
+        const byDefault = toHost(softmaxLossWithGradSync(x, y, { ...scalars, precision: config.precision }));
+        const chunked = toHost(softmaxLossWithGradSync(x, y, { ...scalars, method: 'chunked', precision: config.precision }));
+        t.true(sameBits(byDefault, chunked), `${config.name}: the default method is 'chunked'`);
       } finally {
         x.dispose();
         y.dispose();
@@ -302,6 +314,35 @@ gpuTest('cuda sigmoid over several pair blocks matches the CPU (fp32) and the si
   }
 });
 
+// The chunked softmax over several pair blocks (its row and column statistics merge across
+// blocks), with ids and N ≠ M: against the CPU's chunked softmax (fp32) and the CUDA naive one.
+const BIG_SOFTMAX = { n: 4500, m: 4200, d: 32, distinctIds: 3000, coverIds: true, seed: 6 };
+
+gpuTest('cuda chunked softmax over several pair blocks matches the CPU (fp32) and the naive method (bfloat16)', (t) => {
+  const p = makeProblem(BIG_SOFTMAX);
+  const ids = idOptions(p);
+  const logitScale = Math.log(1 / 0.07);
+  const cpu = softmaxLossWithGradSync(p.image, p.text, { logitScale, ...ids });
+  for (const method of SOFTMAX_METHODS) {
+    const out = softmaxLossWithGradSync(p.image, p.text, { logitScale, ...ids, method, device: 'cuda', precision: 'fp32' });
+    t.true(scalarError(out.loss, cpu.loss) <= 1e-5, `${method}: loss ${out.loss} vs ${cpu.loss}`);
+    t.true(relativeError(out.grad.image, cpu.grad.image) <= 1e-4, `${method}: grad.image`);
+    t.true(relativeError(out.grad.text, cpu.grad.text) <= 1e-4, `${method}: grad.text`);
+    t.true(scalarError(out.grad.logitScale, cpu.grad.logitScale) <= 1e-4, `${method}: grad.logitScale`);
+  }
+  const { x, y } = onDevice(p, 'bfloat16');
+  try {
+    const naive = toHost(softmaxLossWithGradSync(x, y, { logitScale, ...ids, method: 'naive' }));
+    const chunked = toHost(softmaxLossWithGradSync(x, y, { logitScale, ...ids, method: 'chunked' }));
+    t.true(scalarError(chunked.loss, naive.loss) <= 2e-2, `bfloat16: loss ${chunked.loss} vs ${naive.loss}`);
+    t.true(relativeError(chunked.grad.image, naive.grad.image) <= 2e-2, 'bfloat16: grad.image');
+    t.true(relativeError(chunked.grad.text, naive.grad.text) <= 2e-2, 'bfloat16: grad.text');
+  } finally {
+    x.dispose();
+    y.dispose();
+  }
+});
+
 gpuTest('cuda results are deterministic: two runs give the same bits (every dtype, method and loss)', (t) => {
   const p = makeProblem(BIG);
   const ids = idOptions(p);
@@ -317,12 +358,26 @@ gpuTest('cuda results are deterministic: two runs give the same bits (every dtyp
       const small = makeProblem({ n: 700, m: 700, d: 64, seed: 3 });
       const s = onDevice(small, config.dtype);
       try {
-        const first = toHost(softmaxLossWithGradSync(s.x, s.y, { precision: config.precision }));
-        const second = toHost(softmaxLossWithGradSync(s.x, s.y, { precision: config.precision }));
-        t.true(sameBits(first, second), `softmax ${config.name}`);
+        for (const method of SOFTMAX_METHODS) {
+          const first = toHost(softmaxLossWithGradSync(s.x, s.y, { method, precision: config.precision }));
+          const second = toHost(softmaxLossWithGradSync(s.x, s.y, { method, precision: config.precision }));
+          t.true(sameBits(first, second), `softmax ${config.name} ${method}`);
+        }
       } finally {
         s.x.dispose();
         s.y.dispose();
+      }
+      // The chunked softmax across 4096-pair blocks.
+      const big = makeProblem(BIG_SOFTMAX);
+      const b = onDevice(big, config.dtype);
+      try {
+        const options: SoftmaxLossOptions = { ...idOptions(big), method: 'chunked', precision: config.precision };
+        const first = toHost(softmaxLossWithGradSync(b.x, b.y, options));
+        const second = toHost(softmaxLossWithGradSync(b.x, b.y, options));
+        t.true(sameBits(first, second), `softmax ${config.name} chunked, several pair blocks`);
+      } finally {
+        b.x.dispose();
+        b.y.dispose();
       }
     } finally {
       x.dispose();
@@ -487,7 +542,7 @@ gpuTest('cuda calls reject bad combinations with the argument named', async (t) 
     t.throws(() => sigmoidLossSync(f32, five), { instanceOf: RangeError, message: /for text\.rows/ });
     t.throws(() => sigmoidLossSync(withNaN, f32), { instanceOf: RangeError, message: /for image\b.*index 9 \(row 2, column 1\)/ });
     await t.throwsAsync(sigmoidLoss(f32, withNaN), { instanceOf: RangeError, message: /for text\b/ });
-    t.throws(() => softmaxLossSync(f32, f32, { method: 'chunked' }), { code: ERR_SIGLIP_NOT_IMPLEMENTED });
+    t.throws(() => softmaxLossSync(f32, f32, { method: 'fused' } as never), { instanceOf: RangeError, message: /'chunked' or 'naive' for options\.method/ });
     t.throws(() => softmaxLossSync(f32, f32, { method: 'simple' } as never), { instanceOf: RangeError, message: /for options\.method/ });
     t.throws(() => sigmoidLossSync(f32, f32, { gradients: 'gpu' } as never), { instanceOf: RangeError, message: /for options\.gradients/ });
   } finally {

@@ -164,6 +164,17 @@ for (const device of ['cuda', 'cuda:0', 'cuda:3']) {
   });
 }
 
+// 'chunked' (the default) and 'naive' are both softmax methods on CUDA too: without a GPU the
+// call fails for that reason, never as not implemented.
+for (const method of ['chunked', 'naive', undefined] as const) {
+  noGpuTest(`softmax method ${String(method)} with device 'cuda' → ERR_SIGLIP_NO_CUDA, not ERR_SIGLIP_NOT_IMPLEMENTED`, (t) => {
+    const options = method === undefined ? { device: 'cuda' as const } : { device: 'cuda' as const, method };
+    const error = t.throws(() => softmaxLossSync(good.image, good.text, options)) as Error & { code?: string };
+    t.is(error.code, ERR_SIGLIP_NO_CUDA);
+    t.not(error.code, ERR_SIGLIP_NOT_IMPLEMENTED);
+  });
+}
+
 test("softmax method 'fused' (a sigmoid method) → RangeError naming the softmax methods", async (t) => {
   t.throws(() => softmaxLossSync(good.image, good.text, { method: 'fused' } as never), {
     instanceOf: RangeError,

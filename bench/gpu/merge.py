@@ -82,7 +82,8 @@ def main():
     out("-" * len(header))
 
     order = {"cublas floor fwd+bwd": 0, "cublas floor fwd": 1, "fused fwd+bwd": 2, "fused fwd": 3,
-             "naive sigmoid fwd+bwd": 4, "naive softmax fwd+bwd": 5, "torch eager fwd+bwd": 6, "torch eager fwd": 7}
+             "chunked softmax fwd+bwd": 3.5, "naive sigmoid fwd+bwd": 4, "naive softmax fwd+bwd": 5,
+             "torch eager fwd+bwd": 6, "torch eager fwd": 7}
     dtype_order = {}
     for r in rows:
         dtype_order.setdefault(r.get("dtype"), len(dtype_order))

@@ -91,19 +91,15 @@ CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind) {
   plan.imageIds = readIds(options, "imageIds", x.rows, call.borrowed);
   plan.textIds = readIds(options, "textIds", y.rows, call.borrowed);
 
-  const std::string method = readString(options, "method", "'fused', 'naive' or 'simple'");
+  const std::string method = readString(options, "method",
+                                        kind == LossKind::Softmax ? "'chunked' or 'naive'" : "'fused', 'naive' or 'simple'");
   if (kind == LossKind::Softmax) {
-    if (method == "chunked") {
-      throw makeJsError(env, ErrorKind::Range,
-                        "Expected 'naive' for options.method but received the string 'chunked': the chunked "
-                        "softmax loss is implemented on the CPU only so far",
-                        "options.method", "ERR_SIGLIP_NOT_IMPLEMENTED");
-    }
-    if (method != "naive") {
-      throw rangeError(env, "options.method", "'naive' (the only softmax method; 'simple' is sigmoid only)",
+    // For the softmax, CudaMethod::Fused (Method::Fused) is the chunked method.
+    if (method != "chunked" && method != "naive") {
+      throw rangeError(env, "options.method", "'chunked' or 'naive' ('fused' and 'simple' are sigmoid methods)",
                        describeValue(options.Get("method")));
     }
-    plan.method = CudaMethod::Naive;
+    plan.method = method == "chunked" ? CudaMethod::Fused : CudaMethod::Naive;
   } else if (method == "fused" || method == "naive" || method == "simple") {
     plan.method = method == "fused" ? CudaMethod::Fused : method == "naive" ? CudaMethod::Naive : CudaMethod::Simple;
   } else {

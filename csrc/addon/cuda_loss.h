@@ -25,6 +25,7 @@
 
 namespace siglip::addon {
 
+// For the softmax, Fused is the chunked method ('chunked'; cuda::softmaxLoss with Method::Fused).
 enum class CudaMethod { Fused, Naive, Simple };
 
 // One input: a device matrix (buffer set) or host float32 data to upload (host set).

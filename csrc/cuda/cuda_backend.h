@@ -101,7 +101,8 @@ struct CudaGradientOutputs {
 // Validates (sizes, dtypes, devices, non-finite values — scanned on the GPU) and computes.
 // Synchronous: returns when the GPU has finished. Deterministic: same bits on every run.
 LossResult sigmoidLoss(const CudaLossRequest& request, CudaGradientOutputs grads);
-// Softmax: the naive (materialised) method only, for now.
+// Softmax: Method::Fused is the chunked method (two tiled passes, O(N + M) statistics, never
+// N×M; chunked_softmax.cu), Method::Naive materialises the N×M similarities (the baseline).
 LossResult softmaxLoss(const CudaLossRequest& request, CudaGradientOutputs grads);
 
 // The simple, obviously correct kernels (one thread per row, then one per column; no tiles,

@@ -249,11 +249,13 @@ LossResult naiveSigmoidLossCuda(const CudaLossRequest& request, const DeviceIds&
   return dispatchDType(request.image.dtype, [&](auto tag) { return naiveSigmoid<decltype(tag)>(request, ids, grads); });
 }
 
+LossResult chunkedSoftmaxLossCuda(const CudaLossRequest& request, const DeviceIds& ids, CudaGradientOutputs grads);
+
+// Method::Fused is the chunked softmax (chunked_softmax.cu), Method::Naive the baseline above.
 LossResult softmaxLoss(const CudaLossRequest& request, CudaGradientOutputs grads) {
   validateCudaRequest(LossKind::Softmax, request, grads);
-  if (request.method != Method::Naive)
-    throw invalidArgument(ErrorKind::Range, "options.method", "'naive' (the only softmax method so far)", "'fused'");
   const DeviceIds ids = uploadIds(request);
+  if (request.method == Method::Fused) return chunkedSoftmaxLossCuda(request, ids, grads);
   return dispatchDType(request.image.dtype, [&](auto tag) { return naiveSoftmax<decltype(tag)>(request, ids, grads); });
 }
 

@@ -3,6 +3,9 @@
 // tile finished by an *epilogue* functor that sees (row, col, value) for every element:
 // StoreEpilogue writes alpha·value (optionally adding to C); the sigmoid epilogue
 // (sigmoid_epilogue.cuh) turns the similarity into the loss terms and the gradient tile.
+// An epilogue that needs whole rows and columns of the tile (the softmax statistics,
+// softmax_epilogue.cuh) declares a TileState and gets the tile staged in shared memory
+// instead (see WholeTileEpilogue below).
 //
 // Layout is a compile-time choice per operand, so X·Yᵀ, G·Y and Gᵀ·X need no transposes:
 //   A(r, kk) = a[r·lda + kk]   (row-major)   or a[kk·lda + r]   (A_COL)
@@ -15,6 +18,9 @@
 // alignment). The kernel's reference is the simple kernels in reference_kernels.cu.
 #pragma once
 #include <mma.h>
+
+#include <cstdint>
+#include <type_traits>
 
 #include "cuda_common.cuh"
 
@@ -43,6 +49,21 @@ struct StoreEpilogue {
   }
   __device__ __forceinline__ void finish(const Sums&) const {}
 };
+
+// Whole-tile epilogues: an Epilogue with a nested `TileState` type is not called per element.
+// The kernel stages its finished accumulator tile in shared memory (float, row stride ld)
+// in parts of PART_ROWS rows × BN columns and, with every thread of the CTA (THREADS of
+// them), calls for each part in row order
+//   ep.tilePart<THREADS, PART_ROWS>(tile, ld, row0, col0, rows, cols, state)
+// where (row0, col0) is the part's first element in C and rows × cols its valid extent
+// (rows may be ≤ 0 for a part wholly past the last row: it must still be called, since it
+// may use warp shuffles), then once ep.tileFinish(col0, cols, state). `state` is one
+// TileState per thread, carried across the parts. Neither call may contain a barrier; the
+// kernel synchronises around them.
+template <class E, class = void>
+struct WholeTileEpilogue : std::false_type {};
+template <class E>
+struct WholeTileEpilogue<E, std::void_t<typename E::TileState>> : std::true_type {};
 
 // ---- traits -------------------------------------------------------------------------
 
@@ -141,7 +162,12 @@ __global__ void __launch_bounds__(kTcThreads) tensorCoreGemmKernel(GemmOperands<
   constexpr int kBElems = B_COL ? BN * (BK + PAD) : BK * (BN + PAD);
   constexpr int kStageBytes = (kAElems + kBElems) * int(sizeof(S));
   constexpr int kScratchBytes = (kTcThreads / 32) * 16 * 16 * int(sizeof(float));
-  __shared__ __align__(128) unsigned char smem[kStageBytes > kScratchBytes ? kStageBytes : kScratchBytes];
+  constexpr bool kWholeTile = WholeTileEpilogue<Epilogue>::value;
+  // Whole-tile epilogues: one warp row's part of the tile (kTcWarpM × BN floats) at a time.
+  constexpr int kPartLd = BN + 4;  // a multiple of 4 (WMMA's float ldm); conflict-free row sweeps
+  constexpr int kPartBytes = kWholeTile ? kTcWarpM * kPartLd * int(sizeof(float)) : 0;
+  constexpr int kEpilogueBytes = kScratchBytes > kPartBytes ? kScratchBytes : kPartBytes;
+  __shared__ __align__(128) unsigned char smem[kStageBytes > kEpilogueBytes ? kStageBytes : kEpilogueBytes];
   S* as = reinterpret_cast<S*>(smem);
   S* bs = as + kAElems;
 
@@ -186,24 +212,49 @@ __global__ void __launch_bounds__(kTcThreads) tensorCoreGemmKernel(GemmOperands<
     __syncthreads();
   }
 
-  // Epilogue: fragments have an opaque register layout, so each warp stages one 16×16
-  // fragment at a time in its own scratch to learn every value's (row, col).
-  float* scratch = reinterpret_cast<float*>(smem) + warp * 256;
-  typename Epilogue::Sums sums{};
+  if constexpr (kWholeTile) {
+    // The tile in BM / kTcWarpM parts, part p being warp row p's accumulators. The main loop
+    // ended with a barrier, so the staging buffers are free.
+    static_assert(BN <= kTcThreads, "one thread per column");
+    float* part = reinterpret_cast<float*>(smem);
+    typename Epilogue::TileState state{};
+    const int cols = int(op.n - n0 < BN ? op.n - n0 : BN);
+    for (int p = 0; p < BM / kTcWarpM; ++p) {
+      if (warpRow == p) {
 #pragma unroll
-  for (int i = 0; i < kTcWarpM / 16; ++i)
+        for (int i = 0; i < kTcWarpM / 16; ++i)
 #pragma unroll
-    for (int j = 0; j < kTcWarpN / 16; ++j) {
-      wmma::store_matrix_sync(scratch, acc[i][j], 16, wmma::mem_row_major);
-      __syncwarp();
-      for (int e = lane; e < 256; e += 32) {
-        const int64_t row = m0 + warpRow * kTcWarpM + i * 16 + e / 16;
-        const int64_t col = n0 + warpCol * kTcWarpN + j * 16 + e % 16;
-        if (row < op.m && col < op.n) ep.apply(row, col, scratch[e], sums);
+          for (int j = 0; j < kTcWarpN / 16; ++j)
+            wmma::store_matrix_sync(part + i * 16 * kPartLd + warpCol * kTcWarpN + j * 16, acc[i][j], kPartLd,
+                                    wmma::mem_row_major);
       }
-      __syncwarp();
+      __syncthreads();
+      const int64_t row0 = m0 + int64_t(p) * kTcWarpM;
+      const int rows = int(op.m - row0 < kTcWarpM ? op.m - row0 : kTcWarpM);  // ≤ 0: past the last row
+      ep.template tilePart<kTcThreads, kTcWarpM>(part, kPartLd, row0, n0, rows, cols, state);
+      __syncthreads();
     }
-  ep.finish(sums);
+    ep.tileFinish(n0, cols, state);
+  } else {
+    // Epilogue: fragments have an opaque register layout, so each warp stages one 16×16
+    // fragment at a time in its own scratch to learn every value's (row, col).
+    float* scratch = reinterpret_cast<float*>(smem) + warp * 256;
+    typename Epilogue::Sums sums{};
+#pragma unroll
+    for (int i = 0; i < kTcWarpM / 16; ++i)
+#pragma unroll
+      for (int j = 0; j < kTcWarpN / 16; ++j) {
+        wmma::store_matrix_sync(scratch, acc[i][j], 16, wmma::mem_row_major);
+        __syncwarp();
+        for (int e = lane; e < 256; e += 32) {
+          const int64_t row = m0 + warpRow * kTcWarpM + i * 16 + e / 16;
+          const int64_t col = n0 + warpCol * kTcWarpN + j * 16 + e % 16;
+          if (row < op.m && col < op.n) ep.apply(row, col, scratch[e], sums);
+        }
+        __syncwarp();
+      }
+    ep.finish(sums);
+  }
 }
 
 // ---- the exact float32 kernel (precision 'fp32') ------------------------------------
@@ -241,15 +292,32 @@ __global__ void __launch_bounds__(kSimtThreads) simtGemmKernel(GemmOperands<floa
     }
     __syncthreads();
   }
-  typename Epilogue::Sums sums{};
+  if constexpr (WholeTileEpilogue<Epilogue>::value) {
+    // The whole 64×64 tile in one part.
+    static_assert(BN <= kSimtThreads, "one thread per column");
+    constexpr int kLd = BN + 4;
+    __shared__ __align__(16) float tile[BM * kLd];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 4; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t row = m0 + ty + 16 * i, col = n0 + tx + 16 * j;
-      if (row < op.m && col < op.n) ep.apply(row, col, acc[i][j], sums);
-    }
-  ep.finish(sums);
+      for (int j = 0; j < 4; ++j) tile[(ty + 16 * i) * kLd + tx + 16 * j] = acc[i][j];
+    __syncthreads();
+    typename Epilogue::TileState state{};
+    const int rows = int(op.m - m0 < BM ? op.m - m0 : BM);
+    const int cols = int(op.n - n0 < BN ? op.n - n0 : BN);
+    ep.template tilePart<kSimtThreads, BM>(tile, kLd, m0, n0, rows, cols, state);
+    ep.tileFinish(n0, cols, state);
+  } else {
+    typename Epilogue::Sums sums{};
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int64_t row = m0 + ty + 16 * i, col = n0 + tx + 16 * j;
+        if (row < op.m && col < op.n) ep.apply(row, col, acc[i][j], sums);
+      }
+    ep.finish(sums);
+  }
 }
 
 // ---- launcher -----------------------------------------------------------------------
@@ -276,6 +344,15 @@ void launchGemm(const GemmOperands<T>& op, const Epilogue& ep, bool exactFloat32
 inline int64_t gemmBlockCount(int64_t m, int64_t n, bool simt) {
   const int64_t bm = simt ? kSimtBM : kTcBM, bn = simt ? kSimtBN : kTcBN;
   return ((m + bm - 1) / bm) * ((n + bn - 1) / bn);
+}
+// Its grid: thread blocks along the rows of C (grid y) and along the columns (grid x).
+inline int64_t gemmGridRows(int64_t m, bool simt) {
+  const int64_t bm = simt ? kSimtBM : kTcBM;
+  return (m + bm - 1) / bm;
+}
+inline int64_t gemmGridCols(int64_t n, bool simt) {
+  const int64_t bn = simt ? kSimtBN : kTcBN;
+  return (n + bn - 1) / bn;
 }
 
 }  // namespace siglip::cuda

@@ -1,15 +1,17 @@
 // siglip_cuda_check: the CUDA backend checked against the float64 reference, and timed.
 //
-//   --correctness      every path (fused, naive, simple sigmoid; naive softmax) × every input
-//                      precision (float32 exact 'fp32', float32 on TF32 tensor cores 'tf32',
-//                      bfloat16, float16) on seeded shapes (tiny, odd, non-multiples of the
-//                      128/64 tiles, label ids, N≠M, the fused driver's 4096-pair block boundary,
-//                      |u| up to ~1e4), compared with csrc/core/reference.cpp as relative L2
+//   --correctness      every path (fused, naive, simple sigmoid; chunked and naive softmax) ×
+//                      every input precision (float32 exact 'fp32', float32 on TF32 tensor cores
+//                      'tf32', bfloat16, float16) on seeded shapes (tiny, odd, non-multiples of
+//                      the 128/64 tiles, label ids, N≠M, the blocked drivers' 4096-pair block
+//                      boundary, |u| up to ~1e4, softmax at t = 100), compared with
+//                      csrc/core/reference.cpp as relative L2
 //                      error; plus: two runs give identical bits, forward-only gives the same
 //                      loss, nothing is written outside the gradient buffers, and bad requests
 //                      (device ordinal, out of memory, NaN, dtype/precision mismatches) throw
 //                      siglip::Error without crashing. One line per check.
-//   --timing           fused fwd+bwd, fused fwd, naive sigmoid and naive softmax fwd+bwd, and
+//   --timing           fused fwd+bwd, fused fwd, chunked softmax fwd+bwd, naive sigmoid and
+//                      naive softmax fwd+bwd, and
 //                      the cuBLAS floor (the same three GEMMs by cublasGemmEx, loaded with
 //                      dlopen from --cublas PATH or $SIGLIP_CUBLAS), CUDA-event medians, peak
 //                      extra device memory; a table, and JSON with --json FILE.
@@ -184,12 +186,13 @@ sc::DeviceBuffer uploadBytes(const void* data, size_t bytes) {
 
 // ---- correctness: cases and data ---------------------------------------------------------
 
-enum class Path { Fused, Naive, Simple, SoftmaxNaive };
+enum class Path { Fused, Naive, Simple, SoftmaxChunked, SoftmaxNaive };
 const char* pathName(Path p) {
   switch (p) {
     case Path::Fused: return "fused";
     case Path::Naive: return "naive";
     case Path::Simple: return "simple";
+    case Path::SoftmaxChunked: return "chunked";
     default: return "naive";
   }
 }
@@ -286,6 +289,15 @@ std::vector<Case> buildCases(uint64_t seed) {
   cases.back().logitScale = 0, cases.back().logitBias = 0;
   add("ids across 4096 blocks", LossKind::Sigmoid, 4200, 4300, 16, true, false);
   add("4096 block boundary", LossKind::Sigmoid, 4097, 4097, 128, false, false);
+  // Softmax only: t = 100 (logitScale ln 100, CLIP's clamp) on unit rows, with and without
+  // ids, and the chunked driver's 4096 × 4096 pair blocks crossed in both directions (its
+  // statistics merge across blocks), with ids and N != M too.
+  add("logitScale ln 100", LossKind::Softmax, 200, 200, 64, false, false, 2.0);
+  cases.back().logitScale = std::log(100.0);
+  add("logitScale ln 100, ids", LossKind::Softmax, 150, 170, 32, true, false);
+  cases.back().logitScale = std::log(100.0);
+  add("4096 block boundary", LossKind::Softmax, 4097, 4097, 32, false, false);
+  add("ids across 4096 blocks", LossKind::Softmax, 4200, 4300, 16, true, false);
   return cases;
 }
 
@@ -386,9 +398,12 @@ struct Run {
   const Config* config;
 };
 std::vector<Run> runsFor(LossKind kind) {
-  if (kind == LossKind::Softmax) return {{Path::SoftmaxNaive, &kFp32}, {Path::SoftmaxNaive, &kTf32},
-                                         {Path::SoftmaxNaive, &kBf16}, {Path::SoftmaxNaive, &kFp16}};
   std::vector<Run> runs;
+  if (kind == LossKind::Softmax) {
+    for (Path p : {Path::SoftmaxChunked, Path::SoftmaxNaive})
+      for (const Config* c : {&kFp32, &kTf32, &kBf16, &kFp16}) runs.push_back({p, c});
+    return runs;
+  }
   for (Path p : {Path::Fused, Path::Naive})
     for (const Config* c : {&kFp32, &kTf32, &kBf16, &kFp16}) runs.push_back({p, c});
   // The simple kernels ignore the precision (plain float32 FMA): 'tf32' would repeat 'fp32'.
@@ -463,6 +478,7 @@ LossResult callPath(Path path, sc::CudaLossRequest req, sc::CudaGradientOutputs 
     case Path::Fused: req.method = Method::Fused; return sc::sigmoidLoss(req, grads);
     case Path::Naive: req.method = Method::Naive; return sc::sigmoidLoss(req, grads);
     case Path::Simple: return sc::sigmoidLossSimple(req, grads);
+    case Path::SoftmaxChunked: req.method = Method::Fused; return sc::softmaxLoss(req, grads);
     default: req.method = Method::Naive; return sc::softmaxLoss(req, grads);
   }
 }
@@ -521,7 +537,7 @@ void report(bool ok, const std::string& line) {
 
 std::string caseLabel(const Case& c, const char* path, const char* config) {
   char buffer[256];
-  std::snprintf(buffer, sizeof buffer, "%-7s %-6s %-4s %-24s N=%-5lld M=%-5lld D=%-4lld ids=%-3s",
+  std::snprintf(buffer, sizeof buffer, "%-7s %-7s %-4s %-24s N=%-5lld M=%-5lld D=%-4lld ids=%-3s",
                 c.kind == LossKind::Sigmoid ? "sigmoid" : "softmax", path, config, c.name.c_str(), (long long)c.n,
                 (long long)c.m, (long long)c.d, c.ids ? "yes" : "no");
   return buffer;
@@ -629,6 +645,10 @@ void checkBadRequests() {
   const auto bxb = encode(x, sc::DType::BFloat16);
   sc::DeviceBuffer dyi = uploadBytes(byi.data(), byi.size()), dxb = uploadBytes(bxb.data(), bxb.size());
   sc::DeviceBuffer gradX(0, 12 * sizeof(float)), gradY(0, 12 * sizeof(float));
+  // Finite entries whose dot products overflow float32 (3 · 1e40).
+  const std::vector<float> huge(12, 1e20f);
+  const auto bhuge = encode(huge, sc::DType::Float32);
+  sc::DeviceBuffer dhuge = uploadBytes(bhuge.data(), bhuge.size());
 
   auto request = [&](const sc::DeviceBuffer& a, const sc::DeviceBuffer& b, sc::DType dtype) {
     sc::CudaLossRequest r;
@@ -673,11 +693,17 @@ void checkBadRequests() {
          r.text.dtype = sc::DType::BFloat16;
          sc::sigmoidLoss(r, {});
        }},
-      {"softmax method fused", {ErrorKind::Range}, "options.method",
+      {"NaN in image, softmax chunked", {ErrorKind::Range}, "image",
        [&] {
-         auto r = request(dx, dy, sc::DType::Float32);
+         auto r = request(dxn, dy, sc::DType::Float32);
          r.method = Method::Fused;
          sc::softmaxLoss(r, {});
+       }},
+      {"softmax chunked, similarities overflow float32", {ErrorKind::Range}, "image",
+       [&] {
+         auto r = request(dhuge, dhuge, sc::DType::Float32);
+         r.method = Method::Fused;
+         sc::softmaxLoss(r, {static_cast<float*>(gradX.data()), static_cast<float*>(gradY.data())});
        }},
       {"only one gradient output", {ErrorKind::Internal}, "grads",
        [&] {
@@ -1105,6 +1131,16 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
       req.method = Method::Fused;
       timeCase(tc, row("fused fwd+bwd", "fwd+bwd"), [&] { return sc::sigmoidLoss(req, grads).loss; });
       timeCase(tc, row("fused fwd", "fwd"), [&] { return sc::sigmoidLoss(req, {}).loss; });
+      {
+        // The chunked softmax: O(N) statistics, never N×N. Four GEMMs of work (S is formed in
+        // both passes); TFLOP/s and x floor count the same three as every fwd+bwd row.
+        TimingRow r = row("chunked softmax fwd+bwd", "fwd+bwd");
+        r.note = "4 GEMMs of work (S twice); TFLOP/s counts 3";
+        sc::CudaLossRequest q = req;
+        q.logitScale = std::log(1 / 0.07);
+        q.logitBias = 0;
+        timeCase(tc, r, [&] { return sc::softmaxLoss(q, grads).loss; });
+      }
 
       // The naive paths hold S (N×N float32) and G (N×N, input dtype) at once.
       size_t freeBytes = 0, totalBytes = 0;
