@@ -45,6 +45,8 @@ bool isPlainObjectLike(Napi::Value value) {
 // Reads the buffer through napi_get_typedarray_info, not the (overridable) `buffer` getter.
 bool isDetached(const Napi::TypedArray& array) { return array.ArrayBuffer().IsDetached(); }
 
+}  // namespace
+
 // An Int32Array of `length` label ids, or null when the option is absent.
 const int32_t* readIds(Napi::Object options, const char* key, int64_t length, std::vector<Napi::Object>& borrowed) {
   const std::string name = std::string("options.") + key;
@@ -61,8 +63,6 @@ const int32_t* readIds(Napi::Object options, const char* key, int64_t length, st
   borrowed.push_back(ids);
   return ids.Data();
 }
-
-}  // namespace
 
 std::string describeValue(Napi::Value value) {
   if (value.IsEmpty() || value.IsUndefined()) return "undefined";

@@ -27,6 +27,10 @@ double readFiniteNumber(Napi::Value value, const std::string& name);
 // A Float32Array of exactly `length` elements (not detached unless length is 0).
 Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, int64_t length);
 
+// options[key] as an Int32Array of `length` label ids (kept alive through `borrowed`), or
+// null when the option is absent; the argument is named "options.<key>" in errors.
+const int32_t* readIds(Napi::Object options, const char* key, int64_t length, std::vector<Napi::Object>& borrowed);
+
 // {data: Float32Array, rows, cols}; the view borrows `array`'s memory.
 struct MatrixArg {
   MatrixView view;

@@ -18,22 +18,6 @@ std::string readString(Napi::Object options, const char* key, const char* expect
   return value.As<Napi::String>().Utf8Value();
 }
 
-// An Int32Array of `length` label ids, or null when absent (as convert.cpp reads them).
-const int32_t* readIds(Napi::Object options, const char* key, int64_t length, std::vector<Napi::Object>& borrowed) {
-  const std::string name = std::string("options.") + key;
-  Napi::Value value = options.Get(key);
-  if (value.IsUndefined() || value.IsNull()) return nullptr;
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw typeError(value.Env(), name, "an Int32Array", describeValue(value));
-  }
-  Napi::Int32Array ids = value.As<Napi::Int32Array>();
-  if (static_cast<int64_t>(ids.ElementLength()) != length) {
-    throw rangeError(value.Env(), name, "an Int32Array of length " + std::to_string(length), describeValue(value));
-  }
-  borrowed.push_back(ids);
-  return ids.Data();
-}
-
 // A device matrix handle (which must live on `device`), or a host { data, rows, cols }.
 CudaInput readCudaInput(Napi::Value value, const std::string& name, int device, std::vector<Napi::Object>& borrowed) {
   Napi::Env env = value.Env();

@@ -22,12 +22,14 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "tools/check_support.h"
 #include "core/loss_request.h"
 #include "core/reference.h"
 #include "core/sigmoid_math.h"
 #include "cpu/cpu_backend.h"
 
 using namespace siglip;
+using namespace siglip::check;
 
 namespace {
 
@@ -50,18 +52,6 @@ struct Case {
   uint64_t seed;
   int64_t classes = 0;  // with ids: the number of distinct ids (0: two thirds of min(N, M))
 };
-
-struct Data {
-  std::vector<float> x, y;
-  std::vector<int32_t> imageIds, textIds;
-};
-
-void normaliseRow(float* row, int64_t d, double norm) {
-  double sq = 0;
-  for (int64_t k = 0; k < d; ++k) sq += double(row[k]) * row[k];
-  const double f = sq > 0 ? norm / std::sqrt(sq) : 0;
-  for (int64_t k = 0; k < d; ++k) row[k] = float(row[k] * f);
-}
 
 // Text rows are noisy copies of their matching image row (so positives score high, as in
 // training), every row scaled to `rowNorm`. With ids: K classes with K <= min(N, M), so every
@@ -116,23 +106,6 @@ LossRequest makeRequest(const Case& c, const Data& data, Method method, int thre
   r.method = method;
   r.threads = threads;
   return r;
-}
-
-double relativeError(const std::vector<float>& out, const std::vector<double>& ref) {
-  double diff = 0, norm = 0;
-  for (size_t k = 0; k < ref.size(); ++k) {
-    const double e = double(out[k]) - ref[k];
-    diff += e * e;
-    norm += ref[k] * ref[k];
-  }
-  if (std::isnan(diff)) return std::numeric_limits<double>::infinity();
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
-}
-
-double scalarError(double out, double ref, double scale) {
-  if (!std::isfinite(out)) return std::numeric_limits<double>::infinity();
-  const double denom = std::max(std::fabs(ref), kScalarFloor * scale);
-  return denom > 0 ? std::fabs(out - ref) / denom : std::fabs(out - ref);
 }
 
 // Σ|terms| of ∂b and ∂s: the magnitudes their sums are made of (see kScalarFloor).

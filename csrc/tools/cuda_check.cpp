@@ -54,6 +54,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "tools/check_support.h"
 #include "core/loss_request.h"
 #include "core/reference.h"
 #include "core/sigmoid_math.h"
@@ -61,6 +62,7 @@
 #include "cuda/cuda_backend.h"
 
 using namespace siglip;
+using namespace siglip::check;
 namespace sc = siglip::cuda;
 
 namespace {
@@ -207,18 +209,6 @@ struct Case {
   double noise;    // text row = its image row + noise·N(0, 1/D), rescaled (large: unrelated pairs)
   uint64_t seed;
 };
-
-struct Data {
-  std::vector<float> x, y;
-  std::vector<int32_t> imageIds, textIds;
-};
-
-void normaliseRow(float* row, int64_t d, double norm) {
-  double sq = 0;
-  for (int64_t k = 0; k < d; ++k) sq += double(row[k]) * row[k];
-  const double f = sq > 0 ? norm / std::sqrt(sq) : 0;
-  for (int64_t k = 0; k < d; ++k) row[k] = float(row[k] * f);
-}
 
 // As siglip_core_check: text rows are noisy copies of their matching image row (positives
 // score high, as in training); with ids, K = 2/3·min(N, M) classes so every row and column
@@ -418,23 +408,6 @@ std::vector<Rounding> roundingsFor(LossKind kind) {
 }
 
 // ---- correctness: running the backend ---------------------------------------------------
-
-double relativeError(const std::vector<float>& out, const std::vector<double>& ref) {
-  double diff = 0, norm = 0;
-  for (size_t k = 0; k < ref.size(); ++k) {
-    const double e = double(out[k]) - ref[k];
-    diff += e * e;
-    norm += ref[k] * ref[k];
-  }
-  if (!std::isfinite(diff)) return std::numeric_limits<double>::infinity();
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
-}
-
-double scalarError(double out, double ref, double scale) {
-  if (!std::isfinite(out)) return std::numeric_limits<double>::infinity();
-  const double denom = std::max(std::fabs(ref), 1e-3 * scale);
-  return denom > 0 ? std::fabs(out - ref) / denom : std::fabs(out - ref);
-}
 
 // Gradient buffers on the device between canaries (must survive), their inside NaN (so an
 // element the backend forgets shows up as an infinite error).
