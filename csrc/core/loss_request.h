@@ -40,6 +40,21 @@ struct LossResult {
   double dLogitBias = 0;   // ∂L/∂b (zero for softmax, or when gradients were not requested)
 };
 
+// The sigmoid loss and its scalar gradients from the sums over all pairs (SPEC.md):
+//   softplusSum = Σ softplus(-u_ij), dLogitSum = Σ -z_ij·σ(-u_ij), dLogitSimSum = Σ -z_ij·σ(-u_ij)·S_ij;
+//   L = softplusSum / N, ∂L/∂b = dLogitSum / N, ∂L/∂s = t · dLogitSimSum / N.
+// Every backend ends with this, so the normalisation exists once.
+inline LossResult sigmoidLossFromSums(double softplusSum, double dLogitSum, double dLogitSimSum, double temperature,
+                                      double normalizer, bool withGradients) {
+  LossResult result;
+  result.loss = softplusSum / normalizer;
+  if (withGradients) {
+    result.dLogitBias = dLogitSum / normalizer;
+    result.dLogitScale = temperature * dLogitSimSum / normalizer;
+  }
+  return result;
+}
+
 // Checks sizes, overflow, ids and scalar options; throws siglip::Error naming the argument.
 // Float data is scanned for NaN/Inf too (cost O(N·D), tiny next to the O(N·M·D) loss),
 // unless the data is not host memory (the CUDA backend scans on the GPU instead).

@@ -123,13 +123,7 @@ PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* 
 }
 
 LossResult sigmoidResultFromSums(const PairSums& sums, double temperature, double normalizer, bool withGradients) {
-  LossResult result;
-  result.loss = sums.softplus / normalizer;
-  if (withGradients) {
-    result.dLogitBias = sums.dLogit / normalizer;
-    result.dLogitScale = temperature * sums.dLogitSim / normalizer;
-  }
-  return result;
+  return sigmoidLossFromSums(sums.softplus, sums.dLogit, sums.dLogitSim, temperature, normalizer, withGradients);
 }
 
 LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads) {

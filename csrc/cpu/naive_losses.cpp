@@ -110,14 +110,8 @@ LossResult naiveSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
   PairSums total;
   for (const PairSums& b : blockSums) total.add(b);
 
-  LossResult result;
-  result.loss = total.softplus / double(n);
-  if (grads.wanted()) {
-    backwardGemms(ks, req, s.data(), grads);
-    result.dLogitBias = total.dLogit / double(n);
-    result.dLogitScale = temperature * total.dLogitSim / double(n);
-  }
-  return result;
+  if (grads.wanted()) backwardGemms(ks, req, s.data(), grads);
+  return sigmoidResultFromSums(total, temperature, double(n), grads.wanted());
 }
 
 LossResult naiveSoftmaxLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads) {

@@ -46,16 +46,6 @@ namespace {
 
 constexpr int64_t kPairBlock = 4096;
 
-LossResult finishSigmoid(const SigmoidBlockSums& sums, int64_t n, double temperature, bool wantGrad) {
-  LossResult result;
-  result.loss = sums.softplus / double(n);
-  if (wantGrad) {
-    result.dLogitBias = sums.dLogit / double(n);
-    result.dLogitScale = temperature * sums.dLogitSim / double(n);
-  }
-  return result;
-}
-
 // Makes `buffer` hold at least `bytes` on `device` (reallocating, contents lost, if not).
 void reserve(DeviceBuffer& buffer, int device, size_t bytes) {
   if (buffer.device() != device || buffer.bytes() < bytes) {
@@ -201,7 +191,7 @@ LossResult sigmoidLoss(const CudaLossRequest& request, CudaGradientOutputs grads
   const SigmoidBlockSums sums = dispatchDType(request.image.dtype, [&](auto tag) {
     return blockedSigmoid<decltype(tag)>(block, grads.image, grads.text, stream.get(), ws);
   });
-  return finishSigmoid(sums, n, block.temperature, grads.wanted());
+  return sigmoidLossFromSums(sums.softplus, sums.dLogit, sums.dLogitSim, block.temperature, double(n), grads.wanted());
 }
 
 }  // namespace siglip::cuda

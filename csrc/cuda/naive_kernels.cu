@@ -75,13 +75,7 @@ LossResult naiveSigmoid(const CudaLossRequest& req, const DeviceIds& ids, CudaGr
   double sums[3] = {0, 0, 0};
   for (int b = 0; b < kElementwiseBlocks; ++b)
     for (int q = 0; q < 3; ++q) sums[q] += p[3 * b + q];
-  LossResult result;
-  result.loss = sums[0] / double(n);
-  if (grads.wanted()) {
-    result.dLogitBias = sums[1] / double(n);
-    result.dLogitScale = temperature * sums[2] / double(n);
-  }
-  return result;
+  return sigmoidLossFromSums(sums[0], sums[1], sums[2], temperature, double(n), grads.wanted());
 }
 
 // ---- softmax ------------------------------------------------------------------------

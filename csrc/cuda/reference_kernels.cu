@@ -81,13 +81,7 @@ LossResult simpleSigmoid(const CudaLossRequest& req, const DeviceIds& ids, CudaG
   rowSums.download(sums.data(), sums.size() * sizeof(double));
   double softplus = 0, dLogit = 0, dLogitSim = 0;
   for (int64_t i = 0; i < n; ++i) softplus += sums[3 * i], dLogit += sums[3 * i + 1], dLogitSim += sums[3 * i + 2];
-  LossResult result;
-  result.loss = softplus / double(n);
-  if (grads.wanted()) {
-    result.dLogitBias = dLogit / double(n);
-    result.dLogitScale = temperature * dLogitSim / double(n);
-  }
-  return result;
+  return sigmoidLossFromSums(softplus, dLogit, dLogitSim, temperature, double(n), grads.wanted());
 }
 
 }  // namespace
