@@ -1,0 +1,138 @@
+// The ring bindings' shared conversions (ring_convert.h): options, scalars, label ids and the
+// timeout in; a rank's stats and result, and a ring's failure, out.
+#include "ring_convert.h"
+
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+
+#include "convert.h"
+#include "core/errors.h"
+
+namespace siglip::addon::ring_internal {
+namespace {
+
+bool isOptionsObject(Napi::Value value) {
+  return value.IsObject() && !value.IsArray() && !value.IsFunction() && !value.IsTypedArray() &&
+         !value.IsArrayBuffer();
+}
+
+std::string formatFloat(float v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.9g", static_cast<double>(v));
+  return buffer;
+}
+
+Napi::Object statsToJs(Napi::Env env, const ring::RingStats& s) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("steps", Napi::Number::New(env, s.steps));
+  out.Set("bytesSent", Napi::Number::New(env, static_cast<double>(s.bytesSent)));
+  out.Set("peakRingBytes", Napi::Number::New(env, static_cast<double>(s.peakRingBytes)));
+  out.Set("computeSeconds", Napi::Number::New(env, s.computeSeconds));
+  out.Set("waitSeconds", Napi::Number::New(env, s.waitSeconds));
+  return out;
+}
+
+}  // namespace
+
+const char* kindName(RingKind kind) {
+  switch (kind) {
+    case RingKind::Local:
+      return "local";
+    case RingKind::Mpi:
+      return "mpi";
+    case RingKind::Nccl:
+      return "nccl";
+  }
+  return "local";
+}
+
+Napi::Object readOptions(Napi::Value value, const std::string& name) {
+  if (!isOptionsObject(value)) throw typeError(value.Env(), name, "an object", describeValue(value));
+  return value.As<Napi::Object>();
+}
+
+void checkFinite(const MatrixView& m, const std::string& name) {
+  const int64_t count = m.rows * m.cols;
+  for (int64_t k = 0; k < count; ++k) {
+    if (!std::isfinite(m.data[k])) {
+      throw invalidArgument(ErrorKind::Range, name, "only finite values",
+                            formatFloat(m.data[k]) + " at index " + std::to_string(k) + " (row " +
+                                std::to_string(k / m.cols) + ", column " + std::to_string(k % m.cols) + ")");
+    }
+  }
+}
+
+Scalars readScalars(Napi::Object options) {
+  Napi::Env env = options.Env();
+  Scalars s;
+  Napi::Value scale = options.Get("logitScale");
+  s.logitScale = readFiniteNumber(scale, "options.logitScale");
+  if (std::fabs(s.logitScale) > kMaxAbsLogitScale) {
+    throw rangeError(env, "options.logitScale",
+                     "a finite number in [-80, 80] (the temperature exp(logitScale) must be a finite float32)",
+                     describeValue(scale));
+  }
+  Napi::Value bias = options.Get("logitBias");
+  s.logitBias = readFiniteNumber(bias, "options.logitBias");
+  if (std::fabs(s.logitBias) > double(FLT_MAX)) {
+    throw rangeError(env, "options.logitBias", "a finite number (representable as float32)", describeValue(bias));
+  }
+  return s;
+}
+
+const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length,
+                           std::vector<Napi::Object>& borrowed) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw typeError(value.Env(), name, "an Int32Array", describeValue(value));
+  }
+  Napi::Int32Array ids = value.As<Napi::Int32Array>();
+  if (length > 0 && ids.ArrayBuffer().IsDetached()) {
+    throw typeError(value.Env(), name, "an Int32Array that is not detached", describeValue(value));
+  }
+  if (static_cast<int64_t>(ids.ElementLength()) != length) {
+    throw rangeError(value.Env(), name, "an Int32Array of length " + std::to_string(length), describeValue(value));
+  }
+  borrowed.push_back(ids);
+  return ids.Data();
+}
+
+bool absent(Napi::Value value) { return value.IsUndefined() || value.IsNull(); }
+
+void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds) {
+  if (hasImageIds == hasTextIds) return;
+  throw typeError(env, hasImageIds ? "options.textIds" : "options.imageIds",
+                  "label ids (imageIds and textIds are given together or not at all)",
+                  "undefined while " + std::string(hasImageIds ? "imageIds" : "textIds") + " is given");
+}
+
+std::chrono::milliseconds readTimeout(Napi::Object options) {
+  return std::chrono::milliseconds(readInteger(options.Get("timeoutMs"), "options.timeoutMs", 1, kMaxTimeoutMs));
+}
+
+Napi::Object rankResultToJs(Napi::Env env, const LossResult& result, const ring::RingStats& stats, bool wantGrad,
+                            Napi::Value image, Napi::Value text) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", Napi::Number::New(env, result.loss));
+  if (wantGrad) {
+    Napi::Object grad = Napi::Object::New(env);
+    grad.Set("image", image);
+    grad.Set("text", text);
+    grad.Set("logitScale", Napi::Number::New(env, result.dLogitScale));
+    grad.Set("logitBias", Napi::Number::New(env, result.dLogitBias));
+    out.Set("grad", grad);
+  }
+  out.Set("stats", statsToJs(env, stats));
+  return out;
+}
+
+Napi::Error ringError(Napi::Env env, const CapturedError& error) {
+  if (error.kind == ErrorKind::Internal && error.argument == "ring") {
+    return makeJsError(env, error.kind, error.message, "", kErrRingFailed);
+  }
+  return toJsError(env, error);
+}
+
+}  // namespace siglip::addon::ring_internal

@@ -1,0 +1,302 @@
+// Local rings: P ranks of one ring, one std::thread each, in an AsyncWorker over an
+// in-process transport group; plus the failRank test hook (FaultyTransport) that makes one
+// rank fail on purpose.
+#include "ring_local.h"
+
+#include <exception>
+#include <functional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "convert.h"
+#include "core/errors.h"
+#include "js_errors.h"
+#include "ring/local_transport.h"
+#include "ring/ring_sigmoid.h"
+
+namespace siglip::addon::ring_internal {
+namespace {
+
+bool isStoppedByAnother(const CapturedError& e) { return e.message.find(" stopped: ") != std::string::npos; }
+
+// ---- the test hook of local rings (internal: lib/ring.ts documents it as such) -----------
+
+enum class FaultMode { None, Abort, Absent };
+
+// Rank `rank` fails after its first ring step: its first send of step 1 (tags above 3: step
+// 0 sends the texts with tag 2 and the accumulator with tag 3) throws, and the ring aborts
+// the transport as it does on any failure. With P = 1 there is no such send and no failure.
+class FaultyTransport : public ring::Transport {
+ public:
+  explicit FaultyTransport(ring::Transport& inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  ring::Transfer sendToNext(const void* data, size_t bytes, int tag) override {
+    if (tag > 3) {
+      throw Error(ErrorKind::Internal, "ring",
+                  "ring rank " + std::to_string(rank()) +
+                      ": simulated failure after its first step (the failRank test hook)");
+    }
+    return inner_.sendToNext(data, bytes, tag);
+  }
+  ring::Transfer receiveFromPrevious(void* data, size_t bytes, int tag) override {
+    return inner_.receiveFromPrevious(data, bytes, tag);
+  }
+  void wait(ring::Transfer& transfer) override { inner_.wait(transfer); }
+  void allGather(const void* mine, size_t bytes, void* all) override { inner_.allGather(mine, bytes, all); }
+  void abort(const std::string& reason) override { inner_.abort(reason); }
+  uint64_t bytesSent() const override { return inner_.bytesSent(); }
+
+ private:
+  ring::Transport& inner_;
+};
+
+// ---- local rings: P ranks, one std::thread each ----------------------------------------
+
+struct RankWork {
+  ring::RingShard shard;
+  std::string imageName, textName;  // "imageShards[k].data", for the data scan's message
+  GradientOutputs grads;
+  LossResult result;
+  ring::RingStats stats;
+  CapturedError error;
+};
+
+// One rank of a local ring, on its own thread: scan the shard, then the ring. A shard that
+// fails the scan aborts the group, so the other ranks stop instead of waiting for it.
+void runLocalRank(ring::Transport& endpoint, RankWork& work, const ring::RingOptions& options, FaultMode fault,
+                  int faultRank) {
+  const int r = endpoint.rank();
+  try {
+    if (fault == FaultMode::Absent && r == faultRank) {
+      throw Error(ErrorKind::Internal, "ring",
+                  "ring rank " + std::to_string(r) + " did not take part (the failRank test hook, failMode 'absent')");
+    }
+    try {
+      checkFinite(work.shard.image, work.imageName);
+      checkFinite(work.shard.text, work.textName);
+    } catch (const std::exception& e) {
+      endpoint.abort(e.what());
+      throw;
+    }
+    if (fault == FaultMode::Abort && r == faultRank) {
+      FaultyTransport faulty(endpoint);
+      work.result = ring::ringSigmoidLoss(faulty, work.shard, options, work.grads, &work.stats);
+    } else {
+      work.result = ring::ringSigmoidLoss(endpoint, work.shard, options, work.grads, &work.stats);
+    }
+  } catch (...) {
+    work.error = captureCurrentException();
+  }
+}
+
+class LocalRingWorker : public Napi::AsyncWorker {
+ public:
+  LocalRingWorker(Napi::Env env, std::shared_ptr<RingState> state, std::vector<RankWork> work,
+                  const ring::RingOptions& options, FaultMode fault, int faultRank, bool wantGrad,
+                  const std::vector<Napi::Object>& borrowed, const std::vector<Napi::Float32Array>& gradImages,
+                  const std::vector<Napi::Float32Array>& gradTexts)
+      : Napi::AsyncWorker(env, "siglip:ringSigmoidLoss"),
+        state_(std::move(state)),
+        work_(std::move(work)),
+        options_(options),
+        fault_(fault),
+        faultRank_(faultRank),
+        wantGrad_(wantGrad),
+        deferred_(Napi::Promise::Deferred::New(env)) {
+    for (const Napi::Object& object : borrowed) borrowed_.push_back(Napi::Persistent(object));
+    for (const Napi::Float32Array& a : gradImages) gradImages_.push_back(Napi::Persistent(static_cast<Napi::Object>(a)));
+    for (const Napi::Float32Array& a : gradTexts) gradTexts_.push_back(Napi::Persistent(static_cast<Napi::Object>(a)));
+  }
+
+  Napi::Promise promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    const size_t p = work_.size();
+    std::vector<std::thread> threads;
+    threads.reserve(p);
+    try {
+      for (size_t r = 0; r < p; ++r) {
+        threads.emplace_back(runLocalRank, std::ref(*state_->endpoints[r]), std::ref(work_[r]), std::cref(options_),
+                             fault_, faultRank_);
+      }
+    } catch (...) {
+      // A thread could not start: the ranks already running would wait for it until the
+      // timeout; abort the group so they stop at once.
+      const CapturedError error = captureCurrentException();
+      state_->endpoints[0]->abort(error.message);
+      for (size_t r = threads.size(); r < p; ++r) work_[r].error = error;
+    }
+    for (std::thread& t : threads) t.join();
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    state_->busy = false;
+    int root = -1;
+    for (size_t r = 0; r < work_.size() && root < 0; ++r)
+      if (work_[r].error.present && !isStoppedByAnother(work_[r].error)) root = int(r);
+    for (size_t r = 0; r < work_.size() && root < 0; ++r)
+      if (work_[r].error.present) root = int(r);
+    try {
+      if (root >= 0) {
+        // The group is aborted (and may hold stale messages): the next call gets a new one.
+        try {
+          state_->endpoints = ring::createLocalGroup(state_->size, state_->timeout);
+        } catch (...) {
+          state_->broken = captureCurrentException().message;
+        }
+        Napi::Error error = ringError(env, work_[size_t(root)].error);
+        Napi::Array messages = Napi::Array::New(env, work_.size());
+        for (size_t r = 0; r < work_.size(); ++r)
+          messages.Set(uint32_t(r), Napi::String::New(env, work_[r].error.present ? work_[r].error.message : ""));
+        error.Set("rank", Napi::Number::New(env, root));
+        error.Set("rankErrors", messages);
+        deferred_.Reject(error.Value());
+        return;
+      }
+      Napi::Array out = Napi::Array::New(env, work_.size());
+      for (size_t r = 0; r < work_.size(); ++r) {
+        Napi::Value image = wantGrad_ ? gradImages_[r].Value() : env.Undefined();
+        Napi::Value text = wantGrad_ ? gradTexts_[r].Value() : env.Undefined();
+        out.Set(uint32_t(r), rankResultToJs(env, work_[r].result, work_[r].stats, wantGrad_, image, text));
+      }
+      deferred_.Resolve(out);
+    } catch (const Napi::Error& e) {  // building the result failed (out of JS heap)
+      deferred_.Reject(e.Value());
+    }
+  }
+
+  void OnError(const Napi::Error& error) override {
+    Napi::HandleScope scope(Env());
+    state_->busy = false;
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  std::shared_ptr<RingState> state_;
+  std::vector<RankWork> work_;
+  ring::RingOptions options_;
+  FaultMode fault_;
+  int faultRank_;
+  bool wantGrad_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<Napi::ObjectReference> borrowed_;
+  std::vector<Napi::ObjectReference> gradImages_;
+  std::vector<Napi::ObjectReference> gradTexts_;
+};
+
+// An Array of exactly `count` elements named `name`.
+Napi::Array readArray(Napi::Value value, const std::string& name, size_t count, const std::string& what) {
+  if (!value.IsArray()) {
+    throw typeError(value.Env(), name, "an Array of " + std::to_string(count) + " " + what, describeValue(value));
+  }
+  Napi::Array array = value.As<Napi::Array>();
+  if (array.Length() != count) {
+    throw rangeError(value.Env(), name, "an Array of " + std::to_string(count) + " " + what, describeValue(value));
+  }
+  return array;
+}
+
+}  // namespace
+
+Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
+  Napi::Env env = info.Env();
+  const size_t p = size_t(state->size);
+  const std::string shardsWhat = "shards (one per rank)";
+  Napi::Array images = readArray(info[0], "imageShards", p, shardsWhat);
+  Napi::Array texts = readArray(info[1], "textShards", p, shardsWhat);
+  std::vector<Napi::Object> borrowed;
+  std::vector<RankWork> work(p);
+  int64_t d = 0, imageRows = 0, textRows = 0;
+  for (size_t r = 0; r < p; ++r) {
+    const std::string k = "[" + std::to_string(r) + "]";
+    MatrixArg image = readMatrix(images.Get(uint32_t(r)), "imageShards" + k);
+    MatrixArg text = readMatrix(texts.Get(uint32_t(r)), "textShards" + k);
+    if (r == 0) d = image.view.cols;
+    if (image.view.cols != d) {
+      throw rangeError(env, "imageShards" + k + ".cols",
+                       std::to_string(d) + " (imageShards[0].cols: every shard has the same width D)",
+                       describeValue(Napi::Number::New(env, double(image.view.cols))));
+    }
+    if (text.view.cols != d) {
+      throw rangeError(env, "textShards" + k + ".cols",
+                       std::to_string(d) + " (imageShards[0].cols: every shard has the same width D)",
+                       describeValue(Napi::Number::New(env, double(text.view.cols))));
+    }
+    imageRows += image.view.rows;
+    textRows += text.view.rows;
+    work[r].shard.image = image.view;
+    work[r].shard.text = text.view;
+    work[r].imageName = "imageShards" + k + ".data";
+    work[r].textName = "textShards" + k + ".data";
+    borrowed.push_back(image.array);
+    borrowed.push_back(text.array);
+  }
+
+  Napi::Object options = readOptions(info[2], "options");
+  const Scalars scalars = readScalars(options);
+  Napi::Value imageIds = options.Get("imageIds"), textIds = options.Get("textIds");
+  checkIdsTogether(env, !absent(imageIds), !absent(textIds));
+  if (!absent(imageIds)) {
+    Napi::Array imageIdArrays = readArray(imageIds, "options.imageIds", p, "Int32Arrays (one per rank)");
+    Napi::Array textIdArrays = readArray(textIds, "options.textIds", p, "Int32Arrays (one per rank)");
+    for (size_t r = 0; r < p; ++r) {
+      const std::string k = "[" + std::to_string(r) + "]";
+      work[r].shard.imageIds =
+          readIdArray(imageIdArrays.Get(uint32_t(r)), "options.imageIds" + k, work[r].shard.image.rows, borrowed);
+      work[r].shard.textIds =
+          readIdArray(textIdArrays.Get(uint32_t(r)), "options.textIds" + k, work[r].shard.text.rows, borrowed);
+    }
+  } else if (imageRows != textRows) {
+    throw rangeError(env, "textShards",
+                     std::to_string(imageRows) +
+                         " text rows in all (as many as image rows over all shards: without label ids row i of the "
+                         "global image batch pairs with row i of the global text batch)",
+                     std::to_string(textRows) + " rows");
+  }
+  ring::RingOptions ringOptions;
+  ringOptions.logitScale = scalars.logitScale;
+  ringOptions.logitBias = scalars.logitBias;
+  ringOptions.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
+
+  FaultMode fault = FaultMode::None;
+  int faultRank = -1;
+  Napi::Value failRank = options.Get("failRank");
+  if (!absent(failRank)) {
+    faultRank = static_cast<int>(readInteger(failRank, "options.failRank", 0, state->size - 1));
+    fault = FaultMode::Abort;
+    Napi::Value mode = options.Get("failMode");
+    if (!absent(mode)) {
+      const std::string name = mode.IsString() ? mode.As<Napi::String>().Utf8Value() : "";
+      if (!mode.IsString()) throw typeError(env, "options.failMode", "'abort' or 'absent'", describeValue(mode));
+      if (name == "absent") fault = FaultMode::Absent;
+      else if (name != "abort") throw rangeError(env, "options.failMode", "'abort' or 'absent'", describeValue(mode));
+    }
+  }
+
+  if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
+  const bool wantGrad = info[3].As<Napi::Boolean>().Value();
+  std::vector<Napi::Float32Array> gradImages, gradTexts;
+  if (wantGrad) {
+    for (size_t r = 0; r < p; ++r) {
+      const ring::RingShard& s = work[r].shard;
+      gradImages.push_back(allocateFloat32Array(env, s.image.rows * d, "the image gradient of rank " + std::to_string(r)));
+      gradTexts.push_back(allocateFloat32Array(env, s.text.rows * d, "the text gradient of rank " + std::to_string(r)));
+      work[r].grads = GradientOutputs{gradImages.back().Data(), gradTexts.back().Data()};
+    }
+  }
+  auto* worker = new LocalRingWorker(env, state, std::move(work), ringOptions, fault, faultRank, wantGrad, borrowed,
+                                     gradImages, gradTexts);  // deletes itself when complete
+  Napi::Promise promise = worker->promise();
+  state->busy = true;
+  worker->Queue();
+  return promise;
+}
+
+}  // namespace siglip::addon::ring_internal

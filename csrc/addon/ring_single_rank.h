@@ -1,0 +1,55 @@
+// One-rank-per-process rings in the raw binding: this process's rank of an MPI job (host
+// shards, CPU) or of an NCCL ring (one GPU; CUDA build only), one call at a time, in an
+// AsyncWorker (internal to csrc/addon/ring_*.cpp; ring_bindings.h documents the calls).
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "js_errors.h"
+#include "ring/transport.h"
+#include "ring_convert.h"
+
+namespace siglip::addon::ring_internal {
+
+// handle.sigmoidLoss(image, text, options, wantGrad) of an MPI ring: one host shard; a
+// Promise of this rank's result. A failure breaks the ring (state->broken).
+Napi::Value mpiSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state);
+
+#if defined(SIGLIP_WITH_CUDA)
+// The same for an NCCL ring: image/text are device matrix handles on the ring's device or
+// host { data, rows, cols } (float32, uploaded for the call).
+Napi::Value ncclSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state);
+
+// ncclCommInitRank blocks until every rank has joined: a worker thread, never the JS thread.
+class NcclConnectWorker : public Napi::AsyncWorker {
+ public:
+  NcclConnectWorker(Napi::Env env, std::shared_ptr<RingState> state)
+      : Napi::AsyncWorker(env, "siglip:ncclConnect"),
+        state_(std::move(state)),
+        id_(state_->ncclId),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override;
+  void OnOK() override;
+  void OnError(const Napi::Error& error) override;
+
+ private:
+  std::shared_ptr<RingState> state_;
+  std::vector<uint8_t> id_;
+  std::unique_ptr<ring::Transport> transport_;
+  CapturedError error_;
+  Napi::Promise::Deferred deferred_;
+};
+
+// Throws ERR_SIGLIP_NO_NCCL (a JS error) when libnccl cannot be loaded.
+void requireNccl(Napi::Env env);
+#endif  // SIGLIP_WITH_CUDA
+
+}  // namespace siglip::addon::ring_internal
