@@ -210,6 +210,30 @@ void readSingleRankIds(Napi::Object options, SingleRankCall& call, int64_t image
   call.shard.textIds = readIdArray(textIds, "options.textIds", textRows, borrowed);
 }
 
+// Reads wantGrad (info[3]), allocates the host gradient arrays on the JS thread when the
+// gradients go to the host, and queues the call: the tail every one-rank loss shares.
+Napi::Value queueSingleRankCall(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state,
+                                SingleRankCall call, const std::vector<Napi::Object>& borrowed, int64_t imageElements,
+                                int64_t textElements, bool hostGradients) {
+  Napi::Env env = info.Env();
+  if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
+  call.wantGrad = info[3].As<Napi::Boolean>().Value();
+  Napi::Value gradImage = env.Undefined(), gradText = env.Undefined();
+  if (call.wantGrad && hostGradients) {
+    Napi::Float32Array gi = allocateFloat32Array(env, imageElements, "the image gradient");
+    Napi::Float32Array gt = allocateFloat32Array(env, textElements, "the text gradient");
+    call.hostGradImage = gi.Data();
+    call.hostGradText = gt.Data();
+    gradImage = gi;
+    gradText = gt;
+  }
+  auto* worker = new SingleRankWorker(env, state, std::move(call), borrowed, gradImage, gradText);
+  Napi::Promise promise = worker->promise();
+  state->busy = true;
+  worker->Queue();
+  return promise;
+}
+
 }  // namespace
 
 Napi::Value mpiSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
@@ -232,22 +256,8 @@ Napi::Value mpiSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr
   call.options.logitBias = scalars.logitBias;
   call.options.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
   readSingleRankIds(options, call, image.view.rows, text.view.rows, borrowed);
-  if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
-  call.wantGrad = info[3].As<Napi::Boolean>().Value();
-  Napi::Value gradImage = env.Undefined(), gradText = env.Undefined();
-  if (call.wantGrad) {
-    Napi::Float32Array gi = allocateFloat32Array(env, image.view.rows * image.view.cols, "the image gradient");
-    Napi::Float32Array gt = allocateFloat32Array(env, text.view.rows * text.view.cols, "the text gradient");
-    call.hostGradImage = gi.Data();
-    call.hostGradText = gt.Data();
-    gradImage = gi;
-    gradText = gt;
-  }
-  auto* worker = new SingleRankWorker(env, state, std::move(call), borrowed, gradImage, gradText);
-  Napi::Promise promise = worker->promise();
-  state->busy = true;
-  worker->Queue();
-  return promise;
+  return queueSingleRankCall(info, state, std::move(call), borrowed, image.view.rows * image.view.cols,
+                             text.view.rows * text.view.cols, true);
 }
 
 #if defined(SIGLIP_WITH_CUDA)
@@ -315,22 +325,9 @@ Napi::Value ncclSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_pt
   if (gradientsName != "host" && gradientsName != "device")
     throw rangeError(env, "options.gradients", "'host' or 'device'", describeValue(gradients));
   call.gradientsOnDevice = gradientsName == "device";
-  if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
-  call.wantGrad = info[3].As<Napi::Boolean>().Value();
-  Napi::Value gradImage = env.Undefined(), gradText = env.Undefined();
-  if (call.wantGrad && !call.gradientsOnDevice) {
-    Napi::Float32Array gi = allocateFloat32Array(env, call.image.rows * call.image.cols, "the image gradient");
-    Napi::Float32Array gt = allocateFloat32Array(env, call.text.rows * call.text.cols, "the text gradient");
-    call.hostGradImage = gi.Data();
-    call.hostGradText = gt.Data();
-    gradImage = gi;
-    gradText = gt;
-  }
-  auto* worker = new SingleRankWorker(env, state, std::move(call), borrowed, gradImage, gradText);
-  Napi::Promise promise = worker->promise();
-  state->busy = true;
-  worker->Queue();
-  return promise;
+  const int64_t imageElements = call.image.rows * call.image.cols, textElements = call.text.rows * call.text.cols;
+  const bool hostGradients = !call.gradientsOnDevice;
+  return queueSingleRankCall(info, state, std::move(call), borrowed, imageElements, textElements, hostGradients);
 }
 
 void NcclConnectWorker::Execute() {
