@@ -3,7 +3,10 @@
 // backward. For each P it measures, each in a fresh child process (so that its peak RSS is its
 // own):
 //
-//   ring        Ring.local({ ranks: P }).sigmoidLossWithGrad(P image shards, P text shards)
+//   ring        Ring.local({ ranks: P }).sigmoidLossWithGrad(P image shards, P text shards),
+//               one-way (the default)
+//   two-way     the same with { direction: 'two-way' } (each block goes both ways; see
+//               csrc/ring/ring_sigmoid.cpp for what that trades)
 //   all-gather  the formulation the ring replaces: every rank gets a copy of all N texts (the
 //               all-gather), computes its own images against all of them with the fused
 //               single-device call, and the text gradients are summed back to their owners
@@ -18,11 +21,12 @@
 //
 // Both formulations give each rank max(1, ⌊cores / P⌋) CPU threads, so they compete for the same
 // cores. Columns: bytes sent per rank (the ring's stats), the ring's buffers per rank
-// (stats.peakRingBytes: at most 5 text blocks of one shard, whatever P) against the all-gather's
+// (stats.peakRingBytes: at most 5 text blocks of one shard one-way, 9 two-way, whatever P) against the all-gather's
 // (N texts plus their N-row gradient, per rank), the growth of peak RSS during the calls divided
 // by P (per rank), median wall times, the ring's Σ computeSeconds over ranks and max waitSeconds
 // (time blocked on a transfer that computing did not hide), and `exposed` = Σ wait / Σ (compute +
-// wait): the share of the ranks' time spent waiting, i.e. 1 − the share of communication hidden.
+// wait): the share of the ranks' time spent waiting, i.e. 1 − the share of communication hidden;
+// then the same time, bytes and exposed share for the two-way ring.
 // On a machine with fewer cores than ranks, ranks time-share the cores, so waits also include
 // neighbours that were descheduled.
 //
@@ -36,7 +40,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { type Matrix, Ring, type RingStats, matrix, sigmoidLossWithGrad } from '../lib/index.js';
+import { type Matrix, Ring, type RingDirection, type RingStats, matrix, sigmoidLossWithGrad } from '../lib/index.js';
 
 const benchDir = path.dirname(path.resolve(process.argv[1] ?? 'bench/ring.ts'));
 const repoRoot = path.dirname(benchDir);
@@ -62,6 +66,8 @@ interface ChildSpec {
   repeats: number;
   seed: number;
   threads: number;
+  /** ring: the direction option. */
+  direction?: RingDirection;
 }
 
 interface ChildResult {
@@ -136,7 +142,7 @@ async function runChild(spec: ChildSpec): Promise<ChildResult> {
   if (spec.method === 'ring') {
     ring = await Ring.local({ ranks, threads: spec.threads });
     run = async () => {
-      const out = await ring!.sigmoidLossWithGrad(images, texts);
+      const out = await ring!.sigmoidLossWithGrad(images, texts, { direction: spec.direction ?? 'one-way' });
       last = { stats: out.stats };
       return out;
     };
@@ -224,18 +230,36 @@ function runInChild(spec: ChildSpec): Promise<ChildResult> {
   });
 }
 
-interface Row {
+// What one ring run's per-rank stats add up to.
+interface RingSummary {
+  bytesSentPerRank: number;
+  ringBufferBytesPerRank: number;
+  sumComputeSeconds: number;
+  maxWaitSeconds: number;
+  exposedWaitShare: number;
+}
+
+function summarise(stats: RingStats[]): RingSummary {
+  const compute = stats.reduce((s, x) => s + x.computeSeconds, 0);
+  const wait = stats.reduce((s, x) => s + x.waitSeconds, 0);
+  return {
+    bytesSentPerRank: Math.max(...stats.map((s) => s.bytesSent)),
+    ringBufferBytesPerRank: Math.max(...stats.map((s) => s.peakRingBytes)),
+    sumComputeSeconds: compute,
+    maxWaitSeconds: Math.max(...stats.map((s) => s.waitSeconds)),
+    exposedWaitShare: compute + wait > 0 ? wait / (compute + wait) : 0,
+  };
+}
+
+interface Row extends RingSummary {
   ranks: number;
   threadsPerRank: number;
   shardRows: number;
   ring: ChildResult;
+  twoWay: ChildResult;
+  twoWaySummary: RingSummary;
   allgather: ChildResult;
-  bytesSentPerRank: number;
-  ringBufferBytesPerRank: number;
   allgatherBufferBytesPerRank: number;
-  sumComputeSeconds: number;
-  maxWaitSeconds: number;
-  exposedWaitShare: number;
   lossRelativeDifference: number;
 }
 
@@ -284,27 +308,24 @@ export async function runRingBench(argv: string[]): Promise<void> {
     const threads = Math.max(1, Math.floor(cores / p));
     const spec = { ranks: p, n, d, repeats, seed, threads };
     const ring = await runInChild({ ...spec, method: 'ring' });
+    const twoWay = await runInChild({ ...spec, method: 'ring', direction: 'two-way' });
     const allgather = await runInChild({ ...spec, method: 'allgather' });
-    const stats = ring.stats!;
-    const compute = stats.reduce((s, x) => s + x.computeSeconds, 0);
-    const wait = stats.reduce((s, x) => s + x.waitSeconds, 0);
-    const largest = Math.max(...shardRows(n, p));
     rows.push({
       ranks: p,
       threadsPerRank: threads,
-      shardRows: largest,
+      shardRows: Math.max(...shardRows(n, p)),
       ring,
+      twoWay,
+      twoWaySummary: summarise(twoWay.stats!),
       allgather,
-      bytesSentPerRank: Math.max(...stats.map((s) => s.bytesSent)),
-      ringBufferBytesPerRank: Math.max(...stats.map((s) => s.peakRingBytes)),
+      ...summarise(ring.stats!),
       // Per rank: all N texts (the gathered copy) and the N-row text gradient of its call.
       allgatherBufferBytesPerRank: p === 1 ? 0 : 2 * n * d * 4,
-      sumComputeSeconds: compute,
-      maxWaitSeconds: Math.max(...stats.map((s) => s.waitSeconds)),
-      exposedWaitShare: compute + wait > 0 ? wait / (compute + wait) : 0,
-      lossRelativeDifference: Math.abs(allgather.loss - ring.loss) / Math.abs(single.loss),
+      lossRelativeDifference: Math.max(Math.abs(allgather.loss - ring.loss), Math.abs(twoWay.loss - ring.loss)) / Math.abs(single.loss),
     });
-    process.stderr.write(`  P=${p}: ring ${ms(ring.medianMs)} ms, all-gather ${ms(allgather.medianMs)} ms\n`);
+    process.stderr.write(
+      `  P=${p}: ring ${ms(ring.medianMs)} ms, two-way ${ms(twoWay.medianMs)} ms, all-gather ${ms(allgather.medianMs)} ms\n`,
+    );
   }
 
   const header = [
@@ -320,6 +341,10 @@ export async function runRingBench(argv: string[]): Promise<void> {
     'Σ compute ms',
     'max wait ms',
     'exposed',
+    'two-way ms',
+    'two-way sent/rank MiB',
+    'two-way buf/rank MiB',
+    'two-way exposed',
   ];
   const table = [
     header,
@@ -336,12 +361,16 @@ export async function runRingBench(argv: string[]): Promise<void> {
       ms(1000 * r.sumComputeSeconds),
       ms(1000 * r.maxWaitSeconds),
       `${(100 * r.exposedWaitShare).toFixed(1)}%`,
+      ms(r.twoWay.medianMs),
+      mib(r.twoWaySummary.bytesSentPerRank),
+      mib(r.twoWaySummary.ringBufferBytesPerRank),
+      `${(100 * r.twoWaySummary.exposedWaitShare).toFixed(1)}%`,
     ]),
   ];
   process.stdout.write(`\nThe ring vs an all-gather, N = ${n}, D = ${d}, forward + backward, ${cores} cores (single device, all cores: ${ms(single.medianMs)} ms)\n\n`);
   process.stdout.write(`${pad(table)}\n`);
   const worst = Math.max(...rows.map((r) => r.lossRelativeDifference));
-  process.stdout.write(`\nall-gather loss vs ring loss: largest relative difference ${worst.toExponential(1)}\n`);
+  process.stdout.write(`\nall-gather and two-way loss vs one-way ring loss: largest relative difference ${worst.toExponential(1)}\n`);
 
   if (!values['no-json']) {
     const date = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);

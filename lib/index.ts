@@ -63,6 +63,7 @@ export {
   type NcclRingOptions,
   type RankRingLossOptions,
   type RankRingLossWithGrad,
+  type RingDirection,
   type RingKind,
   type RingLossOptions,
   type RingStats,

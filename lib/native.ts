@@ -143,6 +143,7 @@ export interface NativeCudaAddon {
 /** Statistics of one rank of a ring call (csrc/ring/ring_sigmoid.h, RingStats). */
 export interface NativeRingStats {
   steps: number;
+  returnHops: number;
   bytesSent: number;
   peakRingBytes: number;
   computeSeconds: number;
@@ -160,6 +161,7 @@ export interface NativeRingRankResult<G = Float32Array> {
 export interface NativeRingLossOptions {
   logitScale: number;
   logitBias: number;
+  direction: 'one-way' | 'two-way';
   /** local rings: one Int32Array per rank; mpi/nccl: one Int32Array. */
   imageIds?: Int32Array | Int32Array[];
   textIds?: Int32Array | Int32Array[];

@@ -65,14 +65,19 @@ export type RingKind = 'local' | 'mpi' | 'nccl';
 
 /** What one rank of a ring call did, as the ring measured it. */
 export interface RingStats {
-  /** Ring steps taken: the number of ranks P (one text block per step). */
+  /** Computing steps: P one-way (one text block each), ⌊P/2⌋ + 1 two-way (up to two blocks each). */
   steps: number;
+  /**
+   * Hops the gradient accumulators made after the last computing step, on their way home:
+   * 1 one-way, ⌊P/2⌋ two-way (0 with P = 1 or without gradients).
+   */
+  returnHops: number;
   /** Bytes this rank sent to its neighbour: text blocks (with ids) and gradient accumulators. */
   bytesSent: number;
   /**
    * Bytes of the ring's own buffers on this rank (travelling text blocks, their ids and the
-   * gradient accumulators): at most 5 blocks the size of the largest text shard (plus ids),
-   * whatever the number of ranks. Inputs and gradients are not counted; nor is the CPU tile
+   * gradient accumulators): at most 5 blocks the size of the largest text shard (plus ids)
+   * one-way, 9 two-way, whatever the number of ranks. Inputs and gradients are not counted; nor is the CPU tile
    * scratch (which does not depend on P) or, on a GPU, the block workspace.
    */
   peakRingBytes: number;
@@ -123,12 +128,25 @@ export interface NcclRingOptions {
   timeoutMs?: number;
 }
 
-/** The scalar options of a ring call. Every rank must pass the same values (checked). */
+/** Which way text blocks travel round a ring; see {@link RingLossOptions.direction}. */
+export type RingDirection = 'one-way' | 'two-way';
+
+/** The options of a ring call that every rank must pass with the same values (checked). */
 export interface RingLossOptions {
   /** s, the log of the temperature t = exp(s). Default ln 10 (t = 10). |s| ≤ 80. */
   logitScale?: number;
   /** b, added to every logit. Default −10. */
   logitBias?: number;
+  /**
+   * `'one-way'` (the default): each text block visits the other P − 1 ranks in turn, going
+   * to the next rank, and its gradient comes home in one more hop. `'two-way'` (open_clip's
+   * "bidirectional"): a copy of each block goes each way, so computing takes ⌊P/2⌋ + 1 steps
+   * of two tiles instead of P of one, and the two gradients then retrace their paths home
+   * (`stats.returnHops`). Two-way halves what each link direction carries but adds return
+   * hops that no computation hides: it pays where links are slow relative to computing.
+   * Both give the same result up to float32 reassociation.
+   */
+  direction?: RingDirection;
 }
 
 /** Options of a call on a local ring (several ranks in this process). */
@@ -212,8 +230,8 @@ type AnyGradient = Float32Array | DeviceMatrix;
 const LOCAL_KEYS = ['ranks', 'device', 'threads', 'timeoutMs'];
 const MPI_KEYS = ['threads', 'timeoutMs'];
 const NCCL_KEYS = ['rank', 'size', 'id', 'device', 'timeoutMs'];
-const LOCAL_CALL_KEYS = ['logitScale', 'logitBias', 'imageIds', 'textIds', 'failRank', 'failMode'];
-const MPI_CALL_KEYS = ['logitScale', 'logitBias', 'imageIds', 'textIds'];
+const LOCAL_CALL_KEYS = ['logitScale', 'logitBias', 'direction', 'imageIds', 'textIds', 'failRank', 'failMode'];
+const MPI_CALL_KEYS = ['logitScale', 'logitBias', 'direction', 'imageIds', 'textIds'];
 const NCCL_CALL_KEYS = [...MPI_CALL_KEYS, 'precision', 'gradients'];
 
 /** Checks `options` is a plain object (or undefined) with only `known` keys. */
@@ -234,7 +252,8 @@ function checkTimeout(value: unknown): number {
   return value === undefined ? DEFAULT_RING_TIMEOUT_MS : checkIntegerInRange('options.timeoutMs', value, 1, MAX_TIMEOUT_MS);
 }
 
-function scalars(options: Record<string, unknown>): { logitScale: number; logitBias: number } {
+// The options every rank passes alike: the scalars and the direction.
+function sharedOptions(options: Record<string, unknown>): { logitScale: number; logitBias: number; direction: RingDirection } {
   const logitScale =
     options['logitScale'] === undefined ? DEFAULT_SIGMOID_LOGIT_SCALE : checkFiniteNumber('options.logitScale', options['logitScale']);
   if (Math.abs(logitScale) > MAX_ABS_LOGIT_SCALE) {
@@ -246,7 +265,10 @@ function scalars(options: Record<string, unknown>): { logitScale: number; logitB
   }
   const logitBias =
     options['logitBias'] === undefined ? DEFAULT_SIGMOID_LOGIT_BIAS : checkFiniteNumber('options.logitBias', options['logitBias']);
-  return { logitScale, logitBias };
+  const direction = options['direction'] ?? 'one-way';
+  if (typeof direction !== 'string') throw invalidType('options.direction', "'one-way' or 'two-way'", direction);
+  if (direction !== 'one-way' && direction !== 'two-way') throw invalidValue('options.direction', "'one-way' or 'two-way'", direction);
+  return { logitScale, logitBias, direction };
 }
 
 function idsGivenTogether(imageIds: unknown, textIds: unknown, what: string): boolean {
@@ -697,7 +719,7 @@ export class Ring {
       if (m.cols !== d) throw invalidValue(`textShards[${r}].cols`, width, m.cols);
     });
     const o = checkOptions(options, LOCAL_CALL_KEYS, false);
-    const native: NativeRingLossOptions = { ...scalars(o), threads: this.#threads };
+    const native: NativeRingLossOptions = { ...sharedOptions(o), threads: this.#threads };
     const withIds = idsGivenTogether(o['imageIds'], o['textIds'], `an Array of ${p} Int32Arrays`);
     if (withIds) {
       const idArrays = (key: 'imageIds' | 'textIds', shards: Matrix[], name: string) => {
@@ -762,7 +784,7 @@ export class Ring {
       nativeText = t;
     }
     if (y.cols !== x.cols) throw invalidValue('text.cols', `${x.cols} (image.cols: the same width D)`, y.cols);
-    const native: NativeRingLossOptions = { ...scalars(o) };
+    const native: NativeRingLossOptions = { ...sharedOptions(o) };
     if (idsGivenTogether(o['imageIds'], o['textIds'], 'an Int32Array')) {
       native.imageIds = checkIds('options.imageIds', o['imageIds'], x.rows, 'image');
       native.textIds = checkIds('options.textIds', o['textIds'], y.rows, 'text');

@@ -58,6 +58,7 @@ function mpiRun(ranks: number, mode: string): Promise<Run> {
 
 interface Case {
   withIds: boolean;
+  direction: string;
   ok: boolean;
   errors: Record<string, number>;
   bits: number[];
@@ -67,7 +68,7 @@ if (why !== '') {
   test.skip(`the MPI ring (mpirun -np 2, 3, 4) — skipped: ${why}`, () => {});
 } else {
   for (const ranks of [2, 3, 4]) {
-    test.serial(`mpirun -np ${ranks}: every rank equals the single-device result, with the same bits`, async (t) => {
+    test.serial(`mpirun -np ${ranks}: every rank equals the single-device result, with the same bits, one-way and two-way`, async (t) => {
       const run = await mpiRun(ranks, 'check');
       t.is(run.code, 0, run.output);
       t.is(run.lines.length, ranks, run.output);
@@ -77,9 +78,9 @@ if (why !== '') {
       for (const [rank, line] of byRank) {
         t.is(line['size'], ranks);
         const cases = line['cases'] as Case[];
-        t.is(cases.length, 2);
+        t.is(cases.length, 4);
         cases.forEach((c, k) => {
-          t.true(c.ok, `rank ${rank} ids=${c.withIds}: ${JSON.stringify(c.errors)}`);
+          t.true(c.ok, `rank ${rank} ids=${c.withIds} ${c.direction}: ${JSON.stringify(c.errors)}`);
           t.deepEqual(c.bits, first[k]!.bits, `rank ${rank}: loss, ∂s, ∂b differ from rank 0's`);
         });
       }
@@ -101,6 +102,16 @@ if (why !== '') {
         t.is(line['code'], 'ERR_SIGLIP_RING_FAILED');
         t.regex(line['message'] as string, /stopped: rank 1 failed: Expected only finite values/);
       }
+    }
+  });
+
+  test.serial('mpirun -np 3: ranks that disagree on the direction all reject, naming the difference', async (t) => {
+    const run = await mpiRun(3, 'disagree');
+    t.is(run.code, 0, run.output);
+    t.is(run.lines.length, 3, run.output);
+    for (const line of run.lines) {
+      t.true(line['rejected'], JSON.stringify(line));
+      t.regex(line['message'] as string, /ring ranks disagree: rank \d has .*two-way/);
     }
   });
 }

@@ -20,39 +20,44 @@ import { type ShardedBatch, makeShardedBatch, rankErrors, shardsOf, singleDevice
 
 type Failure = Error & { code?: string; argument?: string; rank?: number; rankErrors?: string[] };
 
+const directions = ['one-way', 'two-way'] as const;
+
 for (let p = 1; p <= 8; p++) {
   for (const withIds of [false, true]) {
-    const d = p % 2 ? 24 : 17;
-    test(`P=${p} ${withIds ? 'with label ids (text shards of their own sizes)' : 'without ids'}: every rank equals the single-device result`, async (t) => {
-      const b = makeShardedBatch(1000 + 10 * p + Number(withIds), p, d, withIds);
-      const { images, texts, ids } = shardsOf(b);
-      const options = { logitScale: 2.1, logitBias: -6.5, ...ids };
-      const ref = singleDevice(b, options.logitScale, options.logitBias);
-      const ring = await Ring.local({ ranks: p });
-      try {
-        const out = await ring.sigmoidLossWithGrad(images, texts, options);
-        t.is(out.grad.image.length, p);
-        t.is(out.grad.text.length, p);
-        t.is(out.stats.length, p);
-        for (let r = 0; r < p; r++) {
-          t.is(out.grad.image[r]!.length, b.imageRows[r]! * d);
-          t.is(out.grad.text[r]!.length, b.textRows[r]! * d);
-          const e = rankErrors(b, ref, r, {
-            loss: out.loss,
-            logitScale: out.grad.logitScale,
-            logitBias: out.grad.logitBias,
-            image: out.grad.image[r]!,
-            text: out.grad.text[r]!,
-          });
-          t.true(withinTolerance(e), `rank ${r}: ${JSON.stringify(e)} (shards ${b.imageRows}/${b.textRows})`);
-          t.is(out.stats[r]!.steps, p);
+    for (const direction of directions) {
+      const d = p % 2 ? 24 : 17;
+      test(`P=${p} ${direction} ${withIds ? 'with label ids (text shards of their own sizes)' : 'without ids'}: every rank equals the single-device result`, async (t) => {
+        const b = makeShardedBatch(1000 + 10 * p + Number(withIds), p, d, withIds);
+        const { images, texts, ids } = shardsOf(b);
+        const options = { logitScale: 2.1, logitBias: -6.5, direction, ...ids };
+        const ref = singleDevice(b, options.logitScale, options.logitBias);
+        const ring = await Ring.local({ ranks: p });
+        try {
+          const out = await ring.sigmoidLossWithGrad(images, texts, options);
+          t.is(out.grad.image.length, p);
+          t.is(out.grad.text.length, p);
+          t.is(out.stats.length, p);
+          for (let r = 0; r < p; r++) {
+            t.is(out.grad.image[r]!.length, b.imageRows[r]! * d);
+            t.is(out.grad.text[r]!.length, b.textRows[r]! * d);
+            const e = rankErrors(b, ref, r, {
+              loss: out.loss,
+              logitScale: out.grad.logitScale,
+              logitBias: out.grad.logitBias,
+              image: out.grad.image[r]!,
+              text: out.grad.text[r]!,
+            });
+            t.true(withinTolerance(e), `rank ${r}: ${JSON.stringify(e)} (shards ${b.imageRows}/${b.textRows})`);
+            t.is(out.stats[r]!.steps, direction === 'one-way' ? p : Math.floor(p / 2) + 1);
+            t.is(out.stats[r]!.returnHops, p === 1 ? 0 : direction === 'one-way' ? 1 : Math.floor(p / 2));
+          }
+          // The forward-only call gives the same loss.
+          t.is(await ring.sigmoidLoss(images, texts, options), out.loss);
+        } finally {
+          ring.dispose();
         }
-        // The forward-only call gives the same loss.
-        t.is(await ring.sigmoidLoss(images, texts, options), out.loss);
-      } finally {
-        ring.dispose();
-      }
-    });
+      });
+    }
   }
 }
 
@@ -75,70 +80,98 @@ test('without ids the text shards may split the global batch differently from th
   }
 });
 
-test('every rank ends with the same bits of the loss, ∂s and ∂b (the raw per-rank results)', async (t) => {
-  const b = makeShardedBatch(5, 5, 20, true);
-  const { images, texts, ids } = shardsOf(b);
-  const { addon } = loadAddon();
-  const native = new addon.RingHandle('local', { ranks: 5, timeoutMs: 20_000 });
-  const results = (await native.sigmoidLoss(images, texts, { logitScale: Math.log(10), logitBias: -10, threads: 1, ...ids }, true)) as Array<{
-    loss: number;
-    grad: { logitScale: number; logitBias: number };
-  }>;
-  native.dispose();
-  t.is(results.length, 5);
-  for (const r of results) {
-    t.true(Object.is(r.loss, results[0]!.loss));
-    t.true(Object.is(r.grad.logitScale, results[0]!.grad.logitScale));
-    t.true(Object.is(r.grad.logitBias, results[0]!.grad.logitBias));
-  }
-});
-
-test('memory per rank does not grow with P: the ring buffers stay under 5 blocks of the largest text shard', async (t) => {
-  const rows = 32;
-  const d = 64;
-  const peaks: number[] = [];
-  for (const p of [2, 4, 8]) {
-    for (const withIds of [false, true]) {
-      const b = makeShardedBatch(300 + p, p, d, withIds, rows);
-      const largest = Math.max(...b.textRows);
-      const bound = 5 * largest * d * 4 + (withIds ? 2 * largest * 4 : 0);
-      const ring = await Ring.local({ ranks: p });
-      const { images, texts, ids } = shardsOf(b);
-      const out = await ring.sigmoidLossWithGrad(images, texts, ids);
-      ring.dispose();
-      for (const [r, s] of out.stats.entries()) {
-        t.true(s.peakRingBytes > 0 && s.peakRingBytes <= bound, `P=${p} rank ${r}: ${s.peakRingBytes} bytes > ${bound}`);
-        t.true(s.bytesSent > 0);
-        t.true(s.computeSeconds >= 0 && s.waitSeconds >= 0);
-      }
-      if (!withIds) peaks.push(Math.max(...out.stats.map((s) => s.peakRingBytes)) / (largest * d * 4));
+for (const direction of ['one-way', 'two-way'] as const) {
+  test(`${direction}: every rank ends with the same bits of the loss, ∂s and ∂b (the raw per-rank results)`, async (t) => {
+    const b = makeShardedBatch(5, 5, 20, true);
+    const { images, texts, ids } = shardsOf(b);
+    const { addon } = loadAddon();
+    const native = new addon.RingHandle('local', { ranks: 5, timeoutMs: 20_000 });
+    const options = { logitScale: Math.log(10), logitBias: -10, direction, threads: 1, ...ids };
+    const results = (await native.sigmoidLoss(images, texts, options, true)) as Array<{
+      loss: number;
+      grad: { logitScale: number; logitBias: number };
+    }>;
+    native.dispose();
+    t.is(results.length, 5);
+    for (const r of results) {
+      t.true(Object.is(r.loss, results[0]!.loss));
+      t.true(Object.is(r.grad.logitScale, results[0]!.grad.logitScale));
+      t.true(Object.is(r.grad.logitBias, results[0]!.grad.logitBias));
     }
-  }
-  // In units of the largest shard, the same for every P.
-  t.true(peaks.every((x) => x === peaks[0]), `ring bytes per largest-shard byte: ${peaks}`);
-});
+  });
+}
 
-test('a rank that fails mid-ring makes every other rank reject within the timeout, and the ring recovers', async (t) => {
+for (const [direction, blocks] of [['one-way', 5], ['two-way', 9]] as const) {
+  test(`${direction}: memory per rank does not grow with P: the ring buffers stay under ${blocks} blocks of the largest text shard`, async (t) => {
+    const rows = 32;
+    const d = 64;
+    const peaks: number[] = [];
+    for (const p of [3, 5, 8]) {
+      for (const withIds of [false, true]) {
+        const b = makeShardedBatch(300 + p, p, d, withIds, rows);
+        const largest = Math.max(...b.textRows);
+        const bound = blocks * largest * d * 4 + (withIds ? 4 * largest * 4 : 0);
+        const ring = await Ring.local({ ranks: p });
+        const { images, texts, ids } = shardsOf(b);
+        const out = await ring.sigmoidLossWithGrad(images, texts, { ...ids, direction });
+        ring.dispose();
+        for (const [r, s] of out.stats.entries()) {
+          t.true(s.peakRingBytes > 0 && s.peakRingBytes <= bound, `P=${p} rank ${r}: ${s.peakRingBytes} bytes > ${bound}`);
+          t.true(s.bytesSent > 0);
+          t.true(s.computeSeconds >= 0 && s.waitSeconds >= 0);
+        }
+        if (!withIds) peaks.push(Math.max(...out.stats.map((s) => s.peakRingBytes)) / (largest * d * 4));
+      }
+    }
+    // In units of the largest shard: the same from P = 5 on (a two-way ring with P = 3 needs fewer).
+    t.true(peaks[0]! <= peaks[1]! && peaks[1] === peaks[2], `ring bytes per largest-shard byte at P = 3, 5, 8: ${peaks}`);
+  });
+}
+
+test('stats.bytesSent counts one call: P − 1 text blocks and their gradients one-way; two-way the return hops too', async (t) => {
   const p = 4;
-  const b = makeShardedBatch(9, p, 16, false);
-  const { images, texts } = shardsOf(b);
-  const timeoutMs = 5000;
-  const ring = await Ring.local({ ranks: p, timeoutMs });
-  const start = Date.now();
-  const error = (await t.throwsAsync(ring.sigmoidLossWithGrad(images, texts, { failRank: 2 } as LocalRingLossOptions))) as Failure;
-  t.true(Date.now() - start < timeoutMs, 'the other ranks noticed the abort, not their timeout');
-  t.is(error.code, ERR_SIGLIP_RING_FAILED);
-  t.is(error.rank, 2);
-  t.regex(error.message, /rank 2: simulated failure after its first step/);
-  t.is(error.rankErrors?.length, p);
-  for (let r = 0; r < p; r++) {
-    if (r !== 2) t.regex(error.rankErrors![r]!, new RegExp(`ring rank ${r} stopped: rank 2 failed`));
+  const rows = 8;
+  const d = 16;
+  const shards = (phase: number) =>
+    Array.from({ length: p }, (_, r) => matrix(new Float32Array(rows * d).map((_, k) => Math.sin(phase + r + 0.1 * k)), rows, d));
+  const images = shards(0);
+  const texts = shards(1);
+  const block = rows * d * 4;
+  const ring = await Ring.local({ ranks: p });
+  for (let call = 0; call < 2; call++) {
+    const one = await ring.sigmoidLossWithGrad(images, texts);
+    // P − 1 = 3 text blocks and 3 accumulators (started by the first rank a block visits).
+    for (const s of one.stats) t.is(s.bytesSent, 3 * block + 3 * block);
+    const two = await ring.sigmoidLossWithGrad(images, texts, { direction: 'two-way' });
+    // Texts: 2 blocks go forward, 1 back. Gradients: lane 0 one hop out and two home, lane 1 one home.
+    for (const s of two.stats) t.is(s.bytesSent, 3 * block + 4 * block);
   }
-  // A local ring gets a fresh group after a failure.
-  const ok = await ring.sigmoidLossWithGrad(images, texts);
-  t.true(Number.isFinite(ok.loss));
   ring.dispose();
 });
+
+for (const direction of directions) {
+  test(`${direction}: a rank that fails mid-ring makes every other rank reject within the timeout, and the ring recovers`, async (t) => {
+    const p = 4;
+    const b = makeShardedBatch(9, p, 16, false);
+    const { images, texts } = shardsOf(b);
+    const timeoutMs = 5000;
+    const ring = await Ring.local({ ranks: p, timeoutMs });
+    const start = Date.now();
+    const error = (await t.throwsAsync(ring.sigmoidLossWithGrad(images, texts, { failRank: 2, direction } as LocalRingLossOptions))) as Failure;
+    t.true(Date.now() - start < timeoutMs, 'the other ranks noticed the abort, not their timeout');
+    t.is(error.code, ERR_SIGLIP_RING_FAILED);
+    t.is(error.rank, 2);
+    t.regex(error.message, /rank 2: simulated failure after its first step/);
+    t.is(error.rankErrors?.length, p);
+    for (let r = 0; r < p; r++) {
+      if (r !== 2) t.regex(error.rankErrors![r]!, new RegExp(`ring rank ${r} stopped: rank 2 failed`));
+    }
+    // A local ring gets a fresh group after a failure.
+    const ok = await ring.sigmoidLossWithGrad(images, texts, { direction });
+    t.true(Number.isFinite(ok.loss));
+    ring.dispose();
+  });
+}
 
 test('a rank that never takes part makes the others time out (timeoutMs), not hang', async (t) => {
   const b = makeShardedBatch(10, 3, 8, false);
@@ -252,6 +285,8 @@ test('bad arguments reject with TypeError / RangeError naming the argument', asy
     ],
     ['logitScale out of range', () => ring.sigmoidLoss(two, two, { logitScale: 81 }), RangeError, 'options.logitScale'],
     ['logitBias not finite', () => ring.sigmoidLoss(two, two, { logitBias: Number.NaN }), RangeError, 'options.logitBias'],
+    ['unknown direction', () => ring.sigmoidLoss(two, two, { direction: 'both' as 'two-way' }), RangeError, 'options.direction'],
+    ['direction not a string', () => ring.sigmoidLoss(two, two, { direction: 2 as unknown as 'two-way' }), TypeError, 'options.direction'],
     ['unknown option', () => ring.sigmoidLoss(two, two, { temperature: 10 } as LocalRingLossOptions), TypeError, 'options.temperature'],
     ['options not an object', () => ring.sigmoidLoss(two, two, 5 as unknown as LocalRingLossOptions), TypeError, 'options'],
   ];

@@ -28,6 +28,7 @@ std::string formatFloat(float v) {
 Napi::Object statsToJs(Napi::Env env, const ring::RingStats& s) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("steps", Napi::Number::New(env, s.steps));
+  out.Set("returnHops", Napi::Number::New(env, s.returnHops));
   out.Set("bytesSent", Napi::Number::New(env, static_cast<double>(s.bytesSent)));
   out.Set("peakRingBytes", Napi::Number::New(env, static_cast<double>(s.peakRingBytes)));
   out.Set("computeSeconds", Napi::Number::New(env, s.computeSeconds));
@@ -81,6 +82,17 @@ Scalars readScalars(Napi::Object options) {
     throw rangeError(env, "options.logitBias", "a finite number (representable as float32)", describeValue(bias));
   }
   return s;
+}
+
+ring::RingDirection readDirection(Napi::Object options) {
+  Napi::Value value = options.Get("direction");
+  if (absent(value)) return ring::RingDirection::OneWay;
+  const char* expected = "'one-way' or 'two-way'";
+  if (!value.IsString()) throw typeError(options.Env(), "options.direction", expected, describeValue(value));
+  const std::string name = value.As<Napi::String>().Utf8Value();
+  if (name == "one-way") return ring::RingDirection::OneWay;
+  if (name == "two-way") return ring::RingDirection::TwoWay;
+  throw rangeError(options.Env(), "options.direction", expected, describeValue(value));
 }
 
 const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length,

@@ -65,6 +65,9 @@ struct Scalars {
 
 Scalars readScalars(Napi::Object options);
 
+// options.direction: 'one-way' (the default, when absent) or 'two-way'.
+ring::RingDirection readDirection(Napi::Object options);
+
 // An Int32Array of exactly `length` ids, named `name`; kept alive through `borrowed`.
 const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length,
                            std::vector<Napi::Object>& borrowed);

@@ -26,24 +26,24 @@ bool isStoppedByAnother(const CapturedError& e) { return e.message.find(" stoppe
 
 enum class FaultMode { None, Abort, Absent };
 
-// Rank `rank` fails after its first ring step: its first send of step 1 (tags above 3: step
-// 0 sends the texts with tag 2 and the accumulator with tag 3) throws, and the ring aborts
-// the transport as it does on any failure. With P = 1 there is no such send and no failure.
+// Rank `rank` fails after its first ring step: its first send carrying a tag of step 2 or
+// later throws (step s sends what step s + 1 needs), and the ring aborts the transport as it
+// does on any failure. With P = 1 there is no such send and no failure.
 class FaultyTransport : public ring::Transport {
  public:
   explicit FaultyTransport(ring::Transport& inner) : inner_(inner) {}
   int rank() const override { return inner_.rank(); }
   int size() const override { return inner_.size(); }
-  ring::Transfer sendToNext(const void* data, size_t bytes, int tag) override {
-    if (tag > 3) {
+  ring::Transfer send(ring::Neighbour to, const void* data, size_t bytes, int tag) override {
+    if (tag >= ring::ringTag(2, 0, ring::RingPayload::Texts)) {
       throw Error(ErrorKind::Internal, "ring",
                   "ring rank " + std::to_string(rank()) +
                       ": simulated failure after its first step (the failRank test hook)");
     }
-    return inner_.sendToNext(data, bytes, tag);
+    return inner_.send(to, data, bytes, tag);
   }
-  ring::Transfer receiveFromPrevious(void* data, size_t bytes, int tag) override {
-    return inner_.receiveFromPrevious(data, bytes, tag);
+  ring::Transfer receive(ring::Neighbour from, void* data, size_t bytes, int tag) override {
+    return inner_.receive(from, data, bytes, tag);
   }
   void wait(ring::Transfer& transfer) override { inner_.wait(transfer); }
   void allGather(const void* mine, size_t bytes, void* all) override { inner_.allGather(mine, bytes, all); }
@@ -263,6 +263,7 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
   ring::RingOptions ringOptions;
   ringOptions.logitScale = scalars.logitScale;
   ringOptions.logitBias = scalars.logitBias;
+  ringOptions.direction = readDirection(options);
   ringOptions.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
 
   FaultMode fault = FaultMode::None;

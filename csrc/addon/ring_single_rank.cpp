@@ -254,6 +254,7 @@ Napi::Value mpiSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr
   const Scalars scalars = readScalars(options);
   call.options.logitScale = scalars.logitScale;
   call.options.logitBias = scalars.logitBias;
+  call.options.direction = readDirection(options);
   call.options.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
   readSingleRankIds(options, call, image.view.rows, text.view.rows, borrowed);
   return queueSingleRankCall(info, state, std::move(call), borrowed, image.view.rows * image.view.cols,
@@ -308,6 +309,7 @@ Napi::Value ncclSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_pt
   const Scalars scalars = readScalars(options);
   call.options.logitScale = scalars.logitScale;
   call.options.logitBias = scalars.logitBias;
+  call.options.direction = readDirection(options);
   readSingleRankIds(options, call, call.image.rows, call.text.rows, borrowed);
   Napi::Value precision = options.Get("precision");
   const std::string precisionName = precision.IsString() ? precision.As<Napi::String>().Utf8Value() : "";

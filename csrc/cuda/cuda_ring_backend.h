@@ -7,7 +7,7 @@
 // for NaN/Inf here (the caller does that, as cuda::sigmoidLoss does before it computes).
 //
 // Every operation is synchronous with respect to the calling thread (it returns when the GPU
-// has finished it), which is what the transports rely on: a buffer handed to sendToNext is
+// has finished it), which is what the transports rely on: a buffer handed to send() is
 // complete, and a received one is not touched before wait() returns.
 #pragma once
 #include <cstdint>

@@ -129,7 +129,8 @@ namespace {
 
 class LocalReceive : public PendingTransfer {
  public:
-  LocalReceive(void* data, size_t bytes, int tag) : data(data), bytes(bytes), tag(tag) {}
+  LocalReceive(int from, void* data, size_t bytes, int tag) : from(from), data(data), bytes(bytes), tag(tag) {}
+  int from;
   void* data;
   size_t bytes;
   int tag;
@@ -142,18 +143,18 @@ class LocalEndpoint : public Transport {
   int rank() const override { return rank_; }
   int size() const override { return group_->size(); }
 
-  Transfer sendToNext(const void* data, size_t bytes, int tag) override {
-    group_->post((rank_ + 1) % size(), rank_, tag, data, bytes);
+  Transfer send(Neighbour to, const void* data, size_t bytes, int tag) override {
+    group_->post(neighbour(to), rank_, tag, data, bytes);
     bytesSent_ += bytes;
     return nullptr;  // copied already: nothing to wait for
   }
-  Transfer receiveFromPrevious(void* data, size_t bytes, int tag) override {
-    return std::make_unique<LocalReceive>(data, bytes, tag);
+  Transfer receive(Neighbour from, void* data, size_t bytes, int tag) override {
+    return std::make_unique<LocalReceive>(neighbour(from), data, bytes, tag);
   }
   void wait(Transfer& transfer) override {
     auto* receive = dynamic_cast<LocalReceive*>(transfer.get());
     if (receive && !receive->done) {
-      group_->take(rank_, (rank_ - 1 + size()) % size(), receive->tag, receive->data, receive->bytes);
+      group_->take(rank_, receive->from, receive->tag, receive->data, receive->bytes);
       receive->done = true;
     }
     transfer.reset();

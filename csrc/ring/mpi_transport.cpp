@@ -17,7 +17,7 @@ namespace {
 
 std::mutex mpiMutex;       // MPI_THREAD_SERIALIZED: one MPI call at a time in this process
 bool initialisedHere = false;
-constexpr int kAbortTag = 1 << 20;  // above every ring tag (2·P + 1)
+constexpr int kAbortTag = 1 << 20;  // above every ring tag (at most 4·P + 4)
 
 [[noreturn]] void throwMpi(int code, const std::string& what) {
   char text[MPI_MAX_ERROR_STRING];
@@ -62,20 +62,22 @@ class MpiTransport : public Transport {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
-  Transfer sendToNext(const void* data, size_t bytes, int tag) override {
+  Transfer send(Neighbour to, const void* data, size_t bytes, int tag) override {
     auto t = std::make_unique<MpiTransfer>();
-    t->what = "sending " + std::to_string(bytes) + " bytes (tag " + std::to_string(tag) + ") to rank " + std::to_string(next());
+    const int peer = neighbour(to);
+    t->what = "sending " + std::to_string(bytes) + " bytes (tag " + std::to_string(tag) + ") to rank " + std::to_string(peer);
     std::lock_guard<std::mutex> lock(mpiMutex);
-    checkMpi(MPI_Isend(data, byteCount(bytes), MPI_BYTE, next(), tag, comm_, &t->request), "MPI_Isend");
+    checkMpi(MPI_Isend(data, byteCount(bytes), MPI_BYTE, peer, tag, comm_, &t->request), "MPI_Isend");
     bytesSent_ += bytes;
     return t;
   }
 
-  Transfer receiveFromPrevious(void* data, size_t bytes, int tag) override {
+  Transfer receive(Neighbour from, void* data, size_t bytes, int tag) override {
     auto t = std::make_unique<MpiTransfer>();
-    t->what = "a message (tag " + std::to_string(tag) + ") from rank " + std::to_string(previous());
+    const int peer = neighbour(from);
+    t->what = "a message (tag " + std::to_string(tag) + ") from rank " + std::to_string(peer);
     std::lock_guard<std::mutex> lock(mpiMutex);
-    checkMpi(MPI_Irecv(data, byteCount(bytes), MPI_BYTE, previous(), tag, comm_, &t->request), "MPI_Irecv");
+    checkMpi(MPI_Irecv(data, byteCount(bytes), MPI_BYTE, peer, tag, comm_, &t->request), "MPI_Irecv");
     return t;
   }
 
@@ -124,9 +126,6 @@ class MpiTransport : public Transport {
   uint64_t bytesSent() const override { return bytesSent_; }
 
  private:
-  int next() const { return (rank_ + 1) % size_; }
-  int previous() const { return (rank_ - 1 + size_) % size_; }
-
   // Polls the request (MPI_Test drives progress) until it completes, another rank reports
   // an abort, or the deadline passes. A point-to-point request is cancelled then; a
   // collective one cannot be (MPI_Cancel on it is erroneous, and fatal under Open MPI's

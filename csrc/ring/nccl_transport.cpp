@@ -5,26 +5,28 @@
 // NCCL has no tags: between two ranks, the k-th ncclSend is matched with the peer's k-th
 // ncclRecv. And a send (or receive) outside a group blocks its stream until the peer's
 // matching receive (send) runs, so on a ring where every rank sends to its next one first,
-// ungrouped operations deadlock. The ring posts, at step s (all ranks in the same order):
-//     receive texts (tag 2s+2), send texts (2s+2), receive accumulator (2s+1)  [s > 0]
-//     … compute …
-//     send accumulator (2s+3)
-// so its sends go out in tag order 2, 3, 4, 5, … but its receives in the order 2, 4, 3, 6, 5, …
-// Issuing in posting order would match a text block with an accumulator.
+// ungrouped operations deadlock. The one-way ring posts, at step s (all ranks in the same
+// order): receive texts, send texts, receive accumulator, … compute …, send accumulator,
+// where the accumulator's tag is that of the previous step's; so its sends and its
+// receives go out in different tag orders, and issuing in posting order would match a text
+// block with an accumulator. The two-way ring interleaves two such flows.
 //
-// The rule here: a posted operation is queued until the operation of the *other* direction
-// with the *same tag* is posted on this rank; then the two are issued together as one group
-// (ncclGroupStart; ncclSend to next; ncclRecv from previous; ncclGroupEnd) on the
-// transport's communication stream. Every group is thus one "sendrecv" of one tag. Because
-// every rank posts the same sequence of tags, every rank issues the same sequence of
-// groups, and group k of rank r sends exactly what group k of rank r+1 receives: the k-th
-// send from r to r+1 and the k-th receive of r+1 from r carry the same tag, so they match,
-// and as each group both sends and receives, the ring of groups k progresses together
-// (NCCL runs the send and the receive of one group concurrently). Deadlock-free by
-// induction over k: a rank only ever waits for groups it has already issued, and issues
-// group k before waiting for it. For the ring above this gives the groups T2, T4, A3, T6,
-// A5, … with the texts of the next step and the previous step's accumulator both moving
-// while the current block computes (the overlap the schedule wants).
+// The rule here: a posted operation is queued until the operation of the *other* kind with
+// the *same tag* is posted on this rank; then the two are issued together as one group
+// (ncclGroupStart; ncclSend; ncclRecv; ncclGroupEnd) on the transport's communication
+// stream. A tag names one flow (transport.h): a send to Next with tag t pairs with the
+// receive from Previous with tag t, or a send to Previous with the receive from Next. Every
+// group is thus one ring shift of one tag. Because every rank posts the same sequence of
+// tags, every rank issues the same sequence of groups, and group k of rank r sends exactly
+// what group k of its receiving neighbour receives: the k-th send from r to a neighbour and
+// that neighbour's k-th receive from r carry the same tag, so they match (with P = 2 both
+// flows share the one pair of ranks, and still come in the same order on both), and as each
+// group both sends and receives, the ring of groups k progresses together (NCCL runs the
+// send and the receive of one group concurrently). Deadlock-free by induction over k: a
+// rank only ever waits for groups it has already issued, and issues group k before waiting
+// for it. For the one-way ring this gives the groups T2, T4, A3, T6, A5, … with the texts of
+// the next step and the previous step's accumulator both moving while the current block
+// computes (the overlap the schedule wants).
 //
 // Empty messages take part in the pairing but are not given to NCCL. A wait() on an
 // operation whose partner was never posted (not something the ring does) issues everything
@@ -288,6 +290,7 @@ struct IssuedGroup {
 
 struct Operation {
   bool send = false;
+  Neighbour peer = Neighbour::Next;  // where it goes to or comes from
   void* data = nullptr;
   size_t bytes = 0;
   int tag = 0;
@@ -342,10 +345,12 @@ class NcclTransport : public Transport {
   int size() const override { return size_; }
   uint64_t bytesSent() const override { return bytesSent_; }
 
-  Transfer sendToNext(const void* data, size_t bytes, int tag) override {
-    return post(true, const_cast<void*>(data), bytes, tag);
+  Transfer send(Neighbour to, const void* data, size_t bytes, int tag) override {
+    return post(true, to, const_cast<void*>(data), bytes, tag);
   }
-  Transfer receiveFromPrevious(void* data, size_t bytes, int tag) override { return post(false, data, bytes, tag); }
+  Transfer receive(Neighbour from, void* data, size_t bytes, int tag) override {
+    return post(false, from, data, bytes, tag);
+  }
 
   void wait(Transfer& transfer) override {
     if (!transfer) return;
@@ -444,10 +449,12 @@ class NcclTransport : public Transport {
     grouped("ncclAllGather", [&](NcclTransport& e, char* s) {
       return lib.allGather(s + e.rank_, s, 1, ncclInt8, e.comm_, e.stream_);
     });
-    if (size > 1) {
+    // Both directions: the two-way ring also sends to the previous rank.
+    for (const Neighbour to : {Neighbour::Next, Neighbour::Previous}) {
+      if (size == 1 || (size == 2 && to == Neighbour::Previous)) continue;  // P = 2: one pair of ranks
       grouped("ncclSend/ncclRecv", [&](NcclTransport& e, char* s) {
-        ncclResult_t r = lib.send(s + size, 1, ncclInt8, e.next(), e.comm_, e.stream_);
-        const ncclResult_t r2 = lib.recv(s + size + 1, 1, ncclInt8, e.previous(), e.comm_, e.stream_);
+        ncclResult_t r = lib.send(s + size, 1, ncclInt8, e.neighbour(to), e.comm_, e.stream_);
+        const ncclResult_t r2 = lib.recv(s + size + 1, 1, ncclInt8, e.neighbour(opposite(to)), e.comm_, e.stream_);
         return r != ncclSuccess ? r : r2;
       });
     }
@@ -462,9 +469,6 @@ class NcclTransport : public Transport {
   }
 
  private:
-  int next() const { return (rank_ + 1) % size_; }
-  int previous() const { return (rank_ - 1 + size_) % size_; }
-
   void usable() const {
     if (aborted_ || !comm_)
       throw Error(ErrorKind::Internal, "ring",
@@ -472,22 +476,26 @@ class NcclTransport : public Transport {
                       (flag_->raised.load() ? " (" + flag_->get() + ")" : std::string()));
   }
 
-  Transfer post(bool send, void* data, size_t bytes, int tag) {
+  Transfer post(bool send, Neighbour peer, void* data, size_t bytes, int tag) {
     usable();
     if (bytes > 0 && !data) throw Error(ErrorKind::Internal, "ring", "NCCL transport: null buffer");
     auto operation = std::make_shared<Operation>();
     operation->send = send;
+    operation->peer = peer;
     operation->data = data;
     operation->bytes = bytes;
     operation->tag = tag;
     operation->what = send ? "sending " + std::to_string(bytes) + " bytes (tag " + std::to_string(tag) + ") to rank " +
-                                 std::to_string(next())
+                                 std::to_string(neighbour(peer))
                            : "a message of " + std::to_string(bytes) + " bytes (tag " + std::to_string(tag) +
-                                 ") from rank " + std::to_string(previous());
+                                 ") from rank " + std::to_string(neighbour(peer));
     const auto partner = std::find_if(queued_.begin(), queued_.end(), [&](const std::shared_ptr<Operation>& q) {
       return q->send != send && q->tag == tag;
     });
     if (partner != queued_.end()) {
+      if ((*partner)->peer != opposite(peer))
+        throw Error(ErrorKind::Internal, "ring",
+                    "NCCL transport: tag " + std::to_string(tag) + " used for both directions of the ring");
       std::vector<std::shared_ptr<Operation>> pair{*partner, operation};
       queued_.erase(partner);
       issue(std::move(pair));
@@ -506,7 +514,7 @@ class NcclTransport : public Transport {
     if (!all.empty()) issue(std::move(all));
   }
 
-  // One group: the sends (to next) then the receives (from previous), each in tag order.
+  // One group: the sends then the receives, each in tag order.
   // A send and a receive to oneself (P = 1) are thus adjacent in the group, as NCCL wants.
   void issue(std::vector<std::shared_ptr<Operation>> operations) {
     std::stable_sort(operations.begin(), operations.end(),
@@ -526,8 +534,9 @@ class NcclTransport : public Transport {
       const char* failed = "";
       for (const auto& o : operations) {
         if (o->bytes == 0) continue;
-        const ncclResult_t r = o->send ? lib.send(o->data, o->bytes, ncclInt8, next(), comm_, stream_)
-                                       : lib.recv(o->data, o->bytes, ncclInt8, previous(), comm_, stream_);
+        const int peerRank = neighbour(o->peer);
+        const ncclResult_t r = o->send ? lib.send(o->data, o->bytes, ncclInt8, peerRank, comm_, stream_)
+                                       : lib.recv(o->data, o->bytes, ncclInt8, peerRank, comm_, stream_);
         if (r != ncclSuccess && status == ncclSuccess) status = r, failed = o->send ? "ncclSend" : "ncclRecv";
       }
       const ncclResult_t end = lib.groupEnd();  // always closes the group, even after an error

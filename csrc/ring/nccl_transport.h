@@ -8,7 +8,7 @@
 // "libnccl.so.2" through the loader's search path, then a few usual locations. Python's
 // nvidia-nccl-cu12/13 wheels ship it as site-packages/nvidia/nccl/lib/libnccl.so.2.
 //
-// Buffers given to sendToNext / receiveFromPrevious are device memory on the endpoint's GPU
+// Buffers given to send / receive are device memory on the endpoint's GPU
 // (as CudaRingBackend allocates them); allGather takes host memory, as in every transport.
 // NCCL has no message envelope, so a receive's size cannot be checked against the send's:
 // both sides must agree (the ring's do: they come from the all-gathered shard sizes).

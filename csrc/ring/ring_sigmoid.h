@@ -18,15 +18,23 @@ struct RingShard {
   const int32_t* textIds = nullptr;   // m_r ids
 };
 
+// Which way text blocks travel (ring_sigmoid.cpp has the two schedules and what each costs).
+enum class RingDirection {
+  OneWay,  // each block visits the other P − 1 ranks going forward; its gradient comes home in one more hop
+  TwoWay,  // a copy each way, ⌊P/2⌋ and ⌊(P−1)/2⌋ ranks; the two gradients retrace their paths home
+};
+
 struct RingOptions {
-  double logitScale = 0;  // must be the same on every rank (checked)
+  double logitScale = 0;  // must be the same on every rank (checked), as must `direction`
   double logitBias = 0;
+  RingDirection direction = RingDirection::OneWay;
   int threads = 1;        // CPU threads this rank's tiles use
 };
 
 struct RingStats {
-  int steps = 0;               // ring steps taken (P)
-  uint64_t bytesSent = 0;      // by this rank
+  int steps = 0;               // computing steps: P one-way, ⌊P/2⌋ + 1 two-way
+  int returnHops = 0;          // hops of gradient accumulators after the last computing step
+  uint64_t bytesSent = 0;      // by this rank to its neighbours in this call (not the all-gathers)
   uint64_t peakRingBytes = 0;  // the ring's own buffers on this rank (travelling blocks)
   double computeSeconds = 0;   // time in the tile computation
   double waitSeconds = 0;      // time blocked on transfers not hidden by computation
@@ -42,5 +50,10 @@ LossResult ringSigmoidLoss(Transport& transport, const RingShard& shard, const R
 // On any backend: the shard's data, ids and `grads` live in the backend's memory.
 LossResult ringSigmoidLoss(Transport& transport, RingBackend& backend, const RingShard& shard,
                            const RingOptions& options, GradientOutputs grads, RingStats* stats = nullptr);
+
+// The message tags of the schedule: one per step, lane (0: blocks going to the next rank,
+// 1: to the previous one) and payload. A tag names one flow, as transport.h requires.
+enum class RingPayload { Texts = 0, Gradients = 1 };
+constexpr int ringTag(int step, int lane, RingPayload payload) { return 1 + 4 * step + 2 * lane + int(payload); }
 
 }  // namespace siglip::ring

@@ -113,7 +113,10 @@ ring::RingShard shardOf(const Batch& b, int r) {
   return s;
 }
 
-Outcome runRank(ring::Transport& tp, const Batch& b, int threads) {
+const ring::RingDirection kDirections[] = {ring::RingDirection::OneWay, ring::RingDirection::TwoWay};
+const char* directionName(ring::RingDirection d) { return d == ring::RingDirection::TwoWay ? "two-way" : "one-way"; }
+
+Outcome runRank(ring::Transport& tp, const Batch& b, int threads, ring::RingDirection direction) {
   Outcome o;
   const ring::RingShard shard = shardOf(b, tp.rank());
   o.dImage.assign(size_t(shard.image.rows * b.d), NAN);
@@ -122,6 +125,7 @@ Outcome runRank(ring::Transport& tp, const Batch& b, int threads) {
   opt.logitScale = b.logitScale;
   opt.logitBias = b.logitBias;
   opt.threads = threads;
+  opt.direction = direction;
   try {
     o.result = ring::ringSigmoidLoss(tp, shard, opt, GradientOutputs{o.dImage.data(), o.dText.data()}, &o.stats);
   } catch (const std::exception& e) {
@@ -171,8 +175,8 @@ struct Tolerance {
 };
 
 // Checks rank r's outcome against the single-device reference; returns "" or what is wrong.
-std::string compareRank(const Batch& b, const Reference& ref, int r, const Outcome& o, double* worst,
-                        const Tolerance& tol = Tolerance{}) {
+std::string compareRank(const Batch& b, const Reference& ref, int r, const Outcome& o, ring::RingDirection direction,
+                        double* worst, const Tolerance& tol = Tolerance{}) {
   if (!o.error.empty()) return "rank " + std::to_string(r) + " threw: " + o.error;
   const int64_t i0 = std::accumulate(b.imageRows.begin(), b.imageRows.begin() + r, int64_t(0));
   const int64_t j0 = std::accumulate(b.textRows.begin(), b.textRows.begin() + r, int64_t(0));
@@ -186,9 +190,11 @@ std::string compareRank(const Batch& b, const Reference& ref, int r, const Outco
       !(eY <= tol.gradients))
     return "rank " + std::to_string(r) + ": loss " + std::to_string(eLoss) + " ds " + std::to_string(eScale) + " db " +
            std::to_string(eBias) + " dX " + std::to_string(eX) + " dY " + std::to_string(eY);
-  // The ring's own buffers: at most 5 travelling blocks of the largest text shard (+ ids).
+  // The ring's own buffers: at most 5 travelling blocks of the largest text shard (+ ids)
+  // one way, 9 two ways.
   const int64_t largest = *std::max_element(b.textRows.begin(), b.textRows.end());
-  const uint64_t bound = uint64_t(5 * largest * b.d + 2 * largest) * sizeof(float);
+  const int64_t blocks = direction == ring::RingDirection::TwoWay ? 9 : 5;
+  const uint64_t bound = uint64_t(blocks * largest * b.d + 4 * largest) * sizeof(float);
   if (o.stats.peakRingBytes > bound)
     return "rank " + std::to_string(r) + " ring buffers " + std::to_string(o.stats.peakRingBytes) + " bytes > " +
            std::to_string(bound);
@@ -203,24 +209,26 @@ int localCases() {
       const int64_t d = p % 2 ? 48 : 17;
       const Batch b = makeBatch(rng, p, d, withIds);
       const Reference ref = singleDevice(b);
-      auto endpoints = ring::createLocalGroup(p, std::chrono::milliseconds(20000));
-      std::vector<Outcome> outcomes(static_cast<size_t>(p));
-      std::vector<std::thread> threads;
-      for (int r = 0; r < p; ++r) threads.emplace_back([&, r] { outcomes[r] = runRank(*endpoints[r], b, 1); });
-      for (auto& t : threads) t.join();
-      double worst = 0;
-      std::string problem;
-      for (int r = 0; r < p && problem.empty(); ++r) problem = compareRank(b, ref, r, outcomes[r], &worst);
-      for (int r = 1; r < p && problem.empty(); ++r)
-        if (std::memcmp(&outcomes[r].result, &outcomes[0].result, sizeof(LossResult)) != 0)
-          problem = "rank " + std::to_string(r) + " scalars differ from rank 0's bits";
-      std::string shards;
-      for (int r = 0; r < p; ++r) shards += (r ? "," : "") + std::to_string(b.imageRows[r]) + (withIds ? "/" + std::to_string(b.textRows[r]) : "");
-      std::printf("%s local P=%d D=%-3lld ids=%-3s shards=[%s] worst rel. error %.1e, ring bytes/rank %llu, sent by rank 0 %llu%s%s\n",
-                  problem.empty() ? "PASS" : "FAIL", p, (long long)d, withIds ? "yes" : "no", shards.c_str(), worst,
-                  (unsigned long long)outcomes[0].stats.peakRingBytes, (unsigned long long)outcomes[0].stats.bytesSent,
-                  problem.empty() ? "" : "  ", problem.c_str());
-      failures += !problem.empty();
+      for (const ring::RingDirection direction : kDirections) {
+        auto endpoints = ring::createLocalGroup(p, std::chrono::milliseconds(20000));
+        std::vector<Outcome> outcomes(static_cast<size_t>(p));
+        std::vector<std::thread> threads;
+        for (int r = 0; r < p; ++r) threads.emplace_back([&, r] { outcomes[r] = runRank(*endpoints[r], b, 1, direction); });
+        for (auto& t : threads) t.join();
+        double worst = 0;
+        std::string problem;
+        for (int r = 0; r < p && problem.empty(); ++r) problem = compareRank(b, ref, r, outcomes[r], direction, &worst);
+        for (int r = 1; r < p && problem.empty(); ++r)
+          if (std::memcmp(&outcomes[r].result, &outcomes[0].result, sizeof(LossResult)) != 0)
+            problem = "rank " + std::to_string(r) + " scalars differ from rank 0's bits";
+        std::string shards;
+        for (int r = 0; r < p; ++r) shards += (r ? "," : "") + std::to_string(b.imageRows[r]) + (withIds ? "/" + std::to_string(b.textRows[r]) : "");
+        std::printf("%s local P=%d %s D=%-3lld ids=%-3s shards=[%s] worst rel. error %.1e, ring bytes/rank %llu, sent by rank 0 %llu%s%s\n",
+                    problem.empty() ? "PASS" : "FAIL", p, directionName(direction), (long long)d, withIds ? "yes" : "no",
+                    shards.c_str(), worst, (unsigned long long)outcomes[0].stats.peakRingBytes,
+                    (unsigned long long)outcomes[0].stats.bytesSent, problem.empty() ? "" : "  ", problem.c_str());
+        failures += !problem.empty();
+      }
     }
   }
   return failures;
@@ -244,7 +252,7 @@ int deadRankCases() {
           if (!silent) endpoints[r]->abort("simulated crash of rank 2");
           return;  // silent: rank 2 simply never takes part
         }
-        outcomes[r] = runRank(*endpoints[r], b, 1);
+        outcomes[r] = runRank(*endpoints[r], b, 1, silent ? ring::RingDirection::TwoWay : ring::RingDirection::OneWay);
       });
     for (auto& t : threads) t.join();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -266,12 +274,15 @@ int mpiCase() {
     std::mt19937_64 rng(100 + p);  // the same batch on every process
     const Batch b = makeBatch(rng, p, 40, withIds);
     const Reference ref = singleDevice(b);
-    const Outcome o = runRank(*tp, b, 1);
-    double worst = 0;
-    const std::string problem = compareRank(b, ref, r, o, &worst);
-    std::printf("%s mpi P=%d rank %d ids=%s worst rel. error %.1e loss %.9f%s%s\n", problem.empty() ? "PASS" : "FAIL", p, r,
-                withIds ? "yes" : "no", worst, o.result.loss, problem.empty() ? "" : "  ", problem.c_str());
-    failures += !problem.empty();
+    for (const ring::RingDirection direction : kDirections) {
+      const Outcome o = runRank(*tp, b, 1, direction);
+      double worst = 0;
+      const std::string problem = compareRank(b, ref, r, o, direction, &worst);
+      std::printf("%s mpi P=%d %s rank %d ids=%s worst rel. error %.1e loss %.9f%s%s\n", problem.empty() ? "PASS" : "FAIL",
+                  p, directionName(direction), r, withIds ? "yes" : "no", worst, o.result.loss,
+                  problem.empty() ? "" : "  ", problem.c_str());
+      failures += !problem.empty();
+    }
   }
   return failures;
 }
@@ -329,7 +340,7 @@ void uploadAs(cuda::DeviceBuffer& buffer, const float* data, int64_t count, cuda
 
 // Rank tp.rank()'s shard on `device` (dtype of the case), the ring with CudaRingBackend,
 // the gradients downloaded into the outcome.
-Outcome runRankCuda(ring::Transport& tp, const Batch& b, int device, const GpuCase& c) {
+Outcome runRankCuda(ring::Transport& tp, const Batch& b, int device, const GpuCase& c, ring::RingDirection direction) {
   Outcome o;
   try {
     const ring::RingShard host = shardOf(b, tp.rank());
@@ -353,6 +364,7 @@ Outcome runRankCuda(ring::Transport& tp, const Batch& b, int device, const GpuCa
     ring::RingOptions opt;
     opt.logitScale = b.logitScale;
     opt.logitBias = b.logitBias;
+    opt.direction = direction;
     o.result = ring::ringSigmoidLoss(tp, backend, shard, opt,
                                      GradientOutputs{static_cast<float*>(dImage.data()), static_cast<float*>(dText.data())},
                                      &o.stats);
@@ -369,7 +381,8 @@ Outcome runRankCuda(ring::Transport& tp, const Batch& b, int device, const GpuCa
 // Runs one batch over the given endpoints (a thread per rank, rank r on devices[r]) and
 // prints one PASS/FAIL line. Returns 1 on failure.
 int gpuRingCase(const char* label, std::vector<std::unique_ptr<ring::Transport>>& endpoints,
-                const std::vector<int>& devices, const Batch& batch, const GpuCase& c, bool withIds) {
+                const std::vector<int>& devices, const Batch& batch, const GpuCase& c, bool withIds,
+                ring::RingDirection direction) {
   const int p = int(endpoints.size());
   const Batch b = asDtype(batch, c.dtype);
   const Reference ref = singleDevice(b);
@@ -377,12 +390,14 @@ int gpuRingCase(const char* label, std::vector<std::unique_ptr<ring::Transport>>
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (int r = 0; r < p; ++r)
-    threads.emplace_back([&, r] { outcomes[size_t(r)] = runRankCuda(*endpoints[size_t(r)], b, devices[size_t(r)], c); });
+    threads.emplace_back(
+        [&, r] { outcomes[size_t(r)] = runRankCuda(*endpoints[size_t(r)], b, devices[size_t(r)], c, direction); });
   for (auto& t : threads) t.join();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   double worst = 0;
   std::string problem;
-  for (int r = 0; r < p && problem.empty(); ++r) problem = compareRank(b, ref, r, outcomes[size_t(r)], &worst, c.tolerance);
+  for (int r = 0; r < p && problem.empty(); ++r)
+    problem = compareRank(b, ref, r, outcomes[size_t(r)], direction, &worst, c.tolerance);
   for (int r = 1; r < p && problem.empty(); ++r)
     if (std::memcmp(&outcomes[size_t(r)].result, &outcomes[0].result, sizeof(LossResult)) != 0)
       problem = "rank " + std::to_string(r) + " scalars differ from rank 0's bits";
@@ -390,8 +405,8 @@ int gpuRingCase(const char* label, std::vector<std::unique_ptr<ring::Transport>>
   for (int r = 0; r < p; ++r)
     shards += (r ? "," : "") + std::to_string(b.imageRows[size_t(r)]) + (withIds ? "/" + std::to_string(b.textRows[size_t(r)]) : "");
   if (shards.size() > 60) shards = shards.substr(0, 57) + "...";
-  std::printf("%s %s P=%d %s D=%-3lld ids=%-3s shards=[%s] worst rel. error %.1e (limit %.0e), ring bytes/rank %llu, %.2f s%s%s\n",
-              problem.empty() ? "PASS" : "FAIL", label, p, c.name, (long long)b.d, withIds ? "yes" : "no", shards.c_str(),
+  std::printf("%s %s P=%d %s %s D=%-3lld ids=%-3s shards=[%s] worst rel. error %.1e (limit %.0e), ring bytes/rank %llu, %.2f s%s%s\n",
+              problem.empty() ? "PASS" : "FAIL", label, p, directionName(direction), c.name, (long long)b.d, withIds ? "yes" : "no", shards.c_str(),
               worst, c.tolerance.gradients, (unsigned long long)outcomes[0].stats.peakRingBytes, seconds,
               problem.empty() ? "" : "  ", problem.c_str());
   std::fflush(stdout);
@@ -424,8 +439,10 @@ int cudaLocalCases(int p) {
       std::mt19937_64 rng(1000 + 10 * uint64_t(p) + 2 * k + uint64_t(withIds));
       const int64_t d = p % 2 ? 48 : 17;  // 17: odd rows × D, so bfloat16 blocks leave their ids unaligned
       const Batch b = makeBatch(rng, p, d, withIds);
-      auto endpoints = ring::createLocalGroup(p, std::chrono::milliseconds(60000), cuda::deviceMessageMemory());
-      failures += gpuRingCase("cuda-local", endpoints, devices, b, kGpuCases[k], withIds);
+      for (const ring::RingDirection direction : kDirections) {
+        auto endpoints = ring::createLocalGroup(p, std::chrono::milliseconds(60000), cuda::deviceMessageMemory());
+        failures += gpuRingCase("cuda-local", endpoints, devices, b, kGpuCases[k], withIds, direction);
+      }
     }
   }
   if (p == 2) {
@@ -436,7 +453,7 @@ int cudaLocalCases(int p) {
     b.imageRows = b.textRows = {4200, 4100};
     fillBatch(rng, b, false);
     auto endpoints = ring::createLocalGroup(p, std::chrono::milliseconds(120000), cuda::deviceMessageMemory());
-    failures += gpuRingCase("cuda-local (large)", endpoints, devices, b, kGpuCases[0], false);
+    failures += gpuRingCase("cuda-local (large)", endpoints, devices, b, kGpuCases[0], false, ring::RingDirection::OneWay);
   }
   return failures;
 }
@@ -447,22 +464,24 @@ std::vector<uint8_t> pattern(int rank, int tag, size_t bytes) {
   return v;
 }
 
-// The transport alone: messages posted out of tag order (as the ring does), one of 8 MiB
-// (beyond NCCL's staging buffers), an odd one and an empty one, then an all-gather.
+// The transport alone: messages posted out of tag order (as the ring does), both ways round
+// the ring, one of 8 MiB (beyond NCCL's staging buffers), an odd one and an empty one, then
+// an all-gather.
 std::string exchangeCheck(ring::Transport& tp, int device) {
   try {
-    const int r = tp.rank(), p = tp.size(), previous = (r - 1 + p) % p;
+    const int r = tp.rank(), p = tp.size(), previous = (r - 1 + p) % p, next = (r + 1) % p;
     const size_t big = (size_t(8) << 20) + 3, small = 3;
     cuda::DeviceBuffer outA(device, big), inA(device, big), outB(device, small), inB(device, small);
     cuda::DeviceBuffer empty(device, 0);
     outA.upload(pattern(r, 2, big).data(), big);
     outB.upload(pattern(r, 3, small).data(), small);
-    ring::Transfer receiveA = tp.receiveFromPrevious(inA.data(), big, 2);
-    ring::Transfer sendA = tp.sendToNext(outA.data(), big, 2);
-    ring::Transfer sendB = tp.sendToNext(outB.data(), small, 3);  // its receive comes later
-    ring::Transfer receiveC = tp.receiveFromPrevious(empty.data(), 0, 4);
-    ring::Transfer sendC = tp.sendToNext(empty.data(), 0, 4);
-    ring::Transfer receiveB = tp.receiveFromPrevious(inB.data(), small, 3);
+    using ring::Neighbour;
+    ring::Transfer receiveA = tp.receive(Neighbour::Previous, inA.data(), big, 2);
+    ring::Transfer sendA = tp.send(Neighbour::Next, outA.data(), big, 2);
+    ring::Transfer sendB = tp.send(Neighbour::Previous, outB.data(), small, 3);  // the other way; its receive comes later
+    ring::Transfer receiveC = tp.receive(Neighbour::Previous, empty.data(), 0, 4);
+    ring::Transfer sendC = tp.send(Neighbour::Next, empty.data(), 0, 4);
+    ring::Transfer receiveB = tp.receive(Neighbour::Next, inB.data(), small, 3);
     tp.wait(sendB);
     tp.wait(receiveA);
     tp.wait(receiveB);
@@ -473,7 +492,7 @@ std::string exchangeCheck(ring::Transport& tp, int device) {
     inA.download(gotA.data(), big);
     inB.download(gotB.data(), small);
     if (gotA != pattern(previous, 2, big)) return "rank " + std::to_string(r) + ": the 8 MiB message (tag 2) differs";
-    if (gotB != pattern(previous, 3, small)) return "rank " + std::to_string(r) + ": the 3-byte message (tag 3) differs";
+    if (gotB != pattern(next, 3, small)) return "rank " + std::to_string(r) + ": the 3-byte message (tag 3) differs";
     const int64_t mine = int64_t(r) * 1000 + 7;
     std::vector<int64_t> all(static_cast<size_t>(p), -1);
     tp.allGather(&mine, sizeof mine, all.data());
@@ -516,7 +535,7 @@ int ncclCases(int requested) {
     std::string problem;
     for (const std::string& q : problems)
       if (problem.empty()) problem = q;
-    std::printf("%s nccl P=%d exchange (tags out of order, 8 MiB + 3 B + empty, all-gather)%s%s\n",
+    std::printf("%s nccl P=%d exchange (tags out of order, both ways, 8 MiB + 3 B + empty, all-gather)%s%s\n",
                 problem.empty() ? "PASS" : "FAIL", p, problem.empty() ? "" : ": ", problem.c_str());
     std::fflush(stdout);
     failures += !problem.empty();
@@ -526,7 +545,8 @@ int ncclCases(int requested) {
     for (int withIds = 0; withIds < 2; ++withIds) {
       std::mt19937_64 rng(2000 + 10 * uint64_t(p) + 2 * k + uint64_t(withIds));
       const Batch b = makeBatch(rng, p, 40, withIds);
-      failures += gpuRingCase("nccl", endpoints, devices, b, kGpuCases[k], withIds);
+      for (const ring::RingDirection direction : kDirections)
+        failures += gpuRingCase("nccl", endpoints, devices, b, kGpuCases[k], withIds, direction);
     }
   }
   return failures;
@@ -541,7 +561,7 @@ int ncclTimeoutCase() {
   const auto start = std::chrono::steady_clock::now();
   std::string error;
   try {
-    ring::Transfer t = tp.receiveFromPrevious(buffer.data(), 4096, 9);
+    ring::Transfer t = tp.receive(ring::Neighbour::Previous, buffer.data(), 4096, 9);
     tp.wait(t);
   } catch (const std::exception& e) {
     error = e.what();
