@@ -469,6 +469,31 @@ export interface CudaInfo {
   runtimeVersion: number | null;
   /** The driver's CUDA version, e.g. 13000 (null without the CUDA build in use, 0 without a driver). */
   driverVersion: number | null;
+  /** Which kernels run the losses' matrix products (null without the CUDA build in use). */
+  gemm: CudaGemmInfo | null;
+}
+
+/**
+ * Which kernels run the CUDA losses' matrix products, as {@link CudaInfo} reports it. X·Yᵀ
+ * always runs on this package's tile GEMM, which computes the loss on its accumulators; the
+ * two backward products (∂X from G·Y, ∂Y from Gᵀ·X) run on NVIDIA's cuBLAS when it can be
+ * loaded. Environment variables (each read once, when first needed): `SIGLIP_CUBLAS` =
+ * `auto` (default: cuBLAS when it loads) | `on` (cuBLAS or an error) | `off`;
+ * `SIGLIP_CUBLAS_LIBRARY` = a `libcublas.so` file or its folder (default: the system's, CUDA's,
+ * or a pip wheel's such as PyTorch's); `SIGLIP_TILE_GEMM` = `pipelined` (default) | `simple`.
+ * Results are deterministic on every path.
+ */
+export interface CudaGemmInfo {
+  /** The backward products: `'cublas'` (NVIDIA's library, loaded at run time) or `'tile'` (this package's kernel). */
+  backward: 'cublas' | 'tile';
+  /** This package's tile GEMM: `'pipelined'` (multi-stage asynchronous copies, sm_80+) or `'simple'` (one stage). */
+  tile: 'pipelined' | 'simple';
+  /** The cuBLAS library file in use ('' when none was loaded). */
+  cublasLibrary: string;
+  /** Its version, e.g. `'12.8.4'` ('' when unknown or none). */
+  cublasVersion: string;
+  /** Why the backward products do not run on cuBLAS, or why CUDA calls will fail (`SIGLIP_CUBLAS=on` without a usable cuBLAS); '' otherwise. */
+  reason: string;
 }
 
 /**
@@ -513,6 +538,7 @@ export function backendInfo(): BackendInfo {
       devices,
       runtimeVersion: native?.runtimeVersion ?? null,
       driverVersion: native?.driverVersion ?? null,
+      gemm: native?.gemm ? { ...native.gemm } : null,
     },
   };
 }

@@ -36,7 +36,16 @@ export interface NativeBackendInfo {
   tileRows: number;
   tileCols: number;
   /** CUDA build only. */
-  cuda?: NativeCudaDevices & { compiled: true };
+  cuda?: NativeCudaDevices & { compiled: true; gemm: NativeCudaGemmPaths };
+}
+
+/** Which kernels run the CUDA losses' GEMMs (csrc/cuda/cuda_backend.h, GemmPathInfo). */
+export interface NativeCudaGemmPaths {
+  backward: 'cublas' | 'tile';
+  tile: 'pipelined' | 'simple';
+  cublasLibrary: string;
+  cublasVersion: string;
+  reason: string;
 }
 
 /** The device matrix handle of the CUDA build (csrc/addon/cuda_matrix.h). */

@@ -5,16 +5,22 @@
 #     bash bench/gpu/check.sh [OUTDIR]      # default OUTDIR: $OUT if set, else bench/gpu/results
 #
 # Steps, each under `timeout` (a later step runs even when an earlier one failed):
-#   1. the machine: nvidia-smi, nvcc, cmake, PyTorch; cuBLAS found in PyTorch's wheel
+#   1. the machine: nvidia-smi, nvcc, cmake, PyTorch; cuBLAS found in PyTorch's wheel (exported
+#      as SIGLIP_CUBLAS_LIBRARY, so the backend's backward GEMMs and the floor both use it)
 #   2. cmake configure + build of siglip_core_check, siglip_cuda_check and siglip_ring_check
 #      (sm_90 only); after the correctness step, bench/gpu/ring_check.sh (the ring on the GPU)
 #   3. siglip_core_check (the CPU core against the float64 reference, seconds)
-#   4. siglip_cuda_check --correctness (every CUDA path and precision against the reference)
+#   4. siglip_cuda_check --correctness (every CUDA path and precision against the reference;
+#      the fused sigmoid and chunked softmax on each GEMM path: cuBLAS backward, pipelined and
+#      simple tile GEMM)
 #   5. siglip_cuda_check --timing (N = 4096, 16384, 65536; D = 768; bf16 and tf32), with the
-#      cuBLAS floor (same GEMMs through cublasGemmEx)
+#      cuBLAS floor (same GEMMs through cublasGemmEx) and fused fwd+bwd on each GEMM path (the
+#      simple tile GEMM, the slow one, only up to N = 16384)
 #   6. bench/gpu/torch_peer.py (PyTorch eager SigLIP, same sizes)
-#   7. compute-sanitizer memcheck on one small odd-shaped correctness case, when time is left
-#   8. bench/gpu/merge.py: the final table (time, TFLOP/s, extra memory, x floor, x torch)
+#   7. compute-sanitizer memcheck on small correctness cases (odd D: the simple tile GEMM;
+#      N != M with aligned D: the pipelined one, partial tiles), when time is left
+#   8. bench/gpu/merge.py: the final table (time, TFLOP/s, extra memory, x floor, x torch) and
+#      the GEMM paths side by side
 # The whole run is held under SIGLIP_CHECK_BUDGET_S seconds (default 320; with
 # the 10 s grace `timeout -k` allows a step, at most about 350 s in the worst case): each step's
 # timeout is cut so the steps after it keep their minimum, and the timing tools stop starting
@@ -25,8 +31,10 @@
 # Exit status: 0 when every step passed, 1 otherwise.
 #
 # Overrides (environment): SIGLIP_CHECK_BUDGET_S, SIGLIP_CHECK_N (4096,16384,65536),
-# SIGLIP_CHECK_DTYPES (bf16,tf32), SIGLIP_BUILD_DIR (build-gpu), SIGLIP_CUBLAS (a cuBLAS
-# library or its folder), SIGLIP_CUDA_ARCH (90), PYTHON (python3).
+# SIGLIP_CHECK_DTYPES (bf16,tf32), SIGLIP_CHECK_SIMPLE_MAX_N (16384), SIGLIP_BUILD_DIR
+# (build-gpu), SIGLIP_CUBLAS_LIBRARY (a cuBLAS library or its folder), SIGLIP_CUDA_ARCH (90),
+# PYTHON (python3). SIGLIP_CUBLAS (auto|on|off) and SIGLIP_TILE_GEMM (pipelined|simple) are not
+# needed: siglip_cuda_check runs every GEMM path itself (its default rows use auto, pipelined).
 set -u -o pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
@@ -37,6 +45,7 @@ OUTDIR="$(cd "$OUTDIR" && pwd)"
 BUDGET="${SIGLIP_CHECK_BUDGET_S:-320}"
 BUILD="${SIGLIP_BUILD_DIR:-build-gpu}"
 NS="${SIGLIP_CHECK_N:-4096,16384,65536}"
+SIMPLE_MAX_N="${SIGLIP_CHECK_SIMPLE_MAX_N:-16384}"
 DTYPES="${SIGLIP_CHECK_DTYPES:-bf16,tf32}"
 ARCH="${SIGLIP_CUDA_ARCH:-90}"
 PY="${PYTHON:-python3}"
@@ -134,7 +143,17 @@ fi
 } 2>&1 | tee -a "$SETUP_LOG"
 
 # PyTorch and the cuBLAS in its wheel (nvidia/cu13/lib, nvidia/cublas/lib, or torch/lib).
-CUBLAS="${SIGLIP_CUBLAS:-}"
+# SIGLIP_CUBLAS once named the library here; it now selects the backend's path (auto|on|off),
+# so a path found in it is moved to SIGLIP_CUBLAS_LIBRARY.
+case "${SIGLIP_CUBLAS:-auto}" in
+  auto | on | off | AUTO | ON | OFF) ;;
+  *)
+    echo "SIGLIP_CUBLAS=$SIGLIP_CUBLAS is not auto|on|off: using it as SIGLIP_CUBLAS_LIBRARY" | tee -a "$SETUP_LOG"
+    export SIGLIP_CUBLAS_LIBRARY="${SIGLIP_CUBLAS_LIBRARY:-$SIGLIP_CUBLAS}"
+    unset SIGLIP_CUBLAS
+    ;;
+esac
+CUBLAS="${SIGLIP_CUBLAS_LIBRARY:-}"
 FIND_CUBLAS='
 import glob, os, sys
 dirs = []
@@ -170,7 +189,10 @@ if [ -z "$CUBLAS" ]; then
     done
   fi
 fi
-say "cuBLAS for the floor: ${CUBLAS:-none found (the floor rows will be skipped)}" | tee -a "$SETUP_LOG"
+# Every step's cuBLAS (backend and floor): the one found here, else the backend's own search.
+[ -n "$CUBLAS" ] && export SIGLIP_CUBLAS_LIBRARY="$CUBLAS"
+say "cuBLAS for the backward GEMMs and the floor: ${CUBLAS:-none found here (the backend searches on its own)}" |
+  tee -a "$SETUP_LOG"
 
 # ---- 2. build ----------------------------------------------------------------------------
 JOBS="$(nproc)"
@@ -212,8 +234,7 @@ if [ -x "$CHECK_BIN" ]; then
   LIMIT="$(slot 170 50)"
   DEADLINE=$((LIMIT > 60 ? LIMIT - 40 : LIMIT * 2 / 3))
   TIMING_ARGS=(--timing --n "$NS" --d "$D" --dtypes "$DTYPES" --runs 10 --warmup 1 --case-budget-s 2.5
-    --deadline-s "$DEADLINE" --json "$TIMING_JSON")
-  [ -n "$CUBLAS" ] && TIMING_ARGS+=(--cublas "$CUBLAS")
+    --simple-max-n "$SIMPLE_MAX_N" --deadline-s "$DEADLINE" --json "$TIMING_JSON")
   run_step "cuda timing" "$TIMING_LOG" "$LIMIT" 0 "$CHECK_BIN" "${TIMING_ARGS[@]}"
 else
   for f in "$CORRECT_LOG" "$TIMING_LOG"; do echo "siglip_cuda_check was not built: see setup.log" | tee -a "$f"; done
@@ -234,11 +255,15 @@ if [ -z "$SANITIZER" ] && [ -n "$NVCC" ] && [ -x "$(dirname "$NVCC")/compute-san
 fi
 LEFT=$((BUDGET - (SECONDS - T0)))
 if [ -n "$SANITIZER" ] && [ -x "$CHECK_BIN" ] && ((LEFT > 50)); then
-  # Out-of-bounds or misaligned accesses in the tile loads: 257 x 257 x 13 (rows not 16-byte
-  # aligned, partial tiles) through every sigmoid path and precision.
+  # Out-of-bounds or misaligned accesses in this package's kernels: 257 x 257 x 13 (rows not
+  # 16-byte aligned: the simple tile GEMM) and 129 x 131 x 96 (aligned rows, partial tiles,
+  # the padded gradient block: the pipelined tile GEMM's cp.async zero-fill), every path and
+  # precision. cuBLAS is left out (a library path that does not exist): it is NVIDIA's code,
+  # slow to instrument, and without it the "SIGLIP_CUBLAS=on but missing" error path runs.
   LIMIT="$(slot 90 15)"
-  run_step "memcheck (257x257x13, sigmoid and softmax)" "$CORRECT_LOG" "$LIMIT" 1 \
-    "$SANITIZER" --tool memcheck --error-exitcode 99 --print-limit 20 "$CHECK_BIN" --correctness --filter "D odd"
+  run_step "memcheck (257x257x13 sigmoid, 129x131x96 sigmoid and softmax)" "$CORRECT_LOG" "$LIMIT" 1 \
+    env SIGLIP_CUBLAS_LIBRARY=/nonexistent/libcublas.so "$SANITIZER" --tool memcheck --error-exitcode 99 \
+    --print-limit 20 "$CHECK_BIN" --correctness --filter "sigmoid D odd|ids, N != M|bad-request"
 else
   say "memcheck skipped (compute-sanitizer: ${SANITIZER:-not found}; ${LEFT}s of the budget left)" | tee -a "$CORRECT_LOG"
 fi

@@ -81,9 +81,9 @@ def main():
     out(header)
     out("-" * len(header))
 
-    order = {"cublas floor fwd+bwd": 0, "cublas floor fwd": 1, "fused fwd+bwd": 2, "fused fwd": 3,
-             "chunked softmax fwd+bwd": 3.5, "naive sigmoid fwd+bwd": 4, "naive softmax fwd+bwd": 5,
-             "torch eager fwd+bwd": 6, "torch eager fwd": 7}
+    order = {"cublas floor fwd+bwd": 0, "cublas floor fwd": 1, "fused fwd+bwd": 2, "fused fwd+bwd pipelined": 2.1,
+             "fused fwd+bwd simple": 2.2, "fused fwd": 3, "fused fwd simple": 3.1, "chunked softmax fwd+bwd": 3.5,
+             "naive sigmoid fwd+bwd": 4, "naive softmax fwd+bwd": 5, "torch eager fwd+bwd": 6, "torch eager fwd": 7}
     dtype_order = {}
     for r in rows:
         dtype_order.setdefault(r.get("dtype"), len(dtype_order))
@@ -130,6 +130,32 @@ def main():
             if mem is not None:
                 parts.append(f"{mem:.0f} MB extra" + (f" vs PyTorch {peer_mem:.0f} MB" if peer_mem is not None else ""))
             out(", ".join(parts))
+
+    # The GEMM paths of the fused loss side by side (siglip_cuda_check --timing): the default
+    # (backward GEMMs on cuBLAS when it loaded), and every GEMM on the tile GEMM's pipelined or
+    # simple main loop; issue #3's target is the default at <= 1.3x the floor.
+    paths = [("fused fwd+bwd", "default"), ("fused fwd+bwd pipelined", "pipelined"), ("fused fwd+bwd simple", "simple")]
+    groups = sorted({key(r) for r in rows if r.get("case") in dict(paths) and r.get("pass") == "fwd+bwd"},
+                    key=lambda k: (dtype_order.get(k[2], 99), k[1] or 0))
+    if groups:
+        out("")
+        out(f"GEMM paths, fused fwd+bwd (default: {timing.get('gemm_backward', '?') if timing else '?'} backward GEMMs)"
+            " -- x floor, fastest marked *:")
+        for k in groups:
+            found = {label: next((r for r in rows if r.get("case") == case and key(r) == k), None) for case, label in paths}
+            timed = {label: r["ms"] for label, r in found.items()
+                     if r is not None and r.get("status") == "ok" and num(r.get("ms"))}
+            best = min(timed, key=timed.get) if timed else None
+            floor = floors.get(k)
+            parts = []
+            for _, label in paths:
+                r = found[label]
+                if label in timed:
+                    ratio = f"{timed[label] / floor:.2f}x" if floor else f"{timed[label]:.2f} ms"
+                    parts.append(f"{label} {ratio}{'*' if label == best else ''}")
+                else:
+                    parts.append(f"{label} {r.get('status', '?') if r else 'missing'}")
+            out(f"  {k[2]:<5} N={k[1]:<6} " + ", ".join(parts))
 
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)

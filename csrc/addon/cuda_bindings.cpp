@@ -83,11 +83,24 @@ Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
 
 void CudaResetPeakMemory(const Napi::CallbackInfo&) { cuda::resetPeakAllocatedBytes(); }
 
+// Which kernels run the GEMMs (cuda::gemmPathInfo: never throws; loads cuBLAS, no GPU context).
+Napi::Object describeGemmPaths(Napi::Env env) {
+  const cuda::GemmPathInfo paths = cuda::gemmPathInfo();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("backward", Napi::String::New(env, paths.backward));
+  out.Set("tile", Napi::String::New(env, paths.tile));
+  out.Set("cublasLibrary", Napi::String::New(env, paths.cublasLibrary));
+  out.Set("cublasVersion", Napi::String::New(env, paths.cublasVersion));
+  out.Set("reason", Napi::String::New(env, paths.reason));
+  return out;
+}
+
 }  // namespace
 
 Napi::Object cudaBackendInfo(Napi::Env env) {
   Napi::Object info = describeDevices(env);
   info.Set("compiled", Napi::Boolean::New(env, true));
+  info.Set("gemm", describeGemmPaths(env));
   return info;
 }
 

@@ -19,7 +19,8 @@ namespace siglip::addon {
 void registerCudaBindings(Napi::Env env, Napi::Object exports);
 
 // backendInfo().cuda: { compiled: true, available, deviceCount, reason, runtimeVersion,
-// driverVersion, devices }. Never throws.
+// driverVersion, devices, gemm: { backward, tile, cublasLibrary, cublasVersion, reason } }.
+// Never throws.
 Napi::Object cudaBackendInfo(Napi::Env env);
 
 }  // namespace siglip::addon

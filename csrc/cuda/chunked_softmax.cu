@@ -16,7 +16,7 @@
 //   Pass 2 (gradients only), per pair block: S again through SoftmaxGradientEpilogue, which
 //     writes the block of H (input dtype, scaled into float16's range) and per-CTA Σ H·S
 //     (reduced in order by accumulatePartialsKernel); then ∂X_r += t·H·Y_c and
-//     ∂Y_c += t·Hᵀ·X_r, the two backward GEMMs of fused_sigmoid.cu.
+//     ∂Y_c += t·Hᵀ·X_r, the two backward GEMMs of fused_sigmoid.cu (backward_gemms.cuh).
 //
 // Four GEMMs of work where the sigmoid has three (S is formed twice). Extra device memory:
 // 48 bytes per row and column (statistics, then what pass 2 reads), the partials of one
@@ -27,6 +27,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backward_gemms.cuh"
 #include "request_prep.cuh"
 #include "sigmoid_epilogue.cuh"
 #include "softmax_epilogue.cuh"
@@ -149,7 +150,8 @@ LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, Cuda
   const LineGradStats* colGrad = rowGrad + n;
   SIGLIP_CUDA_CHECK(cudaMemsetAsync(grads.image, 0, size_t(n) * size_t(d) * sizeof(float), s));
   SIGLIP_CUDA_CHECK(cudaMemsetAsync(grads.text, 0, size_t(m) * size_t(d) * sizeof(float), s));
-  DeviceBuffer hBlock(device, size_t(br) * size_t(bc) * sizeof(T));
+  const int64_t ldh = alignedLineStride(bc);  // 16-byte lines, for the pipelined tile GEMM
+  DeviceBuffer hBlock(device, size_t(br) * size_t(ldh) * sizeof(T));
   DeviceBuffer partials(device, size_t(gemmBlockCount(br, bc, exact)) * 3 * sizeof(double));
   DeviceBuffer totals(device, 3 * sizeof(double));
   SIGLIP_CUDA_CHECK(cudaMemsetAsync(totals.data(), 0, 3 * sizeof(double), s));
@@ -161,6 +163,7 @@ LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, Cuda
   // normal range); the backward GEMMs take ∂L/∂S = t·H = (t / storeScale)·stored.
   const float storeScale = float(double(kGradStoreScale<T>) / (rowScale + colScale));
   const float alpha = float(temperature / double(storeScale));
+  BackwardGemms<T> backward(device, s, exact);  // destroyed before `stream`, after its last use
 
   for (int64_t r0 = 0; r0 < n; r0 += br) {
     const int64_t rows = std::min(br, n - r0);
@@ -168,7 +171,7 @@ LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, Cuda
       const int64_t cols = std::min(bc, m - c0);
       SoftmaxGradientEpilogue<T> ep;
       ep.g = h;
-      ep.ldg = bc;
+      ep.ldg = ldh;
       ep.temperature = float(temperature);
       ep.temperatureExact = temperature;
       ep.rowIds = ids.image ? ids.image + r0 : nullptr;
@@ -186,10 +189,7 @@ LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, Cuda
       launchGemm<T, false, true>(GemmOperands<T>{x + r0 * d, d, y + c0 * d, d, rows, cols, d}, ep, exact, s);
       accumulatePartialsKernel<<<1, kAccumulateThreads, 0, s>>>(ep.partials, gemmBlockCount(rows, cols, exact), totalsPtr);
       SIGLIP_CUDA_CHECK_LAUNCH("accumulatePartialsKernel");
-      launchGemm<T, false, false>(GemmOperands<T>{h, bc, y + c0 * d, d, rows, d, cols},
-                                  StoreEpilogue{grads.image + r0 * d, d, alpha, true}, exact, s);
-      launchGemm<T, true, false>(GemmOperands<T>{h, bc, x + r0 * d, d, cols, d, rows},
-                                 StoreEpilogue{grads.text + c0 * d, d, alpha, true}, exact, s);
+      backward.run({h, ldh, x + r0 * d, y + c0 * d, rows, cols, d, grads.image + r0 * d, grads.text + c0 * d, alpha, true});
     }
   }
   stream.synchronize();

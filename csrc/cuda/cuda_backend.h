@@ -109,4 +109,35 @@ LossResult softmaxLoss(const CudaLossRequest& request, CudaGradientOutputs grads
 // no tensor cores, float32 FMA): the GPU's own reference for the fast kernels.
 LossResult sigmoidLossSimple(const CudaLossRequest& request, CudaGradientOutputs grads);
 
+// ---- which kernels run the GEMMs (gemm_paths.cu) ----------------------------------------
+// X·Yᵀ always runs on this package's tile GEMM, whose epilogue computes the loss on the
+// accumulators. The backward GEMMs (∂X += G·Y, ∂Y += Gᵀ·X, plain products) run on cuBLAS,
+// loaded at run time, when it can be loaded: a WMMA kernel cannot match cuBLAS's wgmma kernels
+// on Hopper. Either way the results are deterministic (cublasGemmEx with its default
+// algorithm, atomics not allowed, and a fixed workspace per handle: the same bits on every
+// run on the same GPU model and cuBLAS version).
+enum class BackwardGemm { Auto, Cublas, Tile };  // SIGLIP_CUBLAS = auto (default) | on | off
+enum class TileGemm { Pipelined, Simple };      // SIGLIP_TILE_GEMM = pipelined (default) | simple
+struct GemmSelection {
+  BackwardGemm backward = BackwardGemm::Auto;  // Auto: cuBLAS when it loads; Cublas: or throw
+  TileGemm tile = TileGemm::Pipelined;
+};
+// The selection in force: setGemmSelection's, else the environment's (read once, on first
+// use). Throws siglip::Error (Range, naming the variable) for a value not listed above.
+GemmSelection gemmSelection();
+// Replaces the selection for the whole process (siglip_cuda_check compares the paths in one
+// run). A call already running may see the change at its next GEMM: set it between calls.
+void setGemmSelection(const GemmSelection& selection);
+
+struct GemmPathInfo {
+  std::string backward;       // "cublas" or "tile": what the backward GEMMs of a loss call use
+  std::string tile;           // "pipelined" or "simple": the tile GEMM's main loop
+  std::string cublasLibrary;  // the libcublas file loaded, or ""
+  std::string cublasVersion;  // e.g. "12.8.4", or ""
+  std::string reason;         // why the backward GEMMs do not use cuBLAS ("" when they do), or
+                              // why calls will throw (SIGLIP_CUBLAS=on without a usable cuBLAS)
+};
+// Never throws. Loads cuBLAS (dlopen only: no GPU context) when the selection may use it.
+GemmPathInfo gemmPathInfo();
+
 }  // namespace siglip::cuda

@@ -2,10 +2,11 @@
 // a block of texts at global offsets, accumulating into the gradients; sigmoidLoss is the
 // whole batch as one block, the ring runs one per step. A block's pair grid is processed in
 // pieces of at most kPairBlock × kPairBlock pairs. For piece (r, c):
-//   1. S = X_r · Y_cᵀ on tensor cores; the sigmoid epilogue runs on the accumulators and
-//      writes only the gradient block G (in the input dtype) and per-CTA scalar sums;
-//   2. ∂X_r += (t/N) · G · Y_c           (tile GEMM, float32 accumulate into ∂X)
-//   3. ∂Y_c += (t/N) · Gᵀ · X_r          (tile GEMM, Gᵀ read in place, no transpose)
+//   1. S = X_r · Y_cᵀ on tensor cores (tile_gemm.cuh); the sigmoid epilogue runs on the
+//      accumulators and writes only the gradient block G (in the input dtype) and per-CTA sums;
+//   2. ∂X_r += (t/N) · G · Y_c    and    3. ∂Y_c += (t/N) · Gᵀ · X_r (Gᵀ read in place):
+//      plain GEMMs with float32 accumulation (backward_gemms.cuh: cuBLAS when it loads,
+//      else the tile GEMM; SIGLIP_CUBLAS).
 // S never exists in memory; G is one block (32 MB in bf16 at 4096², L2-sized on an H100),
 // independent of N and M. Every launch goes to one stream in a fixed order and every output
 // element has one writer per launch, so results are deterministic.
@@ -13,13 +14,16 @@
 // Why this "blocked logits → epilogue → two GEMMs" scheme rather than one kernel that keeps
 // a row block's ∂X in registers: at D = 768–1152 a CTA's ∂X and ∂Y accumulators would not
 // fit on chip, forcing atomics (non-deterministic) or a fourth GEMM to recompute S for the
-// column owner. Here the three GEMMs are plain, each can use the best tile shape, and the
-// only extra traffic is G (N·M·2 bytes, about 1/D of the GEMM work's operand traffic).
+// column owner. Here the three GEMMs are plain, each can use the best kernel (the backward
+// two the vendor's), and the only extra traffic is G (N·M·2 bytes, about 1/D of the GEMM
+// work's operand traffic).
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "backward_gemms.cuh"
 #include "cuda_block.h"
 #include "request_prep.cuh"
 #include "sigmoid_epilogue.cuh"
@@ -58,7 +62,8 @@ bool aligned4(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 3) == 0;
 
 // The block, on `stream`, with scratch from `ws`: pieces of at most kPairBlock × kPairBlock
 // pairs, each (1) S = X_r·Y_cᵀ through the sigmoid epilogue (G and per-CTA sums), (2) the
-// sums into the totals in a fixed order, (3) ∂X_r += α·G·Y_c, (4) ∂Y_c += α·Gᵀ·X_r.
+// sums into the totals in a fixed order, (3) ∂X_r += α·G·Y_c and ∂Y_c += α·Gᵀ·X_r. G's lines
+// are padded to 16 bytes, which the pipelined tile GEMM needs to read it.
 template <class T>
 SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, float* dText, cudaStream_t stream,
                                 SigmoidBlockWorkspace& ws) {
@@ -69,9 +74,10 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
   const bool exact = blk.precision == Precision::FP32;
   const bool wantGrad = dImage != nullptr;
   const int64_t br = std::min(n, kPairBlock), bc = std::min(m, kPairBlock);
+  const int64_t ldg = alignedLineStride(bc);
   const double temperature = blk.temperature;
 
-  reserve(ws.gradient, device, wantGrad ? size_t(br) * size_t(bc) * sizeof(T) : 0);
+  reserve(ws.gradient, device, wantGrad ? size_t(br) * size_t(ldg) * sizeof(T) : 0);
   reserve(ws.partials, device, size_t(gemmBlockCount(br, bc, exact)) * 3 * sizeof(double));
   reserve(ws.totals, device, 3 * sizeof(double));
   SIGLIP_CUDA_CHECK(cudaMemsetAsync(ws.totals.data(), 0, 3 * sizeof(double), stream));
@@ -91,6 +97,9 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
   T* gBlock = static_cast<T*>(ws.gradient.data());
   double* totals = static_cast<double*>(ws.totals.data());
   const float alpha = float(temperature / blk.normalizer) / kGradStoreScale<T>;
+  // Holds the call's cuBLAS handle, if any, until this function returns.
+  std::optional<BackwardGemms<T>> backward;
+  if (wantGrad) backward.emplace(device, stream, exact);
 
   for (int64_t r0 = 0; r0 < n; r0 += br) {
     const int64_t rows = std::min(br, n - r0);
@@ -98,7 +107,7 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
       const int64_t cols = std::min(bc, m - c0);
       SigmoidEpilogue<T> ep;
       ep.g = wantGrad ? gBlock : nullptr;
-      ep.ldg = bc;
+      ep.ldg = ldg;
       ep.temperature = float(temperature);
       ep.bias = float(blk.bias);
       ep.rowIds = imageIds ? imageIds + r0 : nullptr;
@@ -111,10 +120,7 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
                                                                     totals);
       SIGLIP_CUDA_CHECK_LAUNCH("accumulatePartialsKernel");
       if (!wantGrad) continue;
-      launchGemm<T, false, false>(GemmOperands<T>{gBlock, bc, y + c0 * d, d, rows, d, cols},
-                                  StoreEpilogue{dImage + r0 * d, d, alpha, true}, exact, stream);
-      launchGemm<T, true, false>(GemmOperands<T>{gBlock, bc, x + r0 * d, d, cols, d, rows},
-                                 StoreEpilogue{dText + c0 * d, d, alpha, true}, exact, stream);
+      backward->run({gBlock, ldg, x + r0 * d, y + c0 * d, rows, cols, d, dImage + r0 * d, dText + c0 * d, alpha, true});
     }
   }
   SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream));

@@ -1,10 +1,11 @@
 // The materialising CUDA baselines (what eager PyTorch does): the N×M float32 similarity
 // matrix is written to memory, the loss is an elementwise pass over it, the gradient matrix
-// G (N×M, input dtype) is written too, then two GEMMs. Same tile GEMM and epilogue math as
-// the fused path, so benchmarks compare memory schedules, not kernel quality.
+// G (N×M, input dtype) is written too, then two GEMMs. Same GEMMs (tile GEMM, backward GEMMs)
+// and epilogue math as the fused path, so benchmarks compare memory schedules, not kernels.
 #include <cmath>
 #include <vector>
 
+#include "backward_gemms.cuh"
 #include "request_prep.cuh"
 #include "sigmoid_epilogue.cuh"
 #include "tile_gemm.cuh"
@@ -25,16 +26,15 @@ __global__ void applyEpilogueKernel(const float* s, int64_t rows, int64_t cols, 
   ep.finish(sums);
 }
 
+// ∂X = alpha·G·Y and ∂Y = alpha·Gᵀ·X over the whole N×M matrix G (a cuBLAS handle, if one
+// runs them, is released on return, which waits for the stream).
 template <class T>
 void backwardGemms(const CudaLossRequest& req, const T* g, float alpha, CudaGradientOutputs grads, cudaStream_t stream) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   const T* x = static_cast<const T*>(req.image.data);
   const T* y = static_cast<const T*>(req.text.data);
-  const bool exact = req.precision == Precision::FP32;
-  launchGemm<T, false, false>(GemmOperands<T>{g, m, y, d, n, d, m}, StoreEpilogue{grads.image, d, alpha, false}, exact,
-                              stream);
-  launchGemm<T, true, false>(GemmOperands<T>{g, m, x, d, m, d, n}, StoreEpilogue{grads.text, d, alpha, false}, exact,
-                             stream);
+  BackwardGemms<T>(req.image.device, stream, req.precision == Precision::FP32)
+      .run({g, m, x, y, n, m, d, grads.image, grads.text, alpha, false});
 }
 
 template <class T>

@@ -5,18 +5,27 @@
 //                      'tf32', bfloat16, float16) on seeded shapes (tiny, odd, non-multiples of
 //                      the 128/64 tiles, label ids, N≠M, the blocked drivers' 4096-pair block
 //                      boundary, |u| up to ~1e4, softmax at t = 100), compared with
-//                      csrc/core/reference.cpp as relative L2
-//                      error; plus: two runs give identical bits, forward-only gives the same
+//                      csrc/core/reference.cpp as relative L2 error. The fused sigmoid and the
+//                      chunked softmax run on each GEMM path (cuda_backend.h, GemmSelection):
+//                      'cublas' (backward GEMMs on cuBLAS, when it loads), 'pipelined' and
+//                      'simple' (every GEMM on the tile GEMM's pipelined or single-stage main
+//                      loop). Plus: two runs give identical bits, forward-only gives the same
 //                      loss, nothing is written outside the gradient buffers, and bad requests
-//                      (device ordinal, out of memory, NaN, dtype/precision mismatches) throw
-//                      siglip::Error without crashing. One line per check.
-//   --timing           fused fwd+bwd, fused fwd, chunked softmax fwd+bwd, naive sigmoid and
-//                      naive softmax fwd+bwd, and
-//                      the cuBLAS floor (the same three GEMMs by cublasGemmEx, loaded with
-//                      dlopen from --cublas PATH or $SIGLIP_CUBLAS), CUDA-event medians, peak
-//                      extra device memory; a table, and JSON with --json FILE.
-//   --reference-only   the CPU half of --correctness (data and float64 references, timed), no
-//                      GPU needed: a dry run for the check's CPU cost.
+//                      (device ordinal, out of memory, NaN, dtype/precision mismatches, cuBLAS
+//                      required but missing) throw siglip::Error without crashing. One line per
+//                      check.
+//   --timing           per N and dtype: the cuBLAS floor (the same three GEMMs by cublasGemmEx),
+//                      fused fwd+bwd on each GEMM path ('fused fwd+bwd': the default, backward
+//                      GEMMs on cuBLAS when it loads; '… pipelined' and '… simple': every GEMM
+//                      on the tile GEMM), fused fwd (default and simple), chunked softmax,
+//                      naive sigmoid and naive softmax fwd+bwd; CUDA-event medians, peak extra
+//                      device memory; a table, and JSON with --json FILE.
+//   --reference-only   the CPU half of --correctness (data and float64 references, timed) and
+//                      the cuBLAS loader's failure paths, no GPU needed: a dry run for the
+//                      check's CPU cost.
+//
+// cuBLAS is loaded at run time (csrc/cuda/cublas_loader.h) from $SIGLIP_CUBLAS_LIBRARY, which
+// --cublas PATH sets, or the usual places; the floor and the backend use the same library.
 //
 // Tolerances (SPEC.md "Precision"), relative ‖out − ref‖ / ‖ref‖: fp32 loss 1e-5, gradients
 // 1e-4; tf32 5e-3; bfloat16 / float16 2e-2. The inputs of the reduced precisions are rounded
@@ -27,14 +36,17 @@
 //
 // Build: cmake -S . -B build-gpu -DSIGLIP_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90
 //        cmake --build build-gpu --target siglip_cuda_check
-// Run:   build-gpu/siglip_cuda_check --correctness [--filter TEXT] [--seed N]
+// Run:   build-gpu/siglip_cuda_check --correctness [--filter TEXT[|TEXT…]] [--seed N] [--cublas PATH]
 //        build-gpu/siglip_cuda_check --timing --n 4096,16384 --d 768 --dtypes bf16,tf32 --runs 5
-//            [--warmup 1] [--case-budget-s 6] [--deadline-s 0] [--cublas PATH] [--json FILE]
+//            [--warmup 1] [--case-budget-s 6] [--deadline-s 0] [--simple-max-n N] [--cublas PATH]
+//            [--json FILE]
 // Exit status: 0 every check passed; 1 a check failed or a step threw; 2 no usable CUDA
 // device (the reason is printed); 3 bad command line.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -46,6 +58,7 @@
 #include <functional>
 #include <future>
 #include <limits>
+#include <map>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -58,7 +71,7 @@
 #include "core/loss_request.h"
 #include "core/reference.h"
 #include "core/sigmoid_math.h"
-#include "cublas_dlopen.h"
+#include "cuda/cublas_loader.h"
 #include "cuda/cuda_backend.h"
 
 using namespace siglip;
@@ -114,6 +127,16 @@ std::vector<std::string> parseWords(const std::string& text) {
     if (!item.empty()) out.push_back(item);
   }
   return out;
+}
+
+// --filter: '|'-separated alternatives; a label matches when it contains one of them.
+bool matchesFilter(const std::string& label, const std::string& filter) {
+  if (filter.empty()) return true;
+  std::stringstream ss(filter);
+  std::string alternative;
+  while (std::getline(ss, alternative, '|'))
+    if (!alternative.empty() && label.find(alternative) != std::string::npos) return true;
+  return false;
 }
 
 // ---- precisions -------------------------------------------------------------------------
@@ -198,6 +221,22 @@ const char* pathName(Path p) {
     default: return "naive";
   }
 }
+
+// The GEMM paths a loss call can take (cuda_backend.h). Each is set for the whole process
+// (setGemmSelection) before the runs that use it.
+struct GemmVariant {
+  const char* label;
+  sc::GemmSelection selection;
+};
+const GemmVariant kCublasGemm{"cublas", {sc::BackwardGemm::Cublas, sc::TileGemm::Pipelined}};
+const GemmVariant kPipelinedGemm{"pipelined", {sc::BackwardGemm::Tile, sc::TileGemm::Pipelined}};
+const GemmVariant kSimpleGemm{"simple", {sc::BackwardGemm::Tile, sc::TileGemm::Simple}};
+// What a loss call uses when nobody chooses (whatever SIGLIP_CUBLAS / SIGLIP_TILE_GEMM say
+// here): cuBLAS for the backward GEMMs when it loads, the pipelined tile GEMM.
+const GemmVariant kDefaultGemm{"default", {sc::BackwardGemm::Auto, sc::TileGemm::Pipelined}};
+
+// Whether the process's cuBLAS loaded: the 'cublas' variants run only then.
+bool cublasLoads() { return sc::processCublas() != nullptr; }
 
 struct Case {
   std::string name;
@@ -386,18 +425,24 @@ Reference computeReference(const Case& c, const Data& data, Rounding rounding, i
 struct Run {
   Path path;
   const Config* config;
+  const GemmVariant* gemm;  // null: the path runs no GEMM
 };
 std::vector<Run> runsFor(LossKind kind) {
   std::vector<Run> runs;
-  if (kind == LossKind::Softmax) {
-    for (Path p : {Path::SoftmaxChunked, Path::SoftmaxNaive})
-      for (const Config* c : {&kFp32, &kTf32, &kBf16, &kFp16}) runs.push_back({p, c});
-    return runs;
-  }
-  for (Path p : {Path::Fused, Path::Naive})
-    for (const Config* c : {&kFp32, &kTf32, &kBf16, &kFp16}) runs.push_back({p, c});
+  // The fused sigmoid and the chunked softmax on every GEMM path; exact 'fp32' runs the SIMT
+  // kernel whatever the tile setting, so its 'simple' run would repeat its 'pipelined' one.
+  std::vector<const GemmVariant*> variants = {&kPipelinedGemm, &kSimpleGemm};
+  if (cublasLoads()) variants.insert(variants.begin(), &kCublasGemm);
+  const Path blocked = kind == LossKind::Softmax ? Path::SoftmaxChunked : Path::Fused;
+  for (const GemmVariant* v : variants)
+    for (const Config* c : {&kFp32, &kTf32, &kBf16, &kFp16})
+      if (!(v == &kSimpleGemm && c == &kFp32)) runs.push_back({blocked, c, v});
+  // The naive baselines share those GEMMs: once, on the default path.
+  const Path naive = kind == LossKind::Softmax ? Path::SoftmaxNaive : Path::Naive;
+  for (const Config* c : {&kFp32, &kTf32, &kBf16, &kFp16}) runs.push_back({naive, c, &kDefaultGemm});
   // The simple kernels ignore the precision (plain float32 FMA): 'tf32' would repeat 'fp32'.
-  for (const Config* c : {&kFp32, &kBf16, &kFp16}) runs.push_back({Path::Simple, c});
+  if (kind == LossKind::Sigmoid)
+    for (const Config* c : {&kFp32, &kBf16, &kFp16}) runs.push_back({Path::Simple, c, nullptr});
   return runs;
 }
 
@@ -510,7 +555,7 @@ void report(bool ok, const std::string& line) {
 
 std::string caseLabel(const Case& c, const char* path, const char* config) {
   char buffer[256];
-  std::snprintf(buffer, sizeof buffer, "%-7s %-7s %-4s %-24s N=%-5lld M=%-5lld D=%-4lld ids=%-3s",
+  std::snprintf(buffer, sizeof buffer, "%-7s %-17s %-4s %-24s N=%-5lld M=%-5lld D=%-4lld ids=%-3s",
                 c.kind == LossKind::Sigmoid ? "sigmoid" : "softmax", path, config, c.name.c_str(), (long long)c.n,
                 (long long)c.m, (long long)c.d, c.ids ? "yes" : "no");
   return buffer;
@@ -537,15 +582,23 @@ void checkCase(const Case& c, int hardwareThreads) {
   // Device inputs per dtype (float32 shared by fp32 and tf32: the tensor cores round).
   DeviceInputs inputs[3];
   bool uploaded[3] = {false, false, false};
+  // The pipelined main loop issues the same MMAs, in the same k order, on the same values
+  // (zeros past the edges) as the simple one, and the same epilogue follows: the two must give
+  // the same bits, which checks the pipelined copies far more sharply than a tolerance. The
+  // pipelined results, per path and precision, wait here for the simple run.
+  std::map<std::string, Output> pipelinedResults;
 
   for (const Run& run : runsFor(c.kind)) {
     if (contextLost) return;
     const Config& cfg = *run.config;
     // The simple kernels are exact float32 whatever the dtype: float32 inputs use fp32's tolerance.
     const Reference& ref = refFor(cfg.rounding);
+    std::string path = pathName(run.path);
+    if (run.gemm && run.gemm != &kDefaultGemm) path = path + "/" + run.gemm->label;
     std::string detail;
     bool ok = false;
     try {
+      if (run.gemm) sc::setGemmSelection(run.gemm->selection);
       if (!ref.error.empty()) throw std::runtime_error("the float64 reference threw: " + ref.error);
       const int slot = int(cfg.dtype);
       if (!uploaded[slot]) {
@@ -571,20 +624,31 @@ void checkCase(const Case& c, int hardwareThreads) {
       const bool accurate = eLoss <= cfg.lossTol && eDx <= cfg.gradTol && eDy <= cfg.gradTol && eDs <= cfg.gradTol &&
                             eDb <= cfg.gradTol;
       ok = accurate && deterministic && fwdOk && one.inBounds && two.inBounds;
-      char buffer[512];
+      const std::string key = std::string(pathName(run.path)) + " " + cfg.label;
+      std::string versusPipelined;
+      if (run.gemm == &kPipelinedGemm) pipelinedResults[key] = one;
+      if (run.gemm == &kSimpleGemm) {
+        const auto found = pipelinedResults.find(key);
+        if (found != pipelinedResults.end()) {
+          const bool same = sameBits(one, found->second);
+          versusPipelined = same ? "  = pipelined bits" : "  DIFFERS FROM PIPELINED";
+          ok = ok && same;
+        }
+      }
+      char buffer[640];
       std::snprintf(buffer, sizeof buffer,
                     "loss %.1e (ref %.6g)  dX %.1e  dY %.1e  ds %.1e  db %.1e  [tol %.0e/%.0e]  2 runs %s  fwd-only %s  "
-                    "%.1f ms%s",
+                    "%.1f ms%s%s",
                     eLoss, ref.result.loss, eDx, eDy, eDs, eDb, cfg.lossTol, cfg.gradTol,
                     deterministic ? "same bits" : "DIFFER", fwdOk ? (fwdSameBits ? "same bits" : "same") : "DIFFERS",
-                    one.ms, one.inBounds && two.inBounds ? "" : "  WROTE OUTSIDE THE GRADIENT BUFFERS");
+                    one.ms, versusPipelined.c_str(), one.inBounds && two.inBounds ? "" : "  WROTE OUTSIDE THE GRADIENT BUFFERS");
       detail = buffer;
     } catch (const Error& e) {
       detail = std::string("threw siglip::Error (") + kindName(e.kind()) + ", " + e.argument() + "): " + e.what();
     } catch (const std::exception& e) {
       detail = std::string("threw: ") + e.what();
     }
-    report(ok, caseLabel(c, pathName(run.path), cfg.label) + "  " + detail);
+    report(ok, caseLabel(c, path.c_str(), cfg.label) + "  " + detail);
     std::string why;
     if (!contextHealthy(&why)) {
       contextLost = true;
@@ -604,6 +668,7 @@ struct BadCase {
 };
 
 void checkBadRequests() {
+  sc::setGemmSelection(kDefaultGemm.selection);
   // A valid 4×3 request to spoil, on device 0.
   std::vector<float> x(12, 0.25f), y(12, -0.5f);
   const auto bx = encode(x, sc::DType::Float32), by = encode(y, sc::DType::Float32);
@@ -632,7 +697,7 @@ void checkBadRequests() {
     return r;
   };
 
-  const std::vector<BadCase> cases = {
+  std::vector<BadCase> cases = {
       {"DeviceBuffer on device 99", {ErrorKind::Range}, "options.device", [] { sc::DeviceBuffer b(99, 16); }},
       {"deviceInfo(99)", {ErrorKind::Range}, "options.device", [] { sc::deviceInfo(99); }},
       {"request on device 99", {ErrorKind::Range, ErrorKind::Internal}, "",
@@ -698,6 +763,17 @@ void checkBadRequests() {
        }},
       {"upload past the end", {ErrorKind::Range}, "", [&] { gradX.upload(x.data(), 13 * sizeof(float)); }},
   };
+  if (!cublasLoads()) {
+    // Without a cuBLAS to load, SIGLIP_CUBLAS=on must make a fused call fail and say why.
+    cases.push_back({"cuBLAS required (SIGLIP_CUBLAS=on) but not loadable", {ErrorKind::Internal}, "SIGLIP_CUBLAS", [&] {
+                       struct Restore {
+                         ~Restore() { sc::setGemmSelection(kDefaultGemm.selection); }
+                       } restore;
+                       sc::setGemmSelection(kCublasGemm.selection);
+                       sc::sigmoidLoss(request(dx, dy, sc::DType::Float32),
+                                       {static_cast<float*>(gradX.data()), static_cast<float*>(gradY.data())});
+                     }});
+  }
 
   for (const BadCase& bad : cases) {
     std::string verdict;
@@ -749,7 +825,66 @@ void checkBadRequests() {
 
 // ---- --reference-only: the CPU half, no GPU ----------------------------------------------
 
+// The lines of a multi-line message joined by " | ", their indentation dropped.
+std::string oneLine(const std::string& text) {
+  std::string out;
+  std::stringstream ss(text);
+  std::string line;
+  while (std::getline(ss, line)) {
+    const size_t start = line.find_first_not_of(' ');
+    if (start != std::string::npos) out += (out.empty() ? "" : " | ") + line.substr(start);
+  }
+  return out;
+}
+
+// The cuBLAS loader's failure paths (host code, no GPU): a missing file, a folder without the
+// library, a file that is not one; then what this process's cuBLAS and GEMM paths are.
+void checkCublasLoader() {
+  std::string error;
+  const std::string missing = "/nonexistent/siglip/libcublas.so.99";
+  bool loaded = sc::loadCublas(missing, &error) != nullptr;
+  report(!loaded && error.find(missing) != std::string::npos, "cuBLAS loader, missing file: " + oneLine(error));
+  char dir[] = "/tmp/siglip_cublas_check_XXXXXX";
+  if (!mkdtemp(dir)) {
+    report(false, "cuBLAS loader: mkdtemp failed");
+    return;
+  }
+  error.clear();
+  loaded = sc::loadCublas(dir, &error) != nullptr;
+  report(!loaded && error.find("no libcublas.so* there") != std::string::npos,
+         "cuBLAS loader, folder without it: " + oneLine(error));
+  const std::string junk = std::string(dir) + "/libcublas.so.99";
+  if (FILE* f = std::fopen(junk.c_str(), "w")) {
+    std::fputs("not a shared library\n", f);
+    std::fclose(f);
+  }
+  error.clear();
+  loaded = sc::loadCublas(dir, &error) != nullptr;
+  report(!loaded && error.find(junk) != std::string::npos,
+         "cuBLAS loader, a file that is not a library: " + oneLine(error));
+  unlink(junk.c_str());
+  rmdir(dir);
+
+  // This process: either outcome is right here; the backend's report must agree with it.
+  std::string why;
+  const sc::CublasLibrary* lib = sc::processCublas(&why);
+  const sc::GemmPathInfo info = sc::gemmPathInfo();
+  bool consistent = true;
+  try {
+    const sc::GemmSelection selection = sc::gemmSelection();
+    if (selection.backward == sc::BackwardGemm::Auto)
+      consistent = lib ? info.backward == "cublas" && info.cublasLibrary == lib->path && info.reason.empty()
+                       : info.backward == "tile" && !info.reason.empty();
+  } catch (const Error& e) {
+    consistent = info.backward == "tile" && info.reason == e.what();  // a bad SIGLIP_CUBLAS / SIGLIP_TILE_GEMM
+  }
+  report(consistent, "GEMM paths here: backward " + info.backward + ", tile " + info.tile +
+                         (lib ? ", cuBLAS " + lib->path + " (" + lib->version + ")" : "") +
+                         (info.reason.empty() ? "" : "; reason: " + oneLine(info.reason)));
+}
+
 int referenceOnly(uint64_t seed, const std::string& filter, int hardwareThreads) {
+  checkCublasLoader();
   // Rounding self-checks first: the reduced-precision references rest on them.
   struct Probe {
     float in;
@@ -774,7 +909,7 @@ int referenceOnly(uint64_t seed, const std::string& filter, int hardwareThreads)
   }
   for (const Case& c : buildCases(seed)) {
     const std::string label = std::string(c.kind == LossKind::Sigmoid ? "sigmoid " : "softmax ") + c.name;
-    if (!filter.empty() && label.find(filter) == std::string::npos) continue;
+    if (!matchesFilter(label, filter)) continue;
     const auto start = Clock::now();
     const Data data = makeData(c);
     const double dataSeconds = secondsSince(start);
@@ -899,6 +1034,16 @@ void printHeader() {
   std::printf("%-24s %6s %-5s %10s %8s %10s %8s\n", "case", "N", "dtype", "time ms", "TFLOP/s", "extra MB", "x floor");
 }
 
+// Records a row that was not run, and why.
+void skipRow(TimingContext& tc, TimingRow row, const std::string& why) {
+  row.status = "skipped";
+  row.note = why;
+  row.floorMs = floorFor(tc, row);
+  tc.rows.push_back(row);
+  printRow(row);
+  writeJson(tc);
+}
+
 // Times `body` (which must leave the GPU idle or enqueue on the legacy stream): warm-up
 // calls, then up to tc.runs timed calls within the case budget, CUDA events on the legacy
 // stream around each call (for the library's synchronous calls this is the call's whole
@@ -986,14 +1131,62 @@ std::vector<float> fastUnitRows(int64_t rows, int64_t cols, uint64_t seed) {
   return v;
 }
 
-int cublasType(sc::DType dtype) {
-  return dtype == sc::DType::Float32 ? tools::kCudaR32F : dtype == sc::DType::BFloat16 ? tools::kCudaR16BF : tools::kCudaR16F;
+sc::CublasDataType cublasType(sc::DType dtype) {
+  return dtype == sc::DType::Float32    ? sc::CublasDataType::R32F
+         : dtype == sc::DType::BFloat16 ? sc::CublasDataType::R16BF
+                                        : sc::CublasDataType::R16F;
+}
+
+// The floor's own cuBLAS handle (the process's library, as the backend uses), on the legacy
+// stream where the timing events are recorded.
+struct FloorCublas {
+  const sc::CublasLibrary* lib = nullptr;
+  sc::CublasHandle handle = nullptr;
+  std::string note;  // the library and version, or why there is no floor
+  FloorCublas() {
+    std::string why;
+    lib = sc::processCublas(&why);
+    if (!lib) {
+      note = why;
+      return;
+    }
+    const sc::CublasStatus status = lib->create(&handle);
+    if (status != 0) {
+      handle = nullptr;
+      note = lib->path + ": cublasCreate_v2 returned " + lib->statusText(status);
+      return;
+    }
+    if (lib->setStream(handle, nullptr) != 0) std::printf("cublasSetStream_v2(NULL) failed; continuing with the handle's default\n");
+    note = lib->path + " (version " + lib->version + ")";
+  }
+  ~FloorCublas() {
+    if (handle) lib->destroy(handle);
+  }
+  FloorCublas(const FloorCublas&) = delete;
+  FloorCublas& operator=(const FloorCublas&) = delete;
+  bool ok() const { return handle != nullptr; }
+};
+
+// One small fused fwd+bwd on the default path before any timing, so that a cuBLAS handle and
+// its workspace (kept for the process) exist in every row's "before": no single row's extra
+// memory includes them.
+void warmUpDefaultPath() {
+  constexpr int64_t kRows = 256, kCols = 64;
+  const auto host = fastUnitRows(kRows, kCols, 3);
+  const sc::DeviceBuffer x = uploadBytes(host.data(), host.size() * sizeof(float));
+  sc::DeviceBuffer gx(0, host.size() * sizeof(float)), gy(0, host.size() * sizeof(float));
+  sc::CudaLossRequest req;
+  req.image = {x.data(), kRows, kCols, sc::DType::Float32, 0};
+  req.text = req.image;
+  sc::setGemmSelection(kDefaultGemm.selection);
+  sc::sigmoidLoss(req, {static_cast<float*>(gx.data()), static_cast<float*>(gy.data())});
 }
 
 int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const std::vector<std::string>& dtypes,
-           tools::Cublas& cublas, const std::string& cublasNote) {
+           const FloorCublas& cublas, int64_t simpleMaxN) {
   cudaCheck(cudaEventCreate(&tc.begin), "cudaEventCreate");
   cudaCheck(cudaEventCreate(&tc.end), "cudaEventCreate");
+  warmUpDefaultPath();
   printHeader();
   constexpr int64_t kFloorChunk = 8192;  // rows of X·Yᵀ per cuBLAS call: memory stays bounded
   for (const std::string& label : dtypes) {
@@ -1043,11 +1236,7 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
         TimingRow r = row("cublas floor " + pass, pass);
         const int64_t chunk = std::min(n, kFloorChunk);
         if (!cublas.ok()) {
-          r.status = "skipped";
-          r.note = "no cuBLAS: " + cublasNote;
-          tc.rows.push_back(r);
-          printRow(r);
-          writeJson(tc);
+          skipRow(tc, r, "no cuBLAS (see above)");
           continue;
         }
         if (n > kFloorChunk) r.note = "chunked: " + std::to_string(kFloorChunk) + "-row blocks of X·Yᵀ reuse one buffer";
@@ -1064,10 +1253,10 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
           ++failures;
           continue;
         }
-        const int type = cublasType(cfg->dtype);
-        const int compute = cfg->dtype == sc::DType::Float32 && cfg->precision == sc::Precision::TF32
-                                ? tools::kCublasCompute32FFastTf32
-                                : tools::kCublasCompute32F;
+        const sc::CublasDataType type = cublasType(cfg->dtype);
+        const sc::CublasCompute compute = cfg->dtype != sc::DType::Float32       ? sc::CublasCompute::F32
+                                          : cfg->precision == sc::Precision::TF32 ? sc::CublasCompute::F32FastTf32
+                                                                                  : sc::CublasCompute::F32Pedantic;
         const bool backward = pass == "fwd+bwd";
         const float alpha = float(1.0 / double(n));
         timeCase(
@@ -1077,16 +1266,17 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
                 const int rows = int(std::min(chunk, n - r0));
                 const char* xr = static_cast<const char*>(x.data()) + size_t(r0) * size_t(d) * elem;
                 void* g = buffer->data();
-                int status = cublas.gemmABt(rows, int(n), int(d), xr, int(d), y.data(), int(d), g, int(n), type, type,
-                                            compute, 1.0f, 0.0f);
+                const sc::CublasLibrary& lib = *cublas.lib;
+                int status = lib.gemmABt(cublas.handle, rows, int(n), int(d), xr, int(d), y.data(), int(d), g, int(n),
+                                         type, type, compute, 1.0f, 0.0f);
                 if (status == 0 && backward)
-                  status = cublas.gemmAB(rows, int(d), int(n), g, int(n), y.data(), int(d),
-                                         static_cast<float*>(gx.data()) + size_t(r0) * size_t(d), int(d), type,
-                                         tools::kCudaR32F, compute, alpha, 0.0f);
+                  status = lib.gemmAB(cublas.handle, rows, int(d), int(n), g, int(n), y.data(), int(d),
+                                      static_cast<float*>(gx.data()) + size_t(r0) * size_t(d), int(d), type,
+                                      sc::CublasDataType::R32F, compute, alpha, 0.0f);
                 if (status == 0 && backward)
-                  status = cublas.gemmAtB(int(n), int(d), rows, g, int(n), xr, int(d), gy.data(), int(d), type,
-                                          tools::kCudaR32F, compute, alpha, r0 == 0 ? 0.0f : 1.0f);
-                if (status != 0) throw std::runtime_error("cublasGemmEx returned status " + std::to_string(status));
+                  status = lib.gemmAtB(cublas.handle, int(n), int(d), rows, g, int(n), xr, int(d), gy.data(), int(d),
+                                       type, sc::CublasDataType::R32F, compute, alpha, r0 == 0 ? 0.0f : 1.0f);
+                if (status != 0) throw std::runtime_error("cublasGemmEx returned " + lib.statusText(status));
               }
               return NAN;
             },
@@ -1101,9 +1291,38 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
       req.precision = cfg->precision;
       const sc::CudaGradientOutputs grads{static_cast<float*>(gx.data()), static_cast<float*>(gy.data())};
 
+      // The fused loss on each GEMM path: the default (backward GEMMs on cuBLAS when it loads),
+      // then every GEMM on the tile GEMM, pipelined and simple; the simple main loop, the slow
+      // one, only up to --simple-max-n. fwd runs X·Yᵀ alone: the tile GEMM on either main loop.
       req.method = Method::Fused;
-      timeCase(tc, row("fused fwd+bwd", "fwd+bwd"), [&] { return sc::sigmoidLoss(req, grads).loss; });
-      timeCase(tc, row("fused fwd", "fwd"), [&] { return sc::sigmoidLoss(req, {}).loss; });
+      const bool simpleHere = simpleMaxN <= 0 || n <= simpleMaxN;
+      const std::string tooBig = "N > --simple-max-n " + std::to_string(simpleMaxN);
+      auto fused = [&](const std::string& name, const std::string& pass, const GemmVariant& gemm, const std::string& note) {
+        TimingRow r = row(name, pass);
+        r.note = note;
+        sc::setGemmSelection(gemm.selection);
+        const sc::CudaGradientOutputs out = pass == "fwd" ? sc::CudaGradientOutputs{} : grads;
+        timeCase(tc, r, [&] { return sc::sigmoidLoss(req, out).loss; });
+        sc::setGemmSelection(kDefaultGemm.selection);
+      };
+      sc::setGemmSelection(kDefaultGemm.selection);
+      const sc::GemmPathInfo paths = sc::gemmPathInfo();
+      const bool onCublas = paths.backward == "cublas";
+      fused("fused fwd+bwd", "fwd+bwd", kDefaultGemm,
+            onCublas ? "backward GEMMs: cuBLAS" : "backward GEMMs: tile (GEMM paths, above, says why)");
+      if (onCublas && sc::gemmPathInfo().backward == "cublas")
+        fused("fused fwd+bwd pipelined", "fwd+bwd", kPipelinedGemm, "");
+      else
+        skipRow(tc, row("fused fwd+bwd pipelined", "fwd+bwd"), "the same path as fused fwd+bwd here (no cuBLAS)");
+      if (simpleHere)
+        fused("fused fwd+bwd simple", "fwd+bwd", kSimpleGemm, "");
+      else
+        skipRow(tc, row("fused fwd+bwd simple", "fwd+bwd"), tooBig);
+      fused("fused fwd", "fwd", kDefaultGemm, "");
+      if (simpleHere)
+        fused("fused fwd simple", "fwd", kSimpleGemm, "");
+      else
+        skipRow(tc, row("fused fwd simple", "fwd"), tooBig);
       {
         // The chunked softmax: O(N) statistics, never N×N. Four GEMMs of work (S is formed in
         // both passes); TFLOP/s and x floor count the same three as every fwd+bwd row.
@@ -1126,12 +1345,7 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
       for (const bool softmax : {false, true}) {
         TimingRow r = row(softmax ? "naive softmax fwd+bwd" : "naive sigmoid fwd+bwd", "fwd+bwd");
         if (need > room) {
-          r.status = "skipped";
-          r.note = fitNote;
-          r.floorMs = floorFor(tc, r);
-          tc.rows.push_back(r);
-          printRow(r);
-          writeJson(tc);
+          skipRow(tc, r, fitNote);
           continue;
         }
         sc::CudaLossRequest q = req;
@@ -1156,10 +1370,12 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
 
 void usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s --correctness [--filter TEXT] [--seed N]\n"
+               "usage: %s --correctness [--filter TEXT[|TEXT...]] [--seed N] [--cublas PATH]\n"
                "       %s --timing [--n 4096,16384,65536] [--d 768] [--dtypes bf16,tf32] [--runs 5] [--warmup 1]\n"
-               "                   [--case-budget-s 6] [--deadline-s 0] [--cublas PATH] [--json FILE]\n"
-               "       %s --reference-only [--filter TEXT] [--seed N]   (CPU only)\n",
+               "                   [--case-budget-s 6] [--deadline-s 0] [--simple-max-n 0] [--cublas PATH] [--json FILE]\n"
+               "       %s --reference-only [--filter TEXT[|TEXT...]] [--seed N]   (CPU only)\n"
+               "--cublas PATH: a libcublas.so file or its folder (sets SIGLIP_CUBLAS_LIBRARY); --simple-max-n N: time the\n"
+               "simple tile GEMM only up to N (0: always)\n",
                argv0, argv0, argv0);
 }
 
@@ -1168,7 +1384,7 @@ void usage(const char* argv0) {
 int main(int argc, char** argv) {
   std::string mode, filter, jsonPath, cublasPath, dtypeList = "bf16,tf32", nList = "4096,16384,65536";
   uint64_t seed = 20240611;
-  int64_t d = 768;
+  int64_t d = 768, simpleMaxN = 0;
   TimingContext tc;
   for (int k = 1; k < argc; ++k) {
     const std::string arg = argv[k];
@@ -1192,6 +1408,7 @@ int main(int argc, char** argv) {
     else if (arg == "--deadline-s") tc.deadlineSeconds = std::atof(value().c_str());
     else if (arg == "--json") jsonPath = value();
     else if (arg == "--cublas") cublasPath = value();
+    else if (arg == "--simple-max-n") simpleMaxN = std::atoll(value().c_str());
     else {
       std::fprintf(stderr, "unknown argument: %s\n", arg.c_str());
       usage(argv[0]);
@@ -1202,6 +1419,8 @@ int main(int argc, char** argv) {
     usage(argv[0]);
     return 3;
   }
+  // Before anything loads cuBLAS: the backend and the floor share the process's library.
+  if (!cublasPath.empty()) setenv("SIGLIP_CUBLAS_LIBRARY", cublasPath.c_str(), 1);
   const int hardwareThreads = std::max(1, int(std::thread::hardware_concurrency()));
   if (mode == "reference-only") return referenceOnly(seed, filter, hardwareThreads);
 
@@ -1223,6 +1442,10 @@ int main(int argc, char** argv) {
               mode.c_str(), info.name.c_str(), info.computeMajor, info.computeMinor,
               double(info.totalMemory) / (1 << 30), double(info.freeMemory) / (1 << 30), devices, sc::driverVersion(),
               sc::runtimeVersion(), hardwareThreads);
+  const sc::GemmPathInfo paths = sc::gemmPathInfo();
+  std::printf("GEMM paths by default: backward %s, tile %s%s%s%s\n", paths.backward.c_str(), paths.tile.c_str(),
+              paths.cublasLibrary.empty() ? "" : (", cuBLAS " + paths.cublasLibrary + " " + paths.cublasVersion).c_str(),
+              paths.reason.empty() ? "" : "; ", paths.reason.c_str());
   std::fflush(stdout);
 
   if (mode == "correctness") {
@@ -1232,14 +1455,14 @@ int main(int argc, char** argv) {
     for (const Case& c : buildCases(seed)) {
       if (contextLost) break;
       const std::string label = std::string(c.kind == LossKind::Sigmoid ? "sigmoid " : "softmax ") + c.name;
-      if (!filter.empty() && label.find(filter) == std::string::npos) continue;
+      if (!matchesFilter(label, filter)) continue;
       try {
         checkCase(c, hardwareThreads);
       } catch (const std::exception& e) {
         report(false, caseLabel(c, "-", "-") + "  threw outside a path: " + e.what());
       }
     }
-    if (!contextLost && (filter.empty() || std::string("bad-request").find(filter) != std::string::npos)) {
+    if (!contextLost && matchesFilter("bad-request", filter)) {
       try {
         checkBadRequests();
       } catch (const std::exception& e) {
@@ -1258,32 +1481,27 @@ int main(int argc, char** argv) {
     return 3;
   }
   tc.jsonPath = jsonPath;
-  if (cublasPath.empty())
-    if (const char* env = std::getenv("SIGLIP_CUBLAS")) cublasPath = env;
-  tools::Cublas cublas;
-  std::string cublasNote;
-  if (cublas.load(cublasPath)) {
-    // The default (legacy) stream: the events the timing records are on it too.
-    if (!cublas.setStream(nullptr)) std::printf("cublasSetStream_v2(NULL) failed; continuing with the handle's default\n");
-    cublasNote = cublas.path() + " (version " + std::to_string(cublas.version()) + ")";
-    std::printf("cuBLAS: %s%s\n", cublasNote.c_str(), cublas.ltPath().empty() ? "" : (", with " + cublas.ltPath()).c_str());
-  } else {
-    cublasNote = cublas.error();
-    std::printf("cuBLAS unavailable, floor rows skipped: %s\n", cublasNote.c_str());
-  }
+  const FloorCublas cublas;
+  if (cublas.ok())
+    std::printf("cuBLAS: %s%s\n", cublas.note.c_str(), cublas.lib->ltPath.empty() ? "" : (", with " + cublas.lib->ltPath).c_str());
+  else
+    std::printf("cuBLAS unavailable, floor rows skipped: %s\n", cublas.note.c_str());
   std::printf("timing: median of up to %d runs after %d warm-up(s), at most ~%.0f s per case%s; TFLOP/s counts 2*N*N*D "
-              "per GEMM (3 GEMMs fwd+bwd, 1 fwd); extra MB = peak device memory beyond inputs and gradients\n",
+              "per GEMM (3 GEMMs fwd+bwd, 1 fwd); extra MB = peak device memory beyond inputs and gradients (and "
+              "beyond the cuBLAS workspace, 4 or 32 MiB held once per process)\n",
               tc.runs, tc.warmup, tc.caseBudgetSeconds,
               tc.deadlineSeconds > 0 ? (", no new case after " + std::to_string(int(tc.deadlineSeconds)) + " s").c_str() : "");
   tc.header = "  \"tool\": \"siglip_cuda_check --timing\",\n  \"device\": \"" + jsonEscape(info.name) +
               "\",\n  \"compute_capability\": \"" + std::to_string(info.computeMajor) + "." +
               std::to_string(info.computeMinor) + "\",\n  \"memory_gib\": " + jsonNumber(double(info.totalMemory) / (1 << 30)) +
               ",\n  \"driver\": " + std::to_string(sc::driverVersion()) + ",\n  \"runtime\": " +
-              std::to_string(sc::runtimeVersion()) + ",\n  \"cublas\": \"" + jsonEscape(cublasNote) +
-              "\",\n  \"cublas_ok\": " + (cublas.ok() ? "true" : "false") + ",\n  \"d\": " + std::to_string(d) +
+              std::to_string(sc::runtimeVersion()) + ",\n  \"cublas\": \"" + jsonEscape(cublas.note) +
+              "\",\n  \"cublas_ok\": " + (cublas.ok() ? "true" : "false") + ",\n  \"gemm_backward\": \"" +
+              paths.backward + "\",\n  \"gemm_tile\": \"" + paths.tile + "\",\n  \"gemm_reason\": \"" +
+              jsonEscape(paths.reason) + "\",\n  \"d\": " + std::to_string(d) +
               ",\n  \"runs\": " + std::to_string(tc.runs) + ",\n  \"warmup\": " + std::to_string(tc.warmup) + ",\n";
   try {
-    return timing(tc, ns, d, dtypes, cublas, cublasNote);
+    return timing(tc, ns, d, dtypes, cublas, simpleMaxN);
   } catch (const std::exception& e) {
     std::printf("siglip_cuda_check --timing: %s\n", e.what());
     writeJson(tc);

@@ -1,0 +1,242 @@
+// Which kernels run the GEMMs (cuda_backend.h, gemm_paths.cuh): the selection, and the pool of
+// cuBLAS handles the backward GEMMs use. Host code only.
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "gemm_paths.cuh"
+
+namespace siglip::cuda {
+namespace {
+
+// ---- the selection --------------------------------------------------------------------
+
+struct SelectionState {
+  std::mutex mutex;
+  bool read = false;          // the environment has been read
+  bool overridden = false;    // setGemmSelection was called
+  GemmSelection selection;    // the one in force when `error` is empty
+  std::string error;          // an invalid environment value (until setGemmSelection)
+  std::string errorArgument;  // the variable it names
+};
+
+SelectionState& selectionState() {
+  static SelectionState state;
+  return state;
+}
+
+std::string lowercase(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return s;
+}
+
+// Reads SIGLIP_CUBLAS and SIGLIP_TILE_GEMM into `state` (unset or empty: the defaults).
+void readEnvironment(SelectionState& state) {
+  state.read = true;
+  const char* cublas = std::getenv("SIGLIP_CUBLAS");
+  const std::string c = lowercase(cublas ? cublas : "");
+  if (c == "on") {
+    state.selection.backward = BackwardGemm::Cublas;
+  } else if (c == "off") {
+    state.selection.backward = BackwardGemm::Tile;
+  } else if (!c.empty() && c != "auto") {
+    state.error = invalidArgument(ErrorKind::Range, "SIGLIP_CUBLAS",
+                                  "'auto', 'on' or 'off' (a library path goes in SIGLIP_CUBLAS_LIBRARY)",
+                                  std::string("'") + cublas + "'")
+                      .what();
+    state.errorArgument = "SIGLIP_CUBLAS";
+    return;
+  }
+  const char* tile = std::getenv("SIGLIP_TILE_GEMM");
+  const std::string t = lowercase(tile ? tile : "");
+  if (t == "simple") {
+    state.selection.tile = TileGemm::Simple;
+  } else if (!t.empty() && t != "pipelined") {
+    state.error = invalidArgument(ErrorKind::Range, "SIGLIP_TILE_GEMM", "'pipelined' or 'simple'",
+                                  std::string("'") + tile + "'")
+                      .what();
+    state.errorArgument = "SIGLIP_TILE_GEMM";
+  }
+}
+
+// ---- the cuBLAS handles -----------------------------------------------------------------
+
+struct PooledHandle {
+  CublasHandle handle = nullptr;
+  DeviceBuffer* workspace = nullptr;
+};
+
+struct HandlePool {
+  std::mutex mutex;
+  std::map<int, std::vector<PooledHandle>> idle;  // per device
+  std::map<int, std::string> unusable;            // device → why cuBLAS cannot run there
+};
+
+// Never destroyed: handles and workspaces must not be freed by static destructors at exit,
+// when the CUDA contexts they belong to may already be gone (the process frees everything).
+HandlePool& handlePool() {
+  static HandlePool* pool = new HandlePool;
+  return *pool;
+}
+
+// cuBLAS's recommended workspace: 32 MiB on Hopper and later, 4 MiB before.
+size_t workspaceBytes(int device) {
+  int major = 0;
+  SIGLIP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return size_t(major >= 9 ? 32 : 4) << 20;
+}
+
+// A new handle with its workspace, atomics not allowed (cuBLAS's default, set so that no
+// library default can change it). Null with *failure when cuBLAS cannot create one here.
+PooledHandle createHandle(const CublasLibrary& lib, int device, std::string* failure) {
+  auto workspace = std::make_unique<DeviceBuffer>(device, workspaceBytes(device));
+  CublasHandle handle = nullptr;
+  CublasStatus status = lib.create(&handle);
+  if (status != 0) {
+    *failure = "cublasCreate_v2 returned " + lib.statusText(status) + " (" + lib.path + ")";
+    return {};
+  }
+  status = lib.setAtomicsMode(handle, kCublasAtomicsNotAllowed);
+  if (status != 0) {
+    lib.destroy(handle);
+    *failure = "cublasSetAtomicsMode returned " + lib.statusText(status) + " (" + lib.path + ")";
+    return {};
+  }
+  return {handle, workspace.release()};
+}
+
+std::string describeUnusable(const HandlePool& pool) {
+  std::string text;
+  for (const auto& [device, why] : pool.unusable)
+    text += (text.empty() ? "" : "; ") + std::string("cuBLAS cannot be used on cuda:") + std::to_string(device) + ": " + why;
+  return text;
+}
+
+}  // namespace
+
+GemmSelection gemmSelection() {
+  SelectionState& state = selectionState();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  if (!state.read && !state.overridden) readEnvironment(state);
+  if (!state.error.empty()) throw Error(ErrorKind::Range, state.errorArgument, state.error);
+  return state.selection;
+}
+
+void setGemmSelection(const GemmSelection& selection) {
+  SelectionState& state = selectionState();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  state.overridden = true;
+  state.selection = selection;
+  state.error.clear();
+}
+
+TileGemm selectedTileGemm() { return gemmSelection().tile; }
+
+CublasLease::CublasLease(CublasLease&& other) noexcept { *this = std::move(other); }
+
+CublasLease& CublasLease::operator=(CublasLease&& other) noexcept {
+  if (this != &other) {
+    release();
+    library_ = other.library_, handle_ = other.handle_, workspace_ = other.workspace_;
+    device_ = other.device_, stream_ = other.stream_;
+    other.handle_ = nullptr;
+  }
+  return *this;
+}
+
+CublasLease::~CublasLease() { release(); }
+
+void CublasLease::release() noexcept {
+  if (!handle_) return;
+  // GEMMs this call enqueued may still be running on the workspace, and the next holder may
+  // use another stream: the handle goes back only once its stream is idle. If the wait fails
+  // the context is broken, and the handle is abandoned rather than shared.
+  if (cudaStreamSynchronize(stream_) == cudaSuccess) {
+    HandlePool& pool = handlePool();
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    pool.idle[device_].push_back({handle_, workspace_});
+  }
+  handle_ = nullptr;
+}
+
+CublasLease leaseCublas(int device, cudaStream_t stream) {
+  const GemmSelection selection = gemmSelection();
+  if (selection.backward == BackwardGemm::Tile) return {};
+  const auto unusable = [&](const std::string& why) {
+    if (selection.backward == BackwardGemm::Cublas)
+      throw Error(ErrorKind::Internal, "SIGLIP_CUBLAS",
+                  "SIGLIP_CUBLAS=on, but cuBLAS cannot be used on cuda:" + std::to_string(device) + ": " + why +
+                      "\n(SIGLIP_CUBLAS=auto or off runs the backward GEMMs on this package's own kernel)");
+    return CublasLease();
+  };
+  std::string why;
+  const CublasLibrary* lib = processCublas(&why);
+  if (!lib) return unusable(why);
+
+  HandlePool& pool = handlePool();
+  PooledHandle pooled;
+  {
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    const auto bad = pool.unusable.find(device);
+    if (bad != pool.unusable.end()) why = bad->second;
+    std::vector<PooledHandle>& idle = pool.idle[device];
+    if (why.empty() && !idle.empty()) {
+      pooled = idle.back();
+      idle.pop_back();
+    }
+  }
+  if (!why.empty()) return unusable(why);
+  if (!pooled.handle) {
+    pooled = createHandle(*lib, device, &why);
+    if (!pooled.handle) {
+      std::lock_guard<std::mutex> lock(pool.mutex);
+      pool.unusable.emplace(device, why);
+      return unusable(why);
+    }
+  }
+  CublasLease lease;  // from here on the handle returns to the pool whatever happens
+  lease.library_ = lib, lease.handle_ = pooled.handle, lease.workspace_ = pooled.workspace;
+  lease.device_ = device, lease.stream_ = stream;
+  // cublasSetStream resets the handle to cuBLAS's default workspace: set ours after it.
+  CublasStatus status = lib->setStream(pooled.handle, stream);
+  if (status == 0) status = lib->setWorkspace(pooled.handle, pooled.workspace->data(), pooled.workspace->bytes());
+  if (status != 0)
+    throw Error(ErrorKind::Internal, "device",
+                "cuBLAS set-up of a handle (cublasSetStream_v2 / cublasSetWorkspace_v2) failed: " + lib->statusText(status));
+  return lease;
+}
+
+GemmPathInfo gemmPathInfo() {
+  GemmPathInfo info;
+  info.backward = "tile";
+  info.tile = "pipelined";
+  GemmSelection selection;
+  try {
+    selection = gemmSelection();
+  } catch (const std::exception& e) {
+    info.reason = e.what();
+    return info;
+  }
+  info.tile = selection.tile == TileGemm::Simple ? "simple" : "pipelined";
+  if (selection.backward == BackwardGemm::Tile) {
+    info.reason = "SIGLIP_CUBLAS=off";
+    return info;
+  }
+  const bool required = selection.backward == BackwardGemm::Cublas;
+  std::string why;
+  if (const CublasLibrary* lib = processCublas(&why)) {
+    info.cublasLibrary = lib->path;
+    info.cublasVersion = lib->version;
+    HandlePool& pool = handlePool();
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    why = describeUnusable(pool);
+  }
+  if (why.empty() || required) info.backward = "cublas";
+  if (!why.empty()) info.reason = required ? "SIGLIP_CUBLAS=on, but " + why + "\n(CUDA loss calls will throw)" : why;
+  return info;
+}
+
+}  // namespace siglip::cuda
