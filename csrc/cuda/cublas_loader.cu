@@ -9,6 +9,7 @@
 #include <mutex>
 #include <vector>
 
+#include "../core/library_search.h"
 #include "cublas_loader.h"
 #include "cuda_backend.h"
 
@@ -23,11 +24,6 @@ constexpr int kOpT = 1;
 constexpr int kGemmDefault = -1;
 // libraryPropertyType: MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
 constexpr int kPropertyMajor = 0, kPropertyMinor = 1, kPropertyPatch = 2;
-
-bool isDirectory(const std::string& path) {
-  struct stat st {};
-  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 // The files in `dir` whose names start with `prefix`, shortest first: libcublas.so.12 before
 // libcublas.so.12.8.4.1 (the same library; the shorter name is the one the soname uses).
@@ -140,20 +136,7 @@ std::vector<std::string> usualDirectories() {
   for (const char* arch : {"x86_64-linux", "sbsa-linux", "aarch64-linux"})
     add(std::string("/usr/local/cuda/targets/") + arch + "/lib");
   // pip wheels: nvidia/cublas/lib (CUDA 12 wheels), nvidia/cu13/lib (CUDA 13 wheels), …
-  std::vector<std::string> prefixes;
-  for (const char* var : {"VIRTUAL_ENV", "CONDA_PREFIX"})
-    if (const char* p = std::getenv(var)) prefixes.push_back(p);
-  if (const char* home = std::getenv("HOME")) prefixes.push_back(std::string(home) + "/.local");
-  for (const char* p : {"/usr/local", "/usr", "/opt/conda"}) prefixes.push_back(p);
-  for (const std::string& prefix : prefixes) {
-    for (const char* packages : {"site-packages", "dist-packages"}) {
-      const std::string pattern = prefix + "/lib/python3*/" + packages + "/nvidia/*/lib";
-      glob_t found{};
-      if (glob(pattern.c_str(), 0, nullptr, &found) == 0)
-        for (size_t k = 0; k < found.gl_pathc; ++k) add(found.gl_pathv[k]);
-      globfree(&found);
-    }
-  }
+  for (const std::string& d : pythonWheelLibraryDirs()) add(d);
   return dirs;
 }
 

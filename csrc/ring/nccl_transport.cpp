@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "../core/errors.h"
+#include "../core/library_search.h"
 
 namespace siglip::ring {
 namespace {
@@ -114,11 +115,6 @@ struct Nccl {
   GroupFn groupEnd = nullptr;
 };
 
-bool isDirectory(const std::string& path) {
-  struct stat st {};
-  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 Nccl load() {
   Nccl lib;
   std::vector<std::string> candidates;
@@ -135,6 +131,11 @@ Nccl load() {
                   "/usr/local/nccl/lib/libnccl.so.2",
                   "/usr/lib64/libnccl.so.2",
                   "/usr/local/lib/libnccl.so.2"};
+    // pip wheels (nvidia-nccl-cu12/13, PyTorch's dependency: nvidia/nccl/lib).
+    for (const std::string& dir : pythonWheelLibraryDirs()) {
+      struct stat st {};
+      if (stat((dir + "/libnccl.so.2").c_str(), &st) == 0) candidates.push_back(dir + "/libnccl.so.2");
+    }
   }
   std::string tried;
   for (const std::string& c : candidates) {
