@@ -60,6 +60,7 @@ export {
   type LocalRingLossWithGrad,
   type LocalRingOptions,
   type MpiRingOptions,
+  type NcclOverMpiOptions,
   type NcclRingOptions,
   type RankRingLossOptions,
   type RankRingLossWithGrad,

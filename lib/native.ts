@@ -197,6 +197,8 @@ export interface NativeRing {
     wantGrad: boolean,
   ): Promise<NativeRingRankResult<Float32Array | NativeDeviceMatrix>[] | NativeRingRankResult<Float32Array | NativeDeviceMatrix>>;
   connect(): Promise<void>;
+  /** mpi/nccl rings: every rank's bytes (all the same length), concatenated in rank order. */
+  allGather(bytes: Uint8Array): Promise<Uint8Array>;
   dispose(): void;
 }
 

@@ -128,6 +128,17 @@ export interface NcclRingOptions {
   timeoutMs?: number;
 }
 
+/** Options of {@link Ring.ncclOverMpi}. */
+export interface NcclOverMpiOptions {
+  /**
+   * This rank's GPU. Default: `'cuda:L'`, L being this process's rank on its machine as the
+   * launcher tells it (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID or SLURM_LOCALID), else `'cuda'`.
+   */
+  device?: CudaDevice;
+  /** How long this rank waits for another, in ms (sharing the id and during calls). Default 60 000. */
+  timeoutMs?: number;
+}
+
 /** Which way text blocks travel round a ring; see {@link RingLossOptions.direction}. */
 export type RingDirection = 'one-way' | 'two-way';
 
@@ -230,6 +241,11 @@ type AnyGradient = Float32Array | DeviceMatrix;
 const LOCAL_KEYS = ['ranks', 'device', 'threads', 'timeoutMs'];
 const MPI_KEYS = ['threads', 'timeoutMs'];
 const NCCL_KEYS = ['rank', 'size', 'id', 'device', 'timeoutMs'];
+const NCCL_OVER_MPI_KEYS = ['device', 'timeoutMs'];
+const MAX_ALL_GATHER_BYTES = 1 << 20;
+// What MPI rank 0 sends in Ring.ncclOverMpi: a flag (0: the id follows; 1: making it failed),
+// the 128-byte id, then why it failed (UTF-8, zero-padded).
+const ID_MESSAGE_BYTES = 1 + 128 + 512;
 const LOCAL_CALL_KEYS = ['logitScale', 'logitBias', 'direction', 'imageIds', 'textIds', 'failRank', 'failMode'];
 const MPI_CALL_KEYS = ['logitScale', 'logitBias', 'direction', 'imageIds', 'textIds'];
 const NCCL_CALL_KEYS = [...MPI_CALL_KEYS, 'precision', 'gradients'];
@@ -246,6 +262,16 @@ function checkOptions(value: unknown, known: readonly string[], required: boolea
     }
   }
   return value;
+}
+
+// The GPU of this process's rank on its machine, as MPI launchers (Open MPI, MPICH/Hydra) and
+// Slurm tell it; 'cuda' (GPU 0) where none does.
+function defaultLocalDevice(): CudaDevice {
+  for (const name of ['OMPI_COMM_WORLD_LOCAL_RANK', 'MPI_LOCALRANKID', 'SLURM_LOCALID']) {
+    const value = process.env[name];
+    if (value !== undefined && /^\d+$/.test(value)) return `cuda:${Number(value)}` as CudaDevice;
+  }
+  return 'cuda';
 }
 
 function checkTimeout(value: unknown): number {
@@ -521,6 +547,55 @@ export class Ring {
   }
 
   /**
+   * This process's rank of an NCCL ring whose ranks are the processes of this MPI job
+   * (`mpirun -np P`, one GPU per process): rank and size come from MPI, MPI rank 0 makes the
+   * NCCL unique id and MPI carries it to the others, then every rank joins as in
+   * {@link Ring.nccl}. Needs a build with both MPI and CUDA.
+   *
+   * @param options - `device` (default: the GPU of this process's rank on its machine),
+   *   `timeoutMs` (default 60 000).
+   * @returns a Promise of the Ring (kind `'nccl'`).
+   * @throws what {@link Ring.mpi} and {@link Ring.nccl} throw; when rank 0 cannot make the id
+   *   (no GPU, no NCCL) it rejects with that error and every other rank with code
+   *   {@link ERR_SIGLIP_RING_FAILED} giving rank 0's reason.
+   *
+   * @example
+   * ```ts
+   * // requires: mpi, cuda
+   * // mpirun -np 4 node --import tsx train.ts   (4 GPUs)
+   * const ring = await Ring.ncclOverMpi();
+   * ```
+   */
+  static async ncclOverMpi(options?: NcclOverMpiOptions): Promise<Ring> {
+    const o = checkOptions(options, NCCL_OVER_MPI_KEYS, false);
+    const timeoutMs = checkTimeout(o['timeoutMs']);
+    const device = o['device'] ?? defaultLocalDevice();
+    const mpi = await Ring.mpi({ timeoutMs, threads: 1 });
+    try {
+      const message = new Uint8Array(ID_MESSAGE_BYTES);
+      let failure: unknown;
+      if (mpi.rank === 0) {
+        try {
+          message.set(Ring.ncclUniqueId(), 1);
+        } catch (error) {
+          failure = error;
+          message[0] = 1;
+          message.set(new TextEncoder().encode(String((error as Error)?.message ?? error)).subarray(0, 512), 129);
+        }
+      }
+      const fromRankZero = (await mpi.allGather(message))[0]!;
+      if (failure !== undefined) throw failure;
+      if (fromRankZero[0] !== 0) {
+        const why = new TextDecoder().decode(fromRankZero.subarray(129)).replace(/\0+$/, '');
+        throw errorWithCode(`MPI rank 0 could not make the NCCL unique id: ${why}`, ERR_SIGLIP_RING_FAILED);
+      }
+      return await Ring.nccl({ rank: mpi.rank, size: mpi.size, id: fromRankZero.slice(1, 129), device: device as CudaDevice, timeoutMs });
+    } finally {
+      mpi.dispose();
+    }
+  }
+
+  /**
    * A new NCCL unique id (ncclGetUniqueId), for one rank to make and share with the others
    * before they call {@link Ring.nccl}.
    *
@@ -639,6 +714,38 @@ export class Ring {
   }
 
   /**
+   * Every rank's bytes, on every rank: each rank of an MPI or NCCL ring passes a Uint8Array of
+   * the same length (at most 1 MiB) and gets all P of them, in rank order. For the few values
+   * ranks must agree on outside a loss call (an id, a seed, a step count). Queued with the
+   * ring's other calls; every rank must make it at the same point of its sequence of calls.
+   *
+   * @returns a Promise of P Uint8Arrays (index r: rank r's bytes).
+   * @throws TypeError on a local ring (its ranks are this process) or for a non-Uint8Array;
+   *   RangeError for more than 1 MiB, or (on every rank) when ranks pass different lengths;
+   *   `ERR_SIGLIP_RING_FAILED` when a rank does not join within the timeout. A failure leaves
+   *   the ring unusable, as a failed loss call does. The Promise rejects with them.
+   *
+   * @example
+   * ```ts
+   * // requires: mpi
+   * const ring = await Ring.mpi();
+   * const seeds = await ring.allGather(Uint8Array.of(ring.rank)); // [[0], [1], …]
+   * ring.dispose();
+   * ```
+   */
+  async allGather(bytes: Uint8Array): Promise<Uint8Array[]> {
+    const native = this.#live();
+    if (this.kind === 'local') {
+      throw invalidType('ring', "an MPI or NCCL ring (a local ring's ranks are threads of this process)", new Description('a local ring'));
+    }
+    if (!(bytes instanceof Uint8Array)) throw invalidType('bytes', 'a Uint8Array', bytes);
+    if (bytes.length > MAX_ALL_GATHER_BYTES) throw invalidValue('bytes', 'at most 1 MiB (1048576 bytes)', new Description(`${bytes.length} bytes`));
+    const copy = bytes.slice();
+    const all = await this.#enqueue(() => native.allGather(copy));
+    return Array.from({ length: this.size }, (_, r) => all.slice(r * copy.length, (r + 1) * copy.length));
+  }
+
+  /**
    * Frees the ring's transports (an MPI ring's communicator, an NCCL communicator) once the
    * calls made before it have settled. Calls made afterwards reject with
    * `ERR_SIGLIP_DISPOSED`. Idempotent.
@@ -662,13 +769,16 @@ export class Ring {
     return this.#native;
   }
 
-  // Calls run one after another (a transport carries one call at a time).
   #run(
     call: PreparedCall,
     wantGrad: boolean,
   ): Promise<NativeRingRankResult<Float32Array | NativeDeviceMatrix>[] | NativeRingRankResult<Float32Array | NativeDeviceMatrix>> {
     const native = this.#live(); // calls made before dispose() still run
-    const task = () => native.sigmoidLoss(call.image, call.text, call.options, wantGrad);
+    return this.#enqueue(() => native.sigmoidLoss(call.image, call.text, call.options, wantGrad));
+  }
+
+  // Calls run one after another (a transport carries one call at a time).
+  #enqueue<T>(task: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(task, task);
     this.#queue = run.then(
       () => undefined,

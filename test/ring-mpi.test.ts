@@ -114,4 +114,36 @@ if (why !== '') {
       t.regex(line['message'] as string, /ring ranks disagree: rank \d has .*two-way/);
     }
   });
+
+  test.serial('mpirun -np 3: allGather gives every rank all ranks\' bytes; lengths that differ are an error on every rank', async (t) => {
+    const run = await mpiRun(3, 'gather');
+    t.is(run.code, 0, run.output);
+    t.is(run.lines.length, 3, run.output);
+    const expected = [0, 1, 2].map((r) => [0, 1, 2, 3, 4].map((k) => 10 * r + k));
+    for (const line of run.lines) {
+      t.deepEqual(line['gathered'], expected, JSON.stringify(line));
+      const mismatch = line['mismatch'] as Record<string, unknown>;
+      t.true(mismatch['rejected'], JSON.stringify(line));
+      t.is(mismatch['name'], 'RangeError');
+      t.regex(mismatch['message'] as string, /^Expected as many bytes as every other rank passes for bytes but received [34] on rank/);
+    }
+  });
+
+  test.serial('mpirun -np 2: Ring.ncclOverMpi shares rank 0\'s NCCL id over MPI (or, without a GPU, rank 0\'s error)', async (t) => {
+    const run = await mpiRun(2, 'nccl');
+    t.is(run.code, 0, run.output);
+    t.is(run.lines.length, 2, run.output);
+    const byRank = new Map(run.lines.map((l) => [l['rank'] as number, l]));
+    if (byRank.get(0)?.['rejected'] === false) {
+      for (const line of run.lines) t.is(line['kind'], 'nccl', JSON.stringify(line));
+      return;
+    }
+    // No GPU (or no NCCL) here: rank 0 cannot make the id, and says why on every rank.
+    const zero = byRank.get(0)!;
+    t.regex(zero['code'] as string, /^ERR_SIGLIP_NO_(CUDA|NCCL)$/, JSON.stringify(zero));
+    const one = byRank.get(1)!;
+    t.is(one['code'], 'ERR_SIGLIP_RING_FAILED', JSON.stringify(one));
+    t.true((one['message'] as string).startsWith('MPI rank 0 could not make the NCCL unique id: '), JSON.stringify(one));
+    t.true((one['message'] as string).includes((zero['message'] as string).slice(0, 40)), JSON.stringify(run.lines));
+  });
 }

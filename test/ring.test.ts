@@ -289,6 +289,7 @@ test('bad arguments reject with TypeError / RangeError naming the argument', asy
     ['direction not a string', () => ring.sigmoidLoss(two, two, { direction: 2 as unknown as 'two-way' }), TypeError, 'options.direction'],
     ['unknown option', () => ring.sigmoidLoss(two, two, { temperature: 10 } as LocalRingLossOptions), TypeError, 'options.temperature'],
     ['options not an object', () => ring.sigmoidLoss(two, two, 5 as unknown as LocalRingLossOptions), TypeError, 'options'],
+    ['allGather on a local ring', () => ring.allGather(new Uint8Array(4)), TypeError, 'ring'],
   ];
   for (const [what, call, type, argument] of cases) {
     const error = (await t.throwsAsync(call(), { instanceOf: type }, what)) as Failure;

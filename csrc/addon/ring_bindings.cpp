@@ -12,6 +12,7 @@
 #include "core/errors.h"
 #include "js_errors.h"
 #include "ring/local_transport.h"
+#include "ring_all_gather.h"
 #include "ring_convert.h"
 #include "ring_local.h"
 #include "ring_single_rank.h"
@@ -68,6 +69,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
                        {
                            InstanceMethod<&RingHandle::SigmoidLoss>("sigmoidLoss"),
                            InstanceMethod<&RingHandle::Connect>("connect"),
+                           InstanceMethod<&RingHandle::AllGather>("allGather"),
                            InstanceMethod<&RingHandle::Dispose>("dispose"),
                            InstanceAccessor<&RingHandle::Kind>("kind"),
                            InstanceAccessor<&RingHandle::Rank>("rank"),
@@ -211,6 +213,18 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
       Napi::Promise::Deferred done = Napi::Promise::Deferred::New(env);
       done.Resolve(env.Undefined());  // local and MPI rings are connected when made
       return done.Promise();
+    });
+  }
+
+  Napi::Value AllGather(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return withJsErrors(env, [&]() -> Napi::Value {
+      std::shared_ptr<RingState> state = usable(env);
+      if (state->endpoints.empty()) {
+        throw makeJsError(env, ErrorKind::Internal, "This ring is not connected yet (await connect() first)", "",
+                          kErrRingFailed);
+      }
+      return rankAllGather(info, state);
     });
   }
 

@@ -13,6 +13,7 @@
 //       options: { logitScale, logitBias, imageIds?, textIds?, threads (cpu),
 //                  precision, gradients (nccl), failRank?, failMode? (local test hook) }
 //   handle.connect() → Promise (nccl: ncclCommInitRank on a worker thread)
+//   handle.allGather(bytes) → Promise<Uint8Array> (mpi/nccl: every rank's bytes, in rank order)
 //   handle.dispose(); handle.kind / rank / size / disposed
 //
 // plus ringBuildInfo() → { mpi, mpiLibrary, mpiLaunched, nccl }, mpiFinalize(), and, in the
