@@ -476,15 +476,24 @@ export interface CudaInfo {
 
 /**
  * Which kernels run the CUDA losses' matrix products, as {@link CudaInfo} reports it. X·Yᵀ
- * always runs on this package's tile GEMM, which computes the loss on its accumulators; the
- * two backward products (∂X from G·Y, ∂Y from Gᵀ·X) run on NVIDIA's cuBLAS when it can be
- * loaded. Environment variables (each read once, when first needed): `SIGLIP_CUBLAS` =
- * `auto` (default: cuBLAS when it loads) | `on` (cuBLAS or an error) | `off`;
+ * runs on this package's tile GEMM, which computes the loss on its accumulators, unless
+ * `SIGLIP_GEMM1=cublas` puts it on cuBLAS (the sigmoid loss only: S is written to a float32
+ * block per piece, then a separate pass applies the same per-pair math); the two backward
+ * products (∂X from G·Y, ∂Y from Gᵀ·X) run on NVIDIA's cuBLAS when it can be loaded.
+ * Environment variables (each read once, when first needed): `SIGLIP_CUBLAS` = `auto`
+ * (default: cuBLAS when it loads) | `on` (cuBLAS or an error) | `off`; `SIGLIP_GEMM1` = `tile`
+ * (default) | `cublas` (cuBLAS or an error, never the tile GEMM instead);
  * `SIGLIP_CUBLAS_LIBRARY` = a `libcublas.so` file or its folder (default: the system's, CUDA's,
  * or a pip wheel's such as PyTorch's); `SIGLIP_TILE_GEMM` = `pipelined` (default) | `simple`.
  * Results are deterministic on every path.
  */
 export interface CudaGemmInfo {
+  /**
+   * X·Yᵀ of the sigmoid loss: `'tile'` (this package's kernel, the loss computed on its
+   * accumulators) or `'cublas'` (`SIGLIP_GEMM1=cublas`: NVIDIA's library, then a separate
+   * pass; without a usable cuBLAS, sigmoid loss calls throw and `reason` says why).
+   */
+  forward: 'tile' | 'cublas';
   /** The backward products: `'cublas'` (NVIDIA's library, loaded at run time) or `'tile'` (this package's kernel). */
   backward: 'cublas' | 'tile';
   /** This package's tile GEMM: `'pipelined'` (multi-stage asynchronous copies, sm_80+) or `'simple'` (one stage). */
@@ -493,7 +502,7 @@ export interface CudaGemmInfo {
   cublasLibrary: string;
   /** Its version, e.g. `'12.8.4'` ('' when unknown or none). */
   cublasVersion: string;
-  /** Why the backward products do not run on cuBLAS, or why CUDA calls will fail (`SIGLIP_CUBLAS=on` without a usable cuBLAS); '' otherwise. */
+  /** Why the backward products do not run on cuBLAS, or why CUDA calls will fail (`SIGLIP_CUBLAS=on` or `SIGLIP_GEMM1=cublas` without a usable cuBLAS); '' otherwise. */
   reason: string;
 }
 

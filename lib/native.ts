@@ -41,6 +41,7 @@ export interface NativeBackendInfo {
 
 /** Which kernels run the CUDA losses' GEMMs (csrc/cuda/cuda_backend.h, GemmPathInfo). */
 export interface NativeCudaGemmPaths {
+  forward: 'tile' | 'cublas';
   backward: 'cublas' | 'tile';
   tile: 'pipelined' | 'simple';
   cublasLibrary: string;

@@ -87,6 +87,7 @@ void CudaResetPeakMemory(const Napi::CallbackInfo&) { cuda::resetPeakAllocatedBy
 Napi::Object describeGemmPaths(Napi::Env env) {
   const cuda::GemmPathInfo paths = cuda::gemmPathInfo();
   Napi::Object out = Napi::Object::New(env);
+  out.Set("forward", Napi::String::New(env, paths.forward));
   out.Set("backward", Napi::String::New(env, paths.backward));
   out.Set("tile", Napi::String::New(env, paths.tile));
   out.Set("cublasLibrary", Napi::String::New(env, paths.cublasLibrary));

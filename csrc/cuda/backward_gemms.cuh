@@ -7,8 +7,6 @@
 // tile GEMM otherwise. Precision as everywhere: bf16/fp16 inputs on tensor cores, float32 as
 // TF32 or (precision 'fp32') exact; accumulation and output float32.
 #pragma once
-#include <climits>
-
 #include "gemm_paths.cuh"
 #include "tile_gemm.cuh"
 
@@ -27,55 +25,39 @@ struct GradientBlock {
   bool accumulate;   // add to dX and dY (true) or overwrite them
 };
 
-template <class T>
-constexpr CublasDataType cublasDataType() {
-  return std::is_same<T, float>::value ? CublasDataType::R32F
-         : std::is_same<T, __nv_bfloat16>::value ? CublasDataType::R16BF
-                                                 : CublasDataType::R16F;
-}
-
-// The backward GEMMs of one loss call, on `stream` of `device` (current). Holds the call's
-// cuBLAS handle, if any, until destroyed: destroy it after the call's last use of the stream
-// and before the stream itself.
+// The backward GEMMs of one loss call, on `stream` of the current device: on cuBLAS when the
+// call's lease serves them (CublasLease::backward), else on the tile GEMM. Borrows the lease,
+// which must outlive it (the lease is the call's: GEMM1 may use it too).
 template <class T>
 class BackwardGemms {
  public:
-  BackwardGemms(int device, cudaStream_t stream, bool exactFloat32)
-      : cublas_(leaseCublas(device, stream)), stream_(stream), exact_(exactFloat32) {}
+  BackwardGemms(const CublasLease& cublas, cudaStream_t stream, bool exactFloat32)
+      : cublas_(cublas), stream_(stream), exact_(exactFloat32) {}
 
   void run(const GradientBlock<T>& b) const {
-    if (!cublas_) {
+    if (!cublas_.backward()) {
       launchGemm<T, false, false>(GemmOperands<T>{b.g, b.ldg, b.y, b.d, b.rows, b.d, b.cols},
                                   StoreEpilogue{b.dX, b.d, b.alpha, b.accumulate}, exact_, stream_);
       launchGemm<T, true, false>(GemmOperands<T>{b.g, b.ldg, b.x, b.d, b.cols, b.d, b.rows},
                                  StoreEpilogue{b.dY, b.d, b.alpha, b.accumulate}, exact_, stream_);
       return;
     }
-    if (b.rows > INT_MAX || b.cols > INT_MAX || b.d > INT_MAX || b.ldg > INT_MAX)
-      throw Error(ErrorKind::Internal, "device", "cuBLAS GEMM dimensions past 2^31 (cuBLAS takes int sizes)");
+    CublasLease::checkSizes("backward", b.rows, b.cols, b.d, b.ldg);
     const int rows = int(b.rows), cols = int(b.cols), d = int(b.d), ldg = int(b.ldg);
     const CublasLibrary& lib = cublas_.library();
-    const CublasCompute compute = !std::is_same<T, float>::value ? CublasCompute::F32
-                                  : exact_                       ? CublasCompute::F32Pedantic
-                                                                 : CublasCompute::F32FastTf32;
+    const CublasCompute compute = cublasComputeType<T>(exact_);
     const float beta = b.accumulate ? 1.0f : 0.0f;
     const CublasDataType in = cublasDataType<T>(), out = CublasDataType::R32F;
-    check(lib.gemmAB(cublas_.handle(), rows, d, cols, b.g, ldg, b.y, d, b.dX, d, in, out, compute, b.alpha, beta),
-          "dX = G·Y", rows, d, cols);
-    check(lib.gemmAtB(cublas_.handle(), cols, d, rows, b.g, ldg, b.x, d, b.dY, d, in, out, compute, b.alpha, beta),
-          "dY = Gᵀ·X", cols, d, rows);
+    cublas_.check(lib.gemmAB(cublas_.handle(), rows, d, cols, b.g, ldg, b.y, d, b.dX, d, in, out, compute, b.alpha, beta),
+                  "dX = G·Y", rows, d, cols, kInstead);
+    cublas_.check(lib.gemmAtB(cublas_.handle(), cols, d, rows, b.g, ldg, b.x, d, b.dY, d, in, out, compute, b.alpha, beta),
+                  "dY = Gᵀ·X", cols, d, rows, kInstead);
   }
 
  private:
-  void check(CublasStatus status, const char* what, int m, int n, int k) const {
-    if (status == 0) return;
-    throw Error(ErrorKind::Internal, "device",
-                std::string("cublasGemmEx (") + what + ", " + std::to_string(m) + "×" + std::to_string(n) + "×" +
-                    std::to_string(k) + ") failed: " + cublas_.library().statusText(status) + " (" +
-                    cublas_.library().path + "); SIGLIP_CUBLAS=off runs this package's own kernel instead");
-  }
+  static constexpr const char* kInstead = "SIGLIP_CUBLAS=off";
 
-  CublasLease cublas_;
+  const CublasLease& cublas_;
   cudaStream_t stream_;
   bool exact_;
 };

@@ -163,7 +163,9 @@ LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, Cuda
   // normal range); the backward GEMMs take ∂L/∂S = t·H = (t / storeScale)·stored.
   const float storeScale = float(double(kGradStoreScale<T>) / (rowScale + colScale));
   const float alpha = float(temperature / double(storeScale));
-  BackwardGemms<T> backward(device, s, exact);  // destroyed before `stream`, after its last use
+  // The call's cuBLAS handle, if any, held until return (released before `stream` is destroyed).
+  const CublasLease cublas = leaseCublas(device, s, gemmSelection());
+  const BackwardGemms<T> backward(cublas, s, exact);
 
   for (int64_t r0 = 0; r0 < n; r0 += br) {
     const int64_t rows = std::min(br, n - r0);

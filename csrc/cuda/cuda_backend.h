@@ -110,32 +110,45 @@ LossResult softmaxLoss(const CudaLossRequest& request, CudaGradientOutputs grads
 LossResult sigmoidLossSimple(const CudaLossRequest& request, CudaGradientOutputs grads);
 
 // ---- which kernels run the GEMMs (gemm_paths.cu) ----------------------------------------
-// X·Yᵀ always runs on this package's tile GEMM, whose epilogue computes the loss on the
-// accumulators. The backward GEMMs (∂X += G·Y, ∂Y += Gᵀ·X, plain products) run on cuBLAS,
-// loaded at run time, when it can be loaded: a WMMA kernel cannot match cuBLAS's wgmma kernels
-// on Hopper. Either way the results are deterministic (cublasGemmEx with its default
+// X·Yᵀ (GEMM1) of the fused sigmoid runs on this package's tile GEMM, whose epilogue computes
+// the loss on the accumulators (S never reaches memory), or, when chosen, on cuBLAS into a
+// float32 block S followed by a separate pass with the same per-pair math (on Hopper cuBLAS's
+// wgmma kernels outrun any WMMA kernel, and S stays in L2 between the two). The backward GEMMs
+// (∂X += G·Y, ∂Y += Gᵀ·X, plain products) run on cuBLAS, loaded at run time, when it can be
+// loaded. Either way the results are deterministic (cublasGemmEx with its default
 // algorithm, atomics not allowed, and a fixed workspace per handle: the same bits on every
 // run on the same GPU model and cuBLAS version).
 enum class BackwardGemm { Auto, Cublas, Tile };  // SIGLIP_CUBLAS = auto (default) | on | off
 enum class TileGemm { Pipelined, Simple };      // SIGLIP_TILE_GEMM = pipelined (default) | simple
+enum class ForwardGemm { Tile, Cublas };        // SIGLIP_GEMM1 = tile (default) | cublas
+// The side of the fused sigmoid's pair pieces when GEMM1 runs on cuBLAS: 2048 keeps a piece's
+// S (16 MB in float32) and G in an H100's 50 MB L2 from the GEMM to the pass. (On the tile
+// GEMM, which never writes S, pieces are 4096.)
+constexpr int64_t kDefaultCublasGemm1Piece = 2048;
+constexpr int64_t kMinCublasGemm1Piece = 128, kMaxCublasGemm1Piece = 16384;
 struct GemmSelection {
   BackwardGemm backward = BackwardGemm::Auto;  // Auto: cuBLAS when it loads; Cublas: or throw
   TileGemm tile = TileGemm::Pipelined;
+  ForwardGemm forward = ForwardGemm::Tile;     // Cublas: cuBLAS or throw (never a silent fallback)
+  int64_t cublasGemm1Piece = kDefaultCublasGemm1Piece;  // within [kMin…, kMax…CublasGemm1Piece]
 };
 // The selection in force: setGemmSelection's, else the environment's (read once, on first
 // use). Throws siglip::Error (Range, naming the variable) for a value not listed above.
 GemmSelection gemmSelection();
 // Replaces the selection for the whole process (siglip_cuda_check compares the paths in one
 // run). A call already running may see the change at its next GEMM: set it between calls.
+// Throws siglip::Error (Range) for a piece side outside its bounds.
 void setGemmSelection(const GemmSelection& selection);
 
 struct GemmPathInfo {
+  std::string forward;        // "tile" or "cublas": what X·Yᵀ of a fused sigmoid call uses
   std::string backward;       // "cublas" or "tile": what the backward GEMMs of a loss call use
   std::string tile;           // "pipelined" or "simple": the tile GEMM's main loop
   std::string cublasLibrary;  // the libcublas file loaded, or ""
   std::string cublasVersion;  // e.g. "12.8.4", or ""
   std::string reason;         // why the backward GEMMs do not use cuBLAS ("" when they do), or
-                              // why calls will throw (SIGLIP_CUBLAS=on without a usable cuBLAS)
+                              // why calls will throw (SIGLIP_CUBLAS=on or SIGLIP_GEMM1=cublas
+                              // without a usable cuBLAS)
 };
 // Never throws. Loads cuBLAS (dlopen only: no GPU context) when the selection may use it.
 GemmPathInfo gemmPathInfo();

@@ -40,15 +40,19 @@ struct SigmoidBlockSums {
   double dLogitSim = 0;
 };
 
-// Device scratch that sigmoidBlock reuses between calls (the gradient block G, the per-CTA
-// partial sums, the totals, aligned copies of misaligned ids). Grows as needed; freed with
-// the workspace. One workspace per stream at a time.
+// Device scratch that sigmoidBlock reuses between calls (the gradient block G, the float32
+// similarity block S when GEMM1 runs on cuBLAS, the per-CTA partial sums, the totals, aligned
+// copies of misaligned ids). Grows as needed; freed with the workspace. One workspace per
+// stream at a time.
 struct SigmoidBlockWorkspace {
   DeviceBuffer gradient;
+  DeviceBuffer similarities;
   DeviceBuffer partials;
   DeviceBuffer totals;
   DeviceBuffer ids;
-  size_t bytes() const { return gradient.bytes() + partials.bytes() + totals.bytes() + ids.bytes(); }
+  size_t bytes() const {
+    return gradient.bytes() + similarities.bytes() + partials.bytes() + totals.bytes() + ids.bytes();
+  }
 };
 
 // Computes the block on `stream` (null: a stream of its own) and, when dImage is given,

@@ -1,15 +1,19 @@
 // The fused sigmoid loss on the GPU. The unit is sigmoidBlock (cuda_block.h): images against
 // a block of texts at global offsets, accumulating into the gradients; sigmoidLoss is the
 // whole batch as one block, the ring runs one per step. A block's pair grid is processed in
-// pieces of at most kPairBlock × kPairBlock pairs. For piece (r, c):
+// pieces of at most P × P pairs (P = kPairBlock on the tile GEMM, the selection's
+// cublasGemm1Piece with GEMM1 on cuBLAS). For piece (r, c):
 //   1. S = X_r · Y_cᵀ on tensor cores (tile_gemm.cuh); the sigmoid epilogue runs on the
 //      accumulators and writes only the gradient block G (in the input dtype) and per-CTA sums;
+//      or, with SIGLIP_GEMM1=cublas, S on cuBLAS into a float32 block and the same epilogue as
+//      a separate pass over it (cublas_gemm1.cuh);
 //   2. ∂X_r += (t/N) · G · Y_c    and    3. ∂Y_c += (t/N) · Gᵀ · X_r (Gᵀ read in place):
 //      plain GEMMs with float32 accumulation (backward_gemms.cuh: cuBLAS when it loads,
 //      else the tile GEMM; SIGLIP_CUBLAS).
-// S never exists in memory; G is one block (32 MB in bf16 at 4096², L2-sized on an H100),
-// independent of N and M. Every launch goes to one stream in a fixed order and every output
-// element has one writer per launch, so results are deterministic.
+// On the tile GEMM S never exists in memory; G is one block (32 MB in bf16 at 4096², L2-sized
+// on an H100); on cuBLAS the scratch is one S block and one G block (16 + 8 MB in bf16 at
+// 2048²). Either way it is independent of N and M. Every launch goes to one stream in a fixed
+// order and every output element has one writer per launch, so results are deterministic.
 //
 // Why this "blocked logits → epilogue → two GEMMs" scheme rather than one kernel that keeps
 // a row block's ∂X in registers: at D = 768–1152 a CTA's ∂X and ∂Y accumulators would not
@@ -20,10 +24,10 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "backward_gemms.cuh"
+#include "cublas_gemm1.cuh"
 #include "cuda_block.h"
 #include "request_prep.cuh"
 #include "sigmoid_epilogue.cuh"
@@ -60,10 +64,11 @@ void reserve(DeviceBuffer& buffer, int device, size_t bytes) {
 
 bool aligned4(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 3) == 0; }
 
-// The block, on `stream`, with scratch from `ws`: pieces of at most kPairBlock × kPairBlock
-// pairs, each (1) S = X_r·Y_cᵀ through the sigmoid epilogue (G and per-CTA sums), (2) the
-// sums into the totals in a fixed order, (3) ∂X_r += α·G·Y_c and ∂Y_c += α·Gᵀ·X_r. G's lines
-// are padded to 16 bytes, which the pipelined tile GEMM needs to read it.
+// The block, on `stream`, with scratch from `ws`: pieces of at most P × P pairs, each (1)
+// S = X_r·Y_cᵀ through the sigmoid epilogue (G and per-CTA sums), fused into the tile GEMM or
+// as a pass over S from cuBLAS, (2) the sums into the totals in a fixed order, (3)
+// ∂X_r += α·G·Y_c and ∂Y_c += α·Gᵀ·X_r. G's lines (and S's) are padded to 16 bytes, which the
+// pipelined tile GEMM needs to read G and the pass's vectors need.
 template <class T>
 SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, float* dText, cudaStream_t stream,
                                 SigmoidBlockWorkspace& ws) {
@@ -73,12 +78,19 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
   const T* y = static_cast<const T*>(blk.text.data);
   const bool exact = blk.precision == Precision::FP32;
   const bool wantGrad = dImage != nullptr;
-  const int64_t br = std::min(n, kPairBlock), bc = std::min(m, kPairBlock);
+  // The call's cuBLAS handle, for GEMM1 and the backward GEMMs as selected; held until return.
+  const GemmSelection selection = gemmSelection();
+  const CublasLease cublas = leaseCublas(device, stream, selection, CublasUse{true, wantGrad});
+  const bool gemm1OnCublas = cublas.gemm1();
+  const int64_t piece = gemm1OnCublas ? selection.cublasGemm1Piece : kPairBlock;
+  const int64_t br = std::min(n, piece), bc = std::min(m, piece);
   const int64_t ldg = alignedLineStride(bc);
   const double temperature = blk.temperature;
 
   reserve(ws.gradient, device, wantGrad ? size_t(br) * size_t(ldg) * sizeof(T) : 0);
-  reserve(ws.partials, device, size_t(gemmBlockCount(br, bc, exact)) * 3 * sizeof(double));
+  reserve(ws.similarities, device, gemm1OnCublas ? size_t(br) * size_t(ldg) * sizeof(float) : 0);
+  const int64_t maxPartials = gemm1OnCublas ? cublasGemm1Blocks(br, ldg) : gemmBlockCount(br, bc, exact);
+  reserve(ws.partials, device, size_t(maxPartials) * 3 * sizeof(double));
   reserve(ws.totals, device, 3 * sizeof(double));
   SIGLIP_CUDA_CHECK(cudaMemsetAsync(ws.totals.data(), 0, 3 * sizeof(double), stream));
 
@@ -96,10 +108,9 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
 
   T* gBlock = static_cast<T*>(ws.gradient.data());
   double* totals = static_cast<double*>(ws.totals.data());
+  float* sBlock = static_cast<float*>(ws.similarities.data());
   const float alpha = float(temperature / blk.normalizer) / kGradStoreScale<T>;
-  // Holds the call's cuBLAS handle, if any, until this function returns.
-  std::optional<BackwardGemms<T>> backward;
-  if (wantGrad) backward.emplace(device, stream, exact);
+  const BackwardGemms<T> backward(cublas, stream, exact);
 
   for (int64_t r0 = 0; r0 < n; r0 += br) {
     const int64_t rows = std::min(br, n - r0);
@@ -115,12 +126,18 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
       ep.rowOffset = blk.imageOffset + r0;
       ep.colOffset = blk.textOffset + c0;
       ep.partials = static_cast<double*>(ws.partials.data());
-      launchGemm<T, false, true>(GemmOperands<T>{x + r0 * d, d, y + c0 * d, d, rows, cols, d}, ep, exact, stream);
-      accumulatePartialsKernel<<<1, kAccumulateThreads, 0, stream>>>(ep.partials, gemmBlockCount(rows, cols, exact),
-                                                                    totals);
+      const GemmOperands<T> op{x + r0 * d, d, y + c0 * d, d, rows, cols, d};
+      int64_t partials = 0;
+      if (gemm1OnCublas) {
+        partials = cublasGemm1(cublas, op, sBlock, ep, exact, stream);
+      } else {
+        launchGemm<T, false, true>(op, ep, exact, stream);
+        partials = gemmBlockCount(rows, cols, exact);
+      }
+      accumulatePartialsKernel<<<1, kAccumulateThreads, 0, stream>>>(ep.partials, partials, totals);
       SIGLIP_CUDA_CHECK_LAUNCH("accumulatePartialsKernel");
       if (!wantGrad) continue;
-      backward->run({gBlock, ldg, x + r0 * d, y + c0 * d, rows, cols, d, dImage + r0 * d, dText + c0 * d, alpha, true});
+      backward.run({gBlock, ldg, x + r0 * d, y + c0 * d, rows, cols, d, dImage + r0 * d, dText + c0 * d, alpha, true});
     }
   }
   SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream));

@@ -1,5 +1,5 @@
 // Which kernels run the GEMMs (cuda_backend.h, gemm_paths.cuh): the selection, and the pool of
-// cuBLAS handles the backward GEMMs use. Host code only.
+// cuBLAS handles the calls' GEMMs use. Host code only.
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -33,7 +33,8 @@ std::string lowercase(std::string s) {
   return s;
 }
 
-// Reads SIGLIP_CUBLAS and SIGLIP_TILE_GEMM into `state` (unset or empty: the defaults).
+// Reads SIGLIP_CUBLAS, SIGLIP_TILE_GEMM and SIGLIP_GEMM1 into `state` (unset or empty: the
+// defaults); the first invalid one is the error.
 void readEnvironment(SelectionState& state) {
   state.read = true;
   const char* cublas = std::getenv("SIGLIP_CUBLAS");
@@ -59,6 +60,16 @@ void readEnvironment(SelectionState& state) {
                                   std::string("'") + tile + "'")
                       .what();
     state.errorArgument = "SIGLIP_TILE_GEMM";
+    return;
+  }
+  const char* gemm1 = std::getenv("SIGLIP_GEMM1");
+  const std::string f = lowercase(gemm1 ? gemm1 : "");
+  if (f == "cublas") {
+    state.selection.forward = ForwardGemm::Cublas;
+  } else if (!f.empty() && f != "tile") {
+    state.error = invalidArgument(ErrorKind::Range, "SIGLIP_GEMM1", "'tile' or 'cublas'", std::string("'") + gemm1 + "'")
+                      .what();
+    state.errorArgument = "SIGLIP_GEMM1";
   }
 }
 
@@ -126,6 +137,11 @@ GemmSelection gemmSelection() {
 }
 
 void setGemmSelection(const GemmSelection& selection) {
+  if (selection.cublasGemm1Piece < kMinCublasGemm1Piece || selection.cublasGemm1Piece > kMaxCublasGemm1Piece)
+    throw invalidArgument(ErrorKind::Range, "cublasGemm1Piece",
+                          "a piece side from " + std::to_string(kMinCublasGemm1Piece) + " to " +
+                              std::to_string(kMaxCublasGemm1Piece),
+                          std::to_string(selection.cublasGemm1Piece));
   SelectionState& state = selectionState();
   std::lock_guard<std::mutex> lock(state.mutex);
   state.overridden = true;
@@ -142,6 +158,7 @@ CublasLease& CublasLease::operator=(CublasLease&& other) noexcept {
     release();
     library_ = other.library_, handle_ = other.handle_, workspace_ = other.workspace_;
     device_ = other.device_, stream_ = other.stream_;
+    gemm1_ = other.gemm1_, backward_ = other.backward_;
     other.handle_ = nullptr;
   }
   return *this;
@@ -162,13 +179,33 @@ void CublasLease::release() noexcept {
   handle_ = nullptr;
 }
 
-CublasLease leaseCublas(int device, cudaStream_t stream) {
-  const GemmSelection selection = gemmSelection();
-  if (selection.backward == BackwardGemm::Tile) return {};
+void CublasLease::check(CublasStatus status, const char* what, int64_t m, int64_t n, int64_t k,
+                        const char* instead) const {
+  if (status == 0) return;
+  throw Error(ErrorKind::Internal, "device",
+              std::string("cublasGemmEx (") + what + ", " + std::to_string(m) + "×" + std::to_string(n) + "×" +
+                  std::to_string(k) + ") failed: " + library_->statusText(status) + " (" + library_->path + "); " +
+                  instead + " runs this package's own kernel instead");
+}
+
+void CublasLease::throwTooLarge(const char* what) {
+  throw Error(ErrorKind::Internal, "device",
+              std::string("cuBLAS GEMM (") + what + ") dimensions past 2^31 (cuBLAS takes int sizes)");
+}
+
+CublasLease leaseCublas(int device, cudaStream_t stream, const GemmSelection& selection, CublasUse use) {
+  const bool gemm1 = use.gemm1 && selection.forward == ForwardGemm::Cublas;
+  const bool backward = use.backward && selection.backward != BackwardGemm::Tile;
+  if (!gemm1 && !backward) return {};
   const auto unusable = [&](const std::string& why) {
+    const std::string where = "cuBLAS cannot be used on cuda:" + std::to_string(device) + ": " + why;
+    if (gemm1)
+      throw Error(ErrorKind::Internal, "SIGLIP_GEMM1",
+                  "SIGLIP_GEMM1=cublas, but " + where +
+                      "\n(SIGLIP_GEMM1=tile runs X·Yᵀ on this package's own kernel)");
     if (selection.backward == BackwardGemm::Cublas)
       throw Error(ErrorKind::Internal, "SIGLIP_CUBLAS",
-                  "SIGLIP_CUBLAS=on, but cuBLAS cannot be used on cuda:" + std::to_string(device) + ": " + why +
+                  "SIGLIP_CUBLAS=on, but " + where +
                       "\n(SIGLIP_CUBLAS=auto or off runs the backward GEMMs on this package's own kernel)");
     return CublasLease();
   };
@@ -200,6 +237,7 @@ CublasLease leaseCublas(int device, cudaStream_t stream) {
   CublasLease lease;  // from here on the handle returns to the pool whatever happens
   lease.library_ = lib, lease.handle_ = pooled.handle, lease.workspace_ = pooled.workspace;
   lease.device_ = device, lease.stream_ = stream;
+  lease.gemm1_ = gemm1, lease.backward_ = backward;
   // cublasSetStream resets the handle to cuBLAS's default workspace: set ours after it.
   CublasStatus status = lib->setStream(pooled.handle, stream);
   if (status == 0) status = lib->setWorkspace(pooled.handle, pooled.workspace->data(), pooled.workspace->bytes());
@@ -211,6 +249,7 @@ CublasLease leaseCublas(int device, cudaStream_t stream) {
 
 GemmPathInfo gemmPathInfo() {
   GemmPathInfo info;
+  info.forward = "tile";
   info.backward = "tile";
   info.tile = "pipelined";
   GemmSelection selection;
@@ -221,21 +260,33 @@ GemmPathInfo gemmPathInfo() {
     return info;
   }
   info.tile = selection.tile == TileGemm::Simple ? "simple" : "pipelined";
-  if (selection.backward == BackwardGemm::Tile) {
-    info.reason = "SIGLIP_CUBLAS=off";
-    return info;
+  const bool forwardOnCublas = selection.forward == ForwardGemm::Cublas;
+  if (forwardOnCublas) info.forward = "cublas";
+  std::string why;  // why cuBLAS cannot be used, when something asks for it
+  if (forwardOnCublas || selection.backward != BackwardGemm::Tile) {
+    if (const CublasLibrary* lib = processCublas(&why)) {
+      info.cublasLibrary = lib->path;
+      info.cublasVersion = lib->version;
+      HandlePool& pool = handlePool();
+      std::lock_guard<std::mutex> lock(pool.mutex);
+      why = describeUnusable(pool);
+    }
   }
   const bool required = selection.backward == BackwardGemm::Cublas;
-  std::string why;
-  if (const CublasLibrary* lib = processCublas(&why)) {
-    info.cublasLibrary = lib->path;
-    info.cublasVersion = lib->version;
-    HandlePool& pool = handlePool();
-    std::lock_guard<std::mutex> lock(pool.mutex);
-    why = describeUnusable(pool);
+  std::string demands;  // the settings that make calls throw without cuBLAS
+  if (required) demands = "SIGLIP_CUBLAS=on";
+  if (forwardOnCublas) demands += (demands.empty() ? "" : " and ") + std::string("SIGLIP_GEMM1=cublas");
+  if (selection.backward == BackwardGemm::Tile)
+    info.reason = "SIGLIP_CUBLAS=off";
+  else if (why.empty() || required)
+    info.backward = "cublas";
+  if (!why.empty()) {
+    const std::string text = demands.empty() ? why
+                                             : demands + ", but " + why +
+                                                   (required ? "\n(CUDA loss calls will throw)"
+                                                             : "\n(CUDA sigmoid loss calls will throw)");
+    info.reason += (info.reason.empty() ? "" : "; ") + text;
   }
-  if (why.empty() || required) info.backward = "cublas";
-  if (!why.empty()) info.reason = required ? "SIGLIP_CUBLAS=on, but " + why + "\n(CUDA loss calls will throw)" : why;
   return info;
 }
 

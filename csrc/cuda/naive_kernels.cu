@@ -33,7 +33,8 @@ void backwardGemms(const CudaLossRequest& req, const T* g, float alpha, CudaGrad
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   const T* x = static_cast<const T*>(req.image.data);
   const T* y = static_cast<const T*>(req.text.data);
-  BackwardGemms<T>(req.image.device, stream, req.precision == Precision::FP32)
+  const CublasLease cublas = leaseCublas(req.image.device, stream, gemmSelection());
+  BackwardGemms<T>(cublas, stream, req.precision == Precision::FP32)
       .run({g, m, x, y, n, m, d, grads.image, grads.text, alpha, false});
 }
 

@@ -1,7 +1,8 @@
 // The sigmoid-BCE epilogue on the GPU: applied to each similarity S_ij as the tile GEMM
-// produces it, it adds the pair's loss term and gradient sums, and writes the pair's entry
-// of the gradient tile G (−z·σ(−u), times the float16 storage scale). The math is
-// core/sigmoid_math.h, shared with the CPU and the float64 reference.
+// produces it (or, with GEMM1 on cuBLAS, as the pass of sigmoid_epilogue_pass.cuh reads it),
+// it adds the pair's loss term and gradient sums, and writes the pair's entry of the gradient
+// tile G (−z·σ(−u), times the float16 storage scale). The math is core/sigmoid_math.h, shared
+// with the CPU and the float64 reference.
 #pragma once
 #include "../core/sigmoid_math.h"
 #include "cuda_common.cuh"
@@ -49,14 +50,21 @@ struct SigmoidEpilogue {
   double* partials = nullptr;            // 3 doubles per thread block of the launch
 
   using Sums = PairSums3;
-  __device__ __forceinline__ void apply(int64_t row, int64_t col, float similarity, Sums& sums) const {
+  // The per-pair math, wherever S comes from (the tile GEMM's accumulators, or a block of S in
+  // memory: sigmoid_epilogue_pass.cuh): adds pair (row, col)'s terms to `sums` and returns its
+  // entry of G as stored.
+  __device__ __forceinline__ T pair(int64_t row, int64_t col, float similarity, Sums& sums) const {
     const bool positive = isPositivePair(rowIds, colIds, row, col, rowOffset, colOffset);
     float dLogit;
     const float term = sigmoidPairTerm<float>(similarity, positive, temperature, bias, &dLogit);
     sums.softplus += term;
     sums.dLogit += dLogit;
     sums.dLogitSim += double(dLogit) * similarity;
-    if (g) g[row * ldg + col] = DTypeTraits<T>::fromFloat(dLogit * kGradStoreScale<T>);
+    return DTypeTraits<T>::fromFloat(dLogit * kGradStoreScale<T>);
+  }
+  __device__ __forceinline__ void apply(int64_t row, int64_t col, float similarity, Sums& sums) const {
+    const T entry = pair(row, col, similarity, sums);
+    if (g) g[row * ldg + col] = entry;
   }
   __device__ __forceinline__ void finish(const Sums& sums) const {
     writeBlockSums(sums, partials + 3 * (int64_t(blockIdx.y) * gridDim.x + blockIdx.x));

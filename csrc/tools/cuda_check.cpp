@@ -9,15 +9,22 @@
 //                      chunked softmax run on each GEMM path (cuda_backend.h, GemmSelection):
 //                      'cublas' (backward GEMMs on cuBLAS, when it loads), 'pipelined' and
 //                      'simple' (every GEMM on the tile GEMM's pipelined or single-stage main
-//                      loop). Plus: two runs give identical bits, forward-only gives the same
-//                      loss, nothing is written outside the gradient buffers, and bad requests
-//                      (device ordinal, out of memory, NaN, dtype/precision mismatches, cuBLAS
-//                      required but missing) throw siglip::Error without crashing. One line per
-//                      check.
+//                      loop); the fused sigmoid also with GEMM1 on cuBLAS and the separate
+//                      epilogue pass, when cuBLAS loads: 'cublas-gemm1' (default pieces) and
+//                      'cublas-gemm1-p128' (128-pair pieces, so that most cases cross pieces,
+//                      with the backward GEMMs on the tile GEMM). --gemm keeps only the runs on
+//                      the listed paths. Plus: two runs give identical bits, forward-only gives
+//                      the same loss, nothing is written outside the gradient buffers, and bad
+//                      requests (device ordinal, out of memory, NaN, dtype/precision
+//                      mismatches, cuBLAS required by SIGLIP_CUBLAS=on or SIGLIP_GEMM1=cublas
+//                      but missing, a piece size out of bounds) throw siglip::Error without
+//                      crashing. One line per check.
 //   --timing           per N and dtype: the cuBLAS floor (the same three GEMMs by cublasGemmEx),
 //                      fused fwd+bwd on each GEMM path ('fused fwd+bwd': the default, backward
 //                      GEMMs on cuBLAS when it loads; '… pipelined' and '… simple': every GEMM
-//                      on the tile GEMM), fused fwd (default and simple), chunked softmax,
+//                      on the tile GEMM; '… cublas-gemm1': GEMM1 on cuBLAS too, then the
+//                      epilogue pass, in 2048² pieces, and '… cublas-gemm1 p4096' in 4096²
+//                      pieces), fused fwd (default, cublas-gemm1 and simple), chunked softmax,
 //                      naive sigmoid and naive softmax fwd+bwd; CUDA-event medians, peak extra
 //                      device memory; a table, and JSON with --json FILE.
 //   --reference-only   the CPU half of --correctness (data and float64 references, timed) and
@@ -36,7 +43,8 @@
 //
 // Build: cmake -S . -B build-gpu -DSIGLIP_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90
 //        cmake --build build-gpu --target siglip_cuda_check
-// Run:   build-gpu/siglip_cuda_check --correctness [--filter TEXT[|TEXT…]] [--seed N] [--cublas PATH]
+// Run:   build-gpu/siglip_cuda_check --correctness [--filter TEXT[|TEXT…]] [--gemm PATH[,PATH…]] [--seed N]
+//            [--cublas PATH]
 //        build-gpu/siglip_cuda_check --timing --n 4096,16384 --d 768 --dtypes bf16,tf32 --runs 5
 //            [--warmup 1] [--case-budget-s 6] [--deadline-s 0] [--simple-max-n N] [--cublas PATH]
 //            [--json FILE]
@@ -231,8 +239,21 @@ struct GemmVariant {
 const GemmVariant kCublasGemm{"cublas", {sc::BackwardGemm::Cublas, sc::TileGemm::Pipelined}};
 const GemmVariant kPipelinedGemm{"pipelined", {sc::BackwardGemm::Tile, sc::TileGemm::Pipelined}};
 const GemmVariant kSimpleGemm{"simple", {sc::BackwardGemm::Tile, sc::TileGemm::Simple}};
-// What a loss call uses when nobody chooses (whatever SIGLIP_CUBLAS / SIGLIP_TILE_GEMM say
-// here): cuBLAS for the backward GEMMs when it loads, the pipelined tile GEMM.
+// GEMM1 on cuBLAS and the epilogue as a pass over S (SIGLIP_GEMM1=cublas), backward GEMMs on
+// cuBLAS: in the default pieces, and (timing) in 4096² pieces like the tile path's.
+const GemmVariant kCublasGemm1{
+    "cublas-gemm1", {sc::BackwardGemm::Auto, sc::TileGemm::Pipelined, sc::ForwardGemm::Cublas}};
+const GemmVariant kCublasGemm1Wide{
+    "cublas-gemm1 p4096", {sc::BackwardGemm::Auto, sc::TileGemm::Pipelined, sc::ForwardGemm::Cublas, 4096}};
+// The smallest pieces, so that every correctness case with over 128 rows or columns crosses
+// pieces (ids, offsets and partial edges per piece), and the backward GEMMs on the tile GEMM:
+// a lease that serves GEMM1 alone.
+const GemmVariant kCublasGemm1Small{
+    "cublas-gemm1-p128",
+    {sc::BackwardGemm::Tile, sc::TileGemm::Pipelined, sc::ForwardGemm::Cublas, sc::kMinCublasGemm1Piece}};
+// What a loss call uses when nobody chooses (whatever SIGLIP_CUBLAS / SIGLIP_TILE_GEMM /
+// SIGLIP_GEMM1 say here): cuBLAS for the backward GEMMs when it loads, the pipelined tile GEMM
+// for GEMM1.
 const GemmVariant kDefaultGemm{"default", {sc::BackwardGemm::Auto, sc::TileGemm::Pipelined}};
 
 // Whether the process's cuBLAS loaded: the 'cublas' variants run only then.
@@ -431,8 +452,10 @@ std::vector<Run> runsFor(LossKind kind) {
   std::vector<Run> runs;
   // The fused sigmoid and the chunked softmax on every GEMM path; exact 'fp32' runs the SIMT
   // kernel whatever the tile setting, so its 'simple' run would repeat its 'pipelined' one.
+  // GEMM1 on cuBLAS is the fused sigmoid's alone (the softmax's epilogue needs whole tiles).
   std::vector<const GemmVariant*> variants = {&kPipelinedGemm, &kSimpleGemm};
   if (cublasLoads()) variants.insert(variants.begin(), &kCublasGemm);
+  if (cublasLoads() && kind == LossKind::Sigmoid) variants.insert(variants.end(), {&kCublasGemm1, &kCublasGemm1Small});
   const Path blocked = kind == LossKind::Softmax ? Path::SoftmaxChunked : Path::Fused;
   for (const GemmVariant* v : variants)
     for (const Config* c : {&kFp32, &kTf32, &kBf16, &kFp16})
@@ -555,13 +578,26 @@ void report(bool ok, const std::string& line) {
 
 std::string caseLabel(const Case& c, const char* path, const char* config) {
   char buffer[256];
-  std::snprintf(buffer, sizeof buffer, "%-7s %-17s %-4s %-24s N=%-5lld M=%-5lld D=%-4lld ids=%-3s",
+  std::snprintf(buffer, sizeof buffer, "%-7s %-23s %-4s %-24s N=%-5lld M=%-5lld D=%-4lld ids=%-3s",
                 c.kind == LossKind::Sigmoid ? "sigmoid" : "softmax", path, config, c.name.c_str(), (long long)c.n,
                 (long long)c.m, (long long)c.d, c.ids ? "yes" : "no");
   return buffer;
 }
 
-void checkCase(const Case& c, int hardwareThreads) {
+// --gemm: the runs on one of the listed GEMM paths (every run when the list is empty; the
+// simple kernels, which run no GEMM, only then).
+std::vector<Run> selectRuns(LossKind kind, const std::vector<std::string>& gemmPaths) {
+  std::vector<Run> runs;
+  for (const Run& run : runsFor(kind))
+    if (gemmPaths.empty() ||
+        (run.gemm && std::find(gemmPaths.begin(), gemmPaths.end(), run.gemm->label) != gemmPaths.end()))
+      runs.push_back(run);
+  return runs;
+}
+
+void checkCase(const Case& c, int hardwareThreads, const std::vector<std::string>& gemmPaths) {
+  const std::vector<Run> runs = selectRuns(c.kind, gemmPaths);
+  if (runs.empty()) return;
   const Data data = makeData(c);
   // References per rounding, concurrently (the 4097² case takes seconds each).
   const std::vector<Rounding> roundings = roundingsFor(c.kind);
@@ -588,7 +624,7 @@ void checkCase(const Case& c, int hardwareThreads) {
   // pipelined results, per path and precision, wait here for the simple run.
   std::map<std::string, Output> pipelinedResults;
 
-  for (const Run& run : runsFor(c.kind)) {
+  for (const Run& run : runs) {
     if (contextLost) return;
     const Config& cfg = *run.config;
     // The simple kernels are exact float32 whatever the dtype: float32 inputs use fp32's tolerance.
@@ -659,6 +695,11 @@ void checkCase(const Case& c, int hardwareThreads) {
 }
 
 // ---- correctness: bad requests ----------------------------------------------------------
+
+// Puts the default GEMM paths back when a bad request that changed them is done.
+struct RestoreDefaultGemm {
+  ~RestoreDefaultGemm() { sc::setGemmSelection(kDefaultGemm.selection); }
+};
 
 struct BadCase {
   std::string name;
@@ -762,16 +803,28 @@ void checkBadRequests() {
          sc::sigmoidLoss(r, {});
        }},
       {"upload past the end", {ErrorKind::Range}, "", [&] { gradX.upload(x.data(), 13 * sizeof(float)); }},
+      {"GEMM1 piece side below its minimum", {ErrorKind::Range}, "cublasGemm1Piece",
+       [&] {
+         RestoreDefaultGemm restore;
+         sc::GemmSelection selection = kCublasGemm1.selection;
+         selection.cublasGemm1Piece = sc::kMinCublasGemm1Piece - 1;
+         sc::setGemmSelection(selection);
+       }},
   };
   if (!cublasLoads()) {
-    // Without a cuBLAS to load, SIGLIP_CUBLAS=on must make a fused call fail and say why.
+    // Without a cuBLAS to load, SIGLIP_CUBLAS=on must make a fused call fail and say why, and
+    // so must SIGLIP_GEMM1=cublas, even for a forward-only call (no backward GEMMs to run).
     cases.push_back({"cuBLAS required (SIGLIP_CUBLAS=on) but not loadable", {ErrorKind::Internal}, "SIGLIP_CUBLAS", [&] {
-                       struct Restore {
-                         ~Restore() { sc::setGemmSelection(kDefaultGemm.selection); }
-                       } restore;
+                       RestoreDefaultGemm restore;
                        sc::setGemmSelection(kCublasGemm.selection);
                        sc::sigmoidLoss(request(dx, dy, sc::DType::Float32),
                                        {static_cast<float*>(gradX.data()), static_cast<float*>(gradY.data())});
+                     }});
+    cases.push_back({"cuBLAS required for GEMM1 (SIGLIP_GEMM1=cublas) but not loadable, forward only",
+                     {ErrorKind::Internal}, "SIGLIP_GEMM1", [&] {
+                       RestoreDefaultGemm restore;
+                       sc::setGemmSelection(kCublasGemm1.selection);
+                       sc::sigmoidLoss(request(dx, dy, sc::DType::Float32), {});
                      }});
   }
 
@@ -872,13 +925,18 @@ void checkCublasLoader() {
   bool consistent = true;
   try {
     const sc::GemmSelection selection = sc::gemmSelection();
+    const bool gemm1OnCublas = selection.forward == sc::ForwardGemm::Cublas;
+    consistent = info.forward == (gemm1OnCublas ? "cublas" : "tile");
+    // Without cuBLAS, SIGLIP_GEMM1=cublas must say that calls will throw.
+    if (gemm1OnCublas && !lib) consistent = consistent && info.reason.find("SIGLIP_GEMM1=cublas, but") != std::string::npos;
     if (selection.backward == sc::BackwardGemm::Auto)
-      consistent = lib ? info.backward == "cublas" && info.cublasLibrary == lib->path && info.reason.empty()
-                       : info.backward == "tile" && !info.reason.empty();
+      consistent = consistent && (lib ? info.backward == "cublas" && info.cublasLibrary == lib->path && info.reason.empty()
+                                      : info.backward == "tile" && !info.reason.empty());
   } catch (const Error& e) {
-    consistent = info.backward == "tile" && info.reason == e.what();  // a bad SIGLIP_CUBLAS / SIGLIP_TILE_GEMM
+    // A bad SIGLIP_CUBLAS / SIGLIP_TILE_GEMM / SIGLIP_GEMM1.
+    consistent = info.forward == "tile" && info.backward == "tile" && info.reason == e.what();
   }
-  report(consistent, "GEMM paths here: backward " + info.backward + ", tile " + info.tile +
+  report(consistent, "GEMM paths here: forward " + info.forward + ", backward " + info.backward + ", tile " + info.tile +
                          (lib ? ", cuBLAS " + lib->path + " (" + lib->version + ")" : "") +
                          (info.reason.empty() ? "" : "; reason: " + oneLine(info.reason)));
 }
@@ -1018,12 +1076,12 @@ void writeJson(const TimingContext& tc) {
 void printRow(const TimingRow& r) {
   const double tflops = r.flops / (r.ms * 1e-3) * 1e-12;
   if (r.status != "ok") {
-    std::printf("%-24s %6lld %-5s %10s %8s %10s %8s   %s: %s\n", r.name.c_str(), (long long)r.n, r.dtype.c_str(), "-", "-",
+    std::printf("%-32s %6lld %-5s %10s %8s %10s %8s   %s: %s\n", r.name.c_str(), (long long)r.n, r.dtype.c_str(), "-", "-",
                 "-", "-", r.status.c_str(), r.note.c_str());
   } else {
     char ratio[32] = "-";
     if (std::isfinite(r.floorMs)) std::snprintf(ratio, sizeof ratio, "%.2f", r.ms / r.floorMs);
-    std::printf("%-24s %6lld %-5s %10.3f %8.1f %10.1f %8s   runs=%d min=%.3f host=%.3f%s%s\n", r.name.c_str(),
+    std::printf("%-32s %6lld %-5s %10.3f %8.1f %10.1f %8s   runs=%d min=%.3f host=%.3f%s%s\n", r.name.c_str(),
                 (long long)r.n, r.dtype.c_str(), r.ms, tflops, r.extraBytes / (1 << 20), ratio, r.runs, r.msMin,
                 r.hostMs, r.note.empty() ? "" : "  ", r.note.c_str());
   }
@@ -1031,7 +1089,7 @@ void printRow(const TimingRow& r) {
 }
 
 void printHeader() {
-  std::printf("%-24s %6s %-5s %10s %8s %10s %8s\n", "case", "N", "dtype", "time ms", "TFLOP/s", "extra MB", "x floor");
+  std::printf("%-32s %6s %-5s %10s %8s %10s %8s\n", "case", "N", "dtype", "time ms", "TFLOP/s", "extra MB", "x floor");
 }
 
 // Records a row that was not run, and why.
@@ -1292,8 +1350,9 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
       const sc::CudaGradientOutputs grads{static_cast<float*>(gx.data()), static_cast<float*>(gy.data())};
 
       // The fused loss on each GEMM path: the default (backward GEMMs on cuBLAS when it loads),
+      // GEMM1 on cuBLAS too (then the epilogue pass; in the default pieces and in 4096² ones),
       // then every GEMM on the tile GEMM, pipelined and simple; the simple main loop, the slow
-      // one, only up to --simple-max-n. fwd runs X·Yᵀ alone: the tile GEMM on either main loop.
+      // one, only up to --simple-max-n. fwd runs X·Yᵀ (and the pass) alone.
       req.method = Method::Fused;
       const bool simpleHere = simpleMaxN <= 0 || n <= simpleMaxN;
       const std::string tooBig = "N > --simple-max-n " + std::to_string(simpleMaxN);
@@ -1310,6 +1369,16 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
       const bool onCublas = paths.backward == "cublas";
       fused("fused fwd+bwd", "fwd+bwd", kDefaultGemm,
             onCublas ? "backward GEMMs: cuBLAS" : "backward GEMMs: tile (GEMM paths, above, says why)");
+      const std::string noCublas = "no cuBLAS (GEMM paths, above, says why)";
+      const bool gemm1Piecewise = n > kCublasGemm1.selection.cublasGemm1Piece;
+      if (cublasLoads()) {
+        fused("fused fwd+bwd cublas-gemm1", "fwd+bwd", kCublasGemm1,
+              "GEMM1 and backward on cuBLAS, " + std::to_string(kCublasGemm1.selection.cublasGemm1Piece) + "² pieces");
+        if (gemm1Piecewise) fused("fused fwd+bwd cublas-gemm1 p4096", "fwd+bwd", kCublasGemm1Wide, "4096² pieces");
+      } else {
+        skipRow(tc, row("fused fwd+bwd cublas-gemm1", "fwd+bwd"), noCublas);
+        if (gemm1Piecewise) skipRow(tc, row("fused fwd+bwd cublas-gemm1 p4096", "fwd+bwd"), noCublas);
+      }
       if (onCublas && sc::gemmPathInfo().backward == "cublas")
         fused("fused fwd+bwd pipelined", "fwd+bwd", kPipelinedGemm, "");
       else
@@ -1319,6 +1388,10 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
       else
         skipRow(tc, row("fused fwd+bwd simple", "fwd+bwd"), tooBig);
       fused("fused fwd", "fwd", kDefaultGemm, "");
+      if (cublasLoads())
+        fused("fused fwd cublas-gemm1", "fwd", kCublasGemm1, "");
+      else
+        skipRow(tc, row("fused fwd cublas-gemm1", "fwd"), noCublas);
       if (simpleHere)
         fused("fused fwd simple", "fwd", kSimpleGemm, "");
       else
@@ -1370,19 +1443,20 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
 
 void usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s --correctness [--filter TEXT[|TEXT...]] [--seed N] [--cublas PATH]\n"
+               "usage: %s --correctness [--filter TEXT[|TEXT...]] [--gemm PATH[,PATH...]] [--seed N] [--cublas PATH]\n"
                "       %s --timing [--n 4096,16384,65536] [--d 768] [--dtypes bf16,tf32] [--runs 5] [--warmup 1]\n"
                "                   [--case-budget-s 6] [--deadline-s 0] [--simple-max-n 0] [--cublas PATH] [--json FILE]\n"
                "       %s --reference-only [--filter TEXT[|TEXT...]] [--seed N]   (CPU only)\n"
                "--cublas PATH: a libcublas.so file or its folder (sets SIGLIP_CUBLAS_LIBRARY); --simple-max-n N: time the\n"
-               "simple tile GEMM only up to N (0: always)\n",
+               "simple tile GEMM only up to N (0: always); --gemm: only the runs on these GEMM paths (cublas, pipelined,\n"
+               "simple, cublas-gemm1, cublas-gemm1-p128; default: the naive baselines')\n",
                argv0, argv0, argv0);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string mode, filter, jsonPath, cublasPath, dtypeList = "bf16,tf32", nList = "4096,16384,65536";
+  std::string mode, filter, jsonPath, cublasPath, gemmList, dtypeList = "bf16,tf32", nList = "4096,16384,65536";
   uint64_t seed = 20240611;
   int64_t d = 768, simpleMaxN = 0;
   TimingContext tc;
@@ -1398,6 +1472,7 @@ int main(int argc, char** argv) {
     };
     if (arg == "--correctness" || arg == "--timing" || arg == "--reference-only") mode = arg.substr(2);
     else if (arg == "--filter") filter = value();
+    else if (arg == "--gemm") gemmList = value();
     else if (arg == "--seed") seed = std::strtoull(value().c_str(), nullptr, 10);
     else if (arg == "--n") nList = value();
     else if (arg == "--d") d = std::atoll(value().c_str());
@@ -1443,7 +1518,8 @@ int main(int argc, char** argv) {
               double(info.totalMemory) / (1 << 30), double(info.freeMemory) / (1 << 30), devices, sc::driverVersion(),
               sc::runtimeVersion(), hardwareThreads);
   const sc::GemmPathInfo paths = sc::gemmPathInfo();
-  std::printf("GEMM paths by default: backward %s, tile %s%s%s%s\n", paths.backward.c_str(), paths.tile.c_str(),
+  std::printf("GEMM paths by default: forward %s, backward %s, tile %s%s%s%s\n", paths.forward.c_str(),
+              paths.backward.c_str(), paths.tile.c_str(),
               paths.cublasLibrary.empty() ? "" : (", cuBLAS " + paths.cublasLibrary + " " + paths.cublasVersion).c_str(),
               paths.reason.empty() ? "" : "; ", paths.reason.c_str());
   std::fflush(stdout);
@@ -1452,12 +1528,20 @@ int main(int argc, char** argv) {
     const auto start = Clock::now();
     std::printf("tolerances (relative L2): fp32 loss 1e-5 grads 1e-4; tf32 5e-3; bf16/fp16 2e-2; ds/db relative to "
                 "max(|ref|, 1e-3*sum|terms|); references on the rounded inputs\n");
+    const std::vector<std::string> gemmPaths = parseWords(gemmList);
+    for (const std::string& g : gemmPaths) {
+      // A listed path no run takes here fails, rather than passing with nothing checked.
+      const bool known = g == kCublasGemm.label || g == kPipelinedGemm.label || g == kSimpleGemm.label ||
+                         g == kCublasGemm1.label || g == kCublasGemm1Small.label || g == kDefaultGemm.label;
+      if (!known) report(false, "--gemm " + g + ": no such GEMM path");
+      else if (g.rfind("cublas", 0) == 0 && !cublasLoads()) report(false, "--gemm " + g + ": cuBLAS does not load here");
+    }
     for (const Case& c : buildCases(seed)) {
       if (contextLost) break;
       const std::string label = std::string(c.kind == LossKind::Sigmoid ? "sigmoid " : "softmax ") + c.name;
       if (!matchesFilter(label, filter)) continue;
       try {
-        checkCase(c, hardwareThreads);
+        checkCase(c, hardwareThreads, gemmPaths);
       } catch (const std::exception& e) {
         report(false, caseLabel(c, "-", "-") + "  threw outside a path: " + e.what());
       }
@@ -1496,7 +1580,8 @@ int main(int argc, char** argv) {
               std::to_string(info.computeMinor) + "\",\n  \"memory_gib\": " + jsonNumber(double(info.totalMemory) / (1 << 30)) +
               ",\n  \"driver\": " + std::to_string(sc::driverVersion()) + ",\n  \"runtime\": " +
               std::to_string(sc::runtimeVersion()) + ",\n  \"cublas\": \"" + jsonEscape(cublas.note) +
-              "\",\n  \"cublas_ok\": " + (cublas.ok() ? "true" : "false") + ",\n  \"gemm_backward\": \"" +
+              "\",\n  \"cublas_ok\": " + (cublas.ok() ? "true" : "false") + ",\n  \"gemm_forward\": \"" +
+              paths.forward + "\",\n  \"gemm_backward\": \"" +
               paths.backward + "\",\n  \"gemm_tile\": \"" + paths.tile + "\",\n  \"gemm_reason\": \"" +
               jsonEscape(paths.reason) + "\",\n  \"d\": " + std::to_string(d) +
               ",\n  \"runs\": " + std::to_string(tc.runs) + ",\n  \"warmup\": " + std::to_string(tc.warmup) + ",\n";
