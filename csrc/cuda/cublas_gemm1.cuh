@@ -52,7 +52,7 @@ __device__ __forceinline__ void storeVector(T* dst, const T (&v)[kPassVector]) {
 template <class T>
 __global__ void __launch_bounds__(kPassThreads)
     sigmoidPassKernel(const float* __restrict__ s, int rows, int cols, SigmoidEpilogue<T> ep) {
-  PairSums3 sums;
+  typename SigmoidEpilogue<T>::Sums sums{};
   const unsigned lineSteps = unsigned(ep.ldg) / kPassVector;
   const unsigned steps = unsigned(rows) * lineSteps;
   for (unsigned q = blockIdx.x * kPassThreads + threadIdx.x; q < steps; q += gridDim.x * kPassThreads) {

@@ -34,6 +34,30 @@ __device__ __forceinline__ void writeBlockSums(PairSums3 sums, double* slot) {
   }
 }
 
+// A thread's running sums of its pairs. The pair terms are float, and adding each into a
+// double costs three float→double conversions and three double additions per pair, about as
+// much as the pair's own math on a GPU; so a thread adds kFlushPairs of them in float, then
+// moves that partial into its double totals. Float partials of at most 64 terms (a relative
+// error of at most 64·2⁻²⁴ on a sum of the positive loss terms), double beyond; a thread's
+// pairs come in a fixed order, so the bits are as deterministic as before.
+struct PairSumsAccumulator {
+  static constexpr int kFlushPairs = 64;
+  PairSums3 total;
+  float softplus = 0, dLogit = 0, dLogitSim = 0;
+  int pending = 0;
+
+  __device__ __forceinline__ void add(float term, float dLogitTerm, float similarity) {
+    softplus += term;
+    dLogit += dLogitTerm;
+    dLogitSim += dLogitTerm * similarity;
+    if (++pending == kFlushPairs) flush();
+  }
+  __device__ __forceinline__ void flush() {
+    total.softplus += softplus, total.dLogit += dLogit, total.dLogitSim += dLogitSim;
+    softplus = dLogit = dLogitSim = 0, pending = 0;
+  }
+};
+
 __device__ __forceinline__ bool isPositivePair(const int32_t* rowIds, const int32_t* colIds, int64_t row, int64_t col,
                                                int64_t rowOffset, int64_t colOffset) {
   return rowIds ? rowIds[row] == colIds[col] : rowOffset + row == colOffset + col;
@@ -49,7 +73,7 @@ struct SigmoidEpilogue {
   int64_t rowOffset = 0, colOffset = 0;  // global index of the block's first row / column
   double* partials = nullptr;            // 3 doubles per thread block of the launch
 
-  using Sums = PairSums3;
+  using Sums = PairSumsAccumulator;
   // The per-pair math, wherever S comes from (the tile GEMM's accumulators, or a block of S in
   // memory: sigmoid_epilogue_pass.cuh): adds pair (row, col)'s terms to `sums` and returns its
   // entry of G as stored.
@@ -57,17 +81,16 @@ struct SigmoidEpilogue {
     const bool positive = isPositivePair(rowIds, colIds, row, col, rowOffset, colOffset);
     float dLogit;
     const float term = sigmoidPairTerm<float>(similarity, positive, temperature, bias, &dLogit);
-    sums.softplus += term;
-    sums.dLogit += dLogit;
-    sums.dLogitSim += double(dLogit) * similarity;
+    sums.add(term, dLogit, similarity);
     return DTypeTraits<T>::fromFloat(dLogit * kGradStoreScale<T>);
   }
   __device__ __forceinline__ void apply(int64_t row, int64_t col, float similarity, Sums& sums) const {
     const T entry = pair(row, col, similarity, sums);
     if (g) g[row * ldg + col] = entry;
   }
-  __device__ __forceinline__ void finish(const Sums& sums) const {
-    writeBlockSums(sums, partials + 3 * (int64_t(blockIdx.y) * gridDim.x + blockIdx.x));
+  __device__ __forceinline__ void finish(Sums sums) const {
+    sums.flush();
+    writeBlockSums(sums.total, partials + 3 * (int64_t(blockIdx.y) * gridDim.x + blockIdx.x));
   }
 };
 
