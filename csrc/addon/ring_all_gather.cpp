@@ -9,68 +9,43 @@
 #include "convert.h"
 #include "core/errors.h"
 #include "js_errors.h"
+#include "ring_worker.h"
 
 namespace siglip::addon::ring_internal {
 namespace {
 
 constexpr size_t kMaxAllGatherBytes = size_t(1) << 20;  // a few ids and flags, not data
 
-class AllGatherWorker : public Napi::AsyncWorker {
+class AllGatherWorker : public RankCallWorker {
  public:
   AllGatherWorker(Napi::Env env, std::shared_ptr<RingState> state, std::vector<uint8_t> mine)
-      : Napi::AsyncWorker(env, "siglip:ringAllGather"),
-        state_(std::move(state)),
-        mine_(std::move(mine)),
-        deferred_(Napi::Promise::Deferred::New(env)) {}
-
-  Napi::Promise promise() const { return deferred_.Promise(); }
+      : RankCallWorker(env, "siglip:ringAllGather", std::move(state)), mine_(std::move(mine)) {}
 
  protected:
-  void Execute() override {
+  void run() override {
     ring::Transport& tp = *state_->endpoints[0];
-    try {
-      // The lengths first: a collective over messages of different sizes would misread them.
-      const int64_t length = int64_t(mine_.size());
-      std::vector<int64_t> lengths(size_t(tp.size()));
-      tp.allGather(&length, sizeof length, lengths.data());
-      for (int q = 0; q < tp.size(); ++q)
-        if (lengths[size_t(q)] != length)
-          throw Error(ErrorKind::Range, "bytes",
-                      "Expected as many bytes as every other rank passes for bytes but received " +
-                          std::to_string(length) + " on rank " + std::to_string(tp.rank()) + " and " +
-                          std::to_string(lengths[size_t(q)]) + " on rank " + std::to_string(q));
-      all_.resize(mine_.size() * size_t(tp.size()));
-      tp.allGather(mine_.data(), mine_.size(), all_.data());
-    } catch (...) {
-      error_ = captureCurrentException();
-    }
+    // The lengths first: a collective over messages of different sizes would misread them.
+    const int64_t length = int64_t(mine_.size());
+    std::vector<int64_t> lengths(size_t(tp.size()));
+    tp.allGather(&length, sizeof length, lengths.data());
+    for (int q = 0; q < tp.size(); ++q)
+      if (lengths[size_t(q)] != length)
+        throw Error(ErrorKind::Range, "bytes",
+                    "Expected as many bytes as every other rank passes for bytes but received " +
+                        std::to_string(length) + " on rank " + std::to_string(tp.rank()) + " and " +
+                        std::to_string(lengths[size_t(q)]) + " on rank " + std::to_string(q));
+    all_.resize(mine_.size() * size_t(tp.size()));
+    tp.allGather(mine_.data(), mine_.size(), all_.data());
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    state_->busy = false;
-    if (error_.present) {
-      state_->broken = error_.message;
-      deferred_.Reject(ringError(env, error_).Value());
-      return;
-    }
+  Napi::Value result(Napi::Env env) override {
     Napi::Uint8Array out = Napi::Uint8Array::New(env, all_.size());
     std::copy(all_.begin(), all_.end(), out.Data());
-    deferred_.Resolve(out);
-  }
-
-  void OnError(const Napi::Error& error) override {
-    Napi::HandleScope scope(Env());
-    state_->busy = false;
-    deferred_.Reject(error.Value());
+    return out;
   }
 
  private:
-  std::shared_ptr<RingState> state_;
   std::vector<uint8_t> mine_, all_;
-  CapturedError error_;
-  Napi::Promise::Deferred deferred_;
 };
 
 }  // namespace
@@ -87,11 +62,7 @@ Napi::Value rankAllGather(const Napi::CallbackInfo& info, const std::shared_ptr<
     throw rangeError(env, "bytes", "at most " + std::to_string(kMaxAllGatherBytes) + " bytes",
                      std::to_string(bytes.ElementLength()) + " bytes");
   std::vector<uint8_t> mine(bytes.Data(), bytes.Data() + bytes.ElementLength());
-  auto* worker = new AllGatherWorker(env, state, std::move(mine));  // deletes itself when complete
-  Napi::Promise promise = worker->promise();
-  state->busy = true;
-  worker->Queue();
-  return promise;
+  return (new AllGatherWorker(env, state, std::move(mine)))->queue();
 }
 
 }  // namespace siglip::addon::ring_internal

@@ -173,14 +173,20 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     return state_;
   }
 
+  // usable(), and connected (an NCCL ring once connect() has resolved).
+  std::shared_ptr<RingState> connected(Napi::Env env) {
+    std::shared_ptr<RingState> state = usable(env);
+    if (state->endpoints.empty()) {
+      throw makeJsError(env, ErrorKind::Internal, "This ring is not connected yet (await connect() first)", "",
+                        kErrRingFailed);
+    }
+    return state;
+  }
+
   Napi::Value SigmoidLoss(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return withJsErrors(env, [&]() -> Napi::Value {
-      std::shared_ptr<RingState> state = usable(env);
-      if (state->endpoints.empty()) {
-        throw makeJsError(env, ErrorKind::Internal, "This ring is not connected yet (await connect() first)", "",
-                          kErrRingFailed);
-      }
+      std::shared_ptr<RingState> state = connected(env);
       switch (state->kind) {
         case RingKind::Local:
           return localSigmoidLoss(info, state);
@@ -202,13 +208,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     return withJsErrors(env, [&]() -> Napi::Value {
       std::shared_ptr<RingState> state = usable(env);
 #if defined(SIGLIP_WITH_CUDA)
-      if (state->kind == RingKind::Nccl && state->endpoints.empty()) {
-        auto* worker = new NcclConnectWorker(env, state);  // deletes itself when complete
-        Napi::Promise promise = worker->promise();
-        state->busy = true;
-        worker->Queue();
-        return promise;
-      }
+      if (state->kind == RingKind::Nccl && state->endpoints.empty()) return (new NcclConnectWorker(env, state))->queue();
 #endif
       Napi::Promise::Deferred done = Napi::Promise::Deferred::New(env);
       done.Resolve(env.Undefined());  // local and MPI rings are connected when made
@@ -219,12 +219,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
   Napi::Value AllGather(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return withJsErrors(env, [&]() -> Napi::Value {
-      std::shared_ptr<RingState> state = usable(env);
-      if (state->endpoints.empty()) {
-        throw makeJsError(env, ErrorKind::Internal, "This ring is not connected yet (await connect() first)", "",
-                          kErrRingFailed);
-      }
-      return rankAllGather(info, state);
+      return rankAllGather(info, connected(env));
     });
   }
 

@@ -118,14 +118,11 @@ SingleRankOutcome runNcclRank(ring::Transport& tp, int device, const SingleRankC
 }
 #endif
 
-class SingleRankWorker : public Napi::AsyncWorker {
+class SingleRankWorker : public RankCallWorker {
  public:
   SingleRankWorker(Napi::Env env, std::shared_ptr<RingState> state, SingleRankCall call,
                    const std::vector<Napi::Object>& borrowed, Napi::Value gradImage, Napi::Value gradText)
-      : Napi::AsyncWorker(env, "siglip:ringSigmoidLoss"),
-        state_(std::move(state)),
-        call_(std::move(call)),
-        deferred_(Napi::Promise::Deferred::New(env)) {
+      : RankCallWorker(env, "siglip:ringSigmoidLoss", std::move(state)), call_(std::move(call)) {
     for (const Napi::Object& object : borrowed) borrowed_.push_back(Napi::Persistent(object));
     if (gradImage.IsObject()) {
       gradImage_ = Napi::Persistent(gradImage.As<Napi::Object>());
@@ -133,68 +130,41 @@ class SingleRankWorker : public Napi::AsyncWorker {
     }
   }
 
-  Napi::Promise promise() const { return deferred_.Promise(); }
-
  protected:
-  void Execute() override {
-    try {
-      ring::Transport& tp = *state_->endpoints[0];
+  void run() override {
+    ring::Transport& tp = *state_->endpoints[0];
 #if defined(SIGLIP_WITH_CUDA)
-      if (state_->kind == RingKind::Nccl) {
-        outcome_ = runNcclRank(tp, state_->device, call_);
-        return;
-      }
-#endif
-      outcome_ = runMpiRank(tp, call_);
-    } catch (...) {
-      error_ = captureCurrentException();
-    }
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    state_->busy = false;
-    if (error_.present) {
-      state_->broken = error_.message;
-      deferred_.Reject(ringError(env, error_).Value());
+    if (state_->kind == RingKind::Nccl) {
+      outcome_ = runNcclRank(tp, state_->device, call_);
       return;
     }
-    try {
-      Napi::Value image = env.Undefined(), text = env.Undefined();
-      if (call_.wantGrad) {
-#if defined(SIGLIP_WITH_CUDA)
-        if (call_.gradientsOnDevice) {
-          const int64_t d = call_.image.cols;
-          image = DeviceMatrixHandle::wrap(env, DeviceMatrixData{outcome_.gradImage, call_.image.rows, d,
-                                                                 cuda::DType::Float32, state_->device});
-          text = DeviceMatrixHandle::wrap(env, DeviceMatrixData{outcome_.gradText, call_.text.rows, d,
-                                                                cuda::DType::Float32, state_->device});
-        }
 #endif
-        if (image.IsUndefined()) {
-          image = gradImage_.Value();
-          text = gradText_.Value();
-        }
-      }
-      deferred_.Resolve(rankResultToJs(env, outcome_.result, outcome_.stats, call_.wantGrad, image, text));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
+    outcome_ = runMpiRank(tp, call_);
   }
 
-  void OnError(const Napi::Error& error) override {
-    Napi::HandleScope scope(Env());
-    state_->busy = false;
-    deferred_.Reject(error.Value());
+  Napi::Value result(Napi::Env env) override {
+    Napi::Value image = env.Undefined(), text = env.Undefined();
+    if (call_.wantGrad) {
+#if defined(SIGLIP_WITH_CUDA)
+      if (call_.gradientsOnDevice) {
+        const int64_t d = call_.image.cols;
+        image = DeviceMatrixHandle::wrap(env, DeviceMatrixData{outcome_.gradImage, call_.image.rows, d,
+                                                               cuda::DType::Float32, state_->device});
+        text = DeviceMatrixHandle::wrap(env, DeviceMatrixData{outcome_.gradText, call_.text.rows, d,
+                                                              cuda::DType::Float32, state_->device});
+      }
+#endif
+      if (image.IsUndefined()) {
+        image = gradImage_.Value();
+        text = gradText_.Value();
+      }
+    }
+    return rankResultToJs(env, outcome_.result, outcome_.stats, call_.wantGrad, image, text);
   }
 
  private:
-  std::shared_ptr<RingState> state_;
   SingleRankCall call_;
   SingleRankOutcome outcome_;
-  CapturedError error_;
-  Napi::Promise::Deferred deferred_;
   std::vector<Napi::ObjectReference> borrowed_;
   Napi::ObjectReference gradImage_;
   Napi::ObjectReference gradText_;
@@ -227,11 +197,7 @@ Napi::Value queueSingleRankCall(const Napi::CallbackInfo& info, const std::share
     gradImage = gi;
     gradText = gt;
   }
-  auto* worker = new SingleRankWorker(env, state, std::move(call), borrowed, gradImage, gradText);
-  Napi::Promise promise = worker->promise();
-  state->busy = true;
-  worker->Queue();
-  return promise;
+  return (new SingleRankWorker(env, state, std::move(call), borrowed, gradImage, gradText))->queue();
 }
 
 }  // namespace
@@ -332,32 +298,14 @@ Napi::Value ncclSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_pt
   return queueSingleRankCall(info, state, std::move(call), borrowed, imageElements, textElements, hostGradients);
 }
 
-void NcclConnectWorker::Execute() {
-  try {
-    transport_ = ring::createNcclTransport(state_->rank, state_->size, id_, state_->device, state_->timeout);
-  } catch (...) {
-    error_ = captureCurrentException();
-  }
+void NcclConnectWorker::run() {
+  transport_ = ring::createNcclTransport(state_->rank, state_->size, id_, state_->device, state_->timeout);
 }
 
-void NcclConnectWorker::OnOK() {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  state_->busy = false;
-  if (error_.present) {
-    state_->broken = error_.message;
-    deferred_.Reject(ringError(env, error_).Value());
-    return;
-  }
+Napi::Value NcclConnectWorker::result(Napi::Env env) {
   state_->endpoints.clear();
   state_->endpoints.push_back(std::move(transport_));
-  deferred_.Resolve(env.Undefined());
-}
-
-void NcclConnectWorker::OnError(const Napi::Error& error) {
-  Napi::HandleScope scope(Env());
-  state_->busy = false;
-  deferred_.Reject(error.Value());
+  return env.Undefined();
 }
 
 void requireNccl(Napi::Env env) {

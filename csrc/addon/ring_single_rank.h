@@ -12,6 +12,7 @@
 #include "js_errors.h"
 #include "ring/transport.h"
 #include "ring_convert.h"
+#include "ring_worker.h"
 
 namespace siglip::addon::ring_internal {
 
@@ -25,27 +26,18 @@ Napi::Value mpiSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr
 Napi::Value ncclSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state);
 
 // ncclCommInitRank blocks until every rank has joined: a worker thread, never the JS thread.
-class NcclConnectWorker : public Napi::AsyncWorker {
+class NcclConnectWorker : public RankCallWorker {
  public:
   NcclConnectWorker(Napi::Env env, std::shared_ptr<RingState> state)
-      : Napi::AsyncWorker(env, "siglip:ncclConnect"),
-        state_(std::move(state)),
-        id_(state_->ncclId),
-        deferred_(Napi::Promise::Deferred::New(env)) {}
-
-  Napi::Promise promise() const { return deferred_.Promise(); }
+      : RankCallWorker(env, "siglip:ncclConnect", std::move(state)), id_(state_->ncclId) {}
 
  protected:
-  void Execute() override;
-  void OnOK() override;
-  void OnError(const Napi::Error& error) override;
+  void run() override;
+  Napi::Value result(Napi::Env env) override;
 
  private:
-  std::shared_ptr<RingState> state_;
   std::vector<uint8_t> id_;
   std::unique_ptr<ring::Transport> transport_;
-  CapturedError error_;
-  Napi::Promise::Deferred deferred_;
 };
 
 // Throws ERR_SIGLIP_NO_NCCL (a JS error) when libnccl cannot be loaded.
