@@ -593,6 +593,7 @@ gpuTest('backendInfo().cuda.gemm says which kernels run the products, and why', 
   sigmoidLossSync(p.image, p.text, { device: 'cuda' });
   const gemm = backendInfo().cuda.gemm!;
   t.log(JSON.stringify(gemm));
+  t.true(gemm.forward === 'tile' || gemm.forward === 'cublas');
   t.true(gemm.backward === 'cublas' || gemm.backward === 'tile');
   t.true(gemm.tile === 'pipelined' || gemm.tile === 'simple');
   if (gemm.backward === 'cublas') {
