@@ -192,8 +192,8 @@ export interface NativeRing {
   readonly size: number;
   readonly disposed: boolean;
   sigmoidLoss(
-    image: NativeMatrix[] | NativeMatrix | NativeDeviceMatrix,
-    text: NativeMatrix[] | NativeMatrix | NativeDeviceMatrix,
+    image: Array<NativeMatrix | NativeDeviceMatrix> | NativeMatrix | NativeDeviceMatrix,
+    text: Array<NativeMatrix | NativeDeviceMatrix> | NativeMatrix | NativeDeviceMatrix,
     options: NativeRingLossOptions,
     wantGrad: boolean,
   ): Promise<NativeRingRankResult<Float32Array | NativeDeviceMatrix>[] | NativeRingRankResult<Float32Array | NativeDeviceMatrix>>;
@@ -204,7 +204,7 @@ export interface NativeRing {
 }
 
 export interface NativeRingClass {
-  new (kind: 'local', options: { ranks: number; timeoutMs: number }): NativeRing;
+  new (kind: 'local', options: { ranks: number; timeoutMs: number; devices?: number[] }): NativeRing;
   new (kind: 'mpi', options: { timeoutMs: number }): NativeRing;
   new (kind: 'nccl', options: { rank: number; size: number; id: Uint8Array; device: number; timeoutMs: number }): NativeRing;
 }

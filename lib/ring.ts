@@ -91,10 +91,16 @@ export interface RingStats {
 export interface LocalRingOptions {
   /** P, the number of ranks (threads of this process), an integer from 1 to 4096. */
   ranks: number;
-  /** Where the ranks compute: `'cpu'`, the default and only choice (for GPUs use {@link Ring.nccl}). */
-  device?: 'cpu';
   /**
-   * CPU threads each rank's tiles use, 1 to 1024. Default: `os.availableParallelism()` divided
+   * Where the ranks compute: `'cpu'` (the default); a GPU, `'cuda'` or `'cuda:N'`, for every
+   * rank (ranks share it, each with its own stream; for tests, and to shard a batch too large
+   * for one call); or an Array of P GPUs, rank r on `device[r]` (one process driving several
+   * GPUs; messages between ranks are device-to-device copies through this process). GPU ranks
+   * take Matrix shards (uploaded as float32 for the call) or DeviceMatrix shards on their GPU.
+   */
+  device?: 'cpu' | CudaDevice | CudaDevice[];
+  /**
+   * CPU threads each rank's tiles use, 1 to 1024 (CPU rings). Default: `os.availableParallelism()` divided
    * by `ranks` (at least 1). Results do not depend on it.
    */
   threads?: number;
@@ -170,6 +176,14 @@ export interface LocalRingLossOptions extends RingLossOptions {
   imageIds?: Int32Array[];
   /** Label ids of the text rows, one Int32Array per rank; given together with `imageIds` or not at all. */
   textIds?: Int32Array[];
+  /** Local rings of GPUs: how float32 inputs are multiplied, `'tf32'` (default) or `'fp32'`. */
+  precision?: Precision;
+  /**
+   * Local rings of GPUs: where gradients are returned, `'host'` (Float32Arrays; the default for
+   * Matrix shards) or `'device'` (float32 DeviceMatrix objects on each rank's GPU; the default
+   * for DeviceMatrix shards). CPU rings return Float32Arrays.
+   */
+  gradients?: GradientPlacement;
   /**
    * Test hook (internal, unsupported): rank `failRank` fails after its first ring step
    * (`failMode: 'abort'`, the default) or never takes part (`'absent'`), to test that the
@@ -198,16 +212,20 @@ export interface RankRingLossOptions extends RingLossOptions {
   gradients?: GradientPlacement;
 }
 
-/** The result of {@link Ring.sigmoidLossWithGrad} on a local ring: the global loss and every rank's gradients. */
-export interface LocalRingLossWithGrad {
+/**
+ * The result of {@link Ring.sigmoidLossWithGrad} on a local ring: the global loss and every
+ * rank's gradients (`G`: Float32Array, or DeviceMatrix for a ring of GPUs returning them on
+ * the device).
+ */
+export interface LocalRingLossWithGrad<G extends Float32Array | DeviceMatrix = Float32Array> {
   /** The loss L of the whole (concatenated) batch, nats per image row: the same number on every rank. */
   loss: number;
   /** Gradients of the global loss L. */
   grad: {
-    /** `image[r]` = ∂L/∂X_r, rank r's image rows (n_r × D), a new Float32Array per rank. */
-    image: Float32Array[];
+    /** `image[r]` = ∂L/∂X_r, rank r's image rows (n_r × D), a new Float32Array (or float32 DeviceMatrix) per rank. */
+    image: G[];
     /** `text[r]` = ∂L/∂Y_r, rank r's text rows (m_r × D). */
-    text: Float32Array[];
+    text: G[];
     /** ∂L/∂s of the global loss. */
     logitScale: number;
     /** ∂L/∂b of the global loss. */
@@ -246,7 +264,7 @@ const MAX_ALL_GATHER_BYTES = 1 << 20;
 // What MPI rank 0 sends in Ring.ncclOverMpi: a flag (0: the id follows; 1: making it failed),
 // the 128-byte id, then why it failed (UTF-8, zero-padded).
 const ID_MESSAGE_BYTES = 1 + 128 + 512;
-const LOCAL_CALL_KEYS = ['logitScale', 'logitBias', 'direction', 'imageIds', 'textIds', 'failRank', 'failMode'];
+const LOCAL_CALL_KEYS = ['logitScale', 'logitBias', 'direction', 'imageIds', 'textIds', 'precision', 'gradients', 'failRank', 'failMode'];
 const MPI_CALL_KEYS = ['logitScale', 'logitBias', 'direction', 'imageIds', 'textIds'];
 const NCCL_CALL_KEYS = [...MPI_CALL_KEYS, 'precision', 'gradients'];
 
@@ -262,6 +280,33 @@ function checkOptions(value: unknown, known: readonly string[], required: boolea
     }
   }
   return value;
+}
+
+// precision and gradients of a call on GPU ranks (NCCL, local rings of GPUs), with their
+// defaults: TF32, and gradients where the inputs are.
+function gpuCallOptions(o: Record<string, unknown>, onDevice: boolean): Pick<NativeRingLossOptions, 'precision' | 'gradients'> {
+  const precision = o['precision'] ?? 'tf32';
+  if (precision !== 'tf32' && precision !== 'fp32') throw invalidValue('options.precision', "'tf32' or 'fp32'", precision);
+  const gradients = o['gradients'] ?? (onDevice ? 'device' : 'host');
+  if (gradients !== 'host' && gradients !== 'device') throw invalidValue('options.gradients', "'host' or 'device'", gradients);
+  return { precision, gradients };
+}
+
+// options.device of Ring.local: undefined for the CPU, else each rank's CUDA ordinal.
+function localDevices(device: unknown, ranks: number): number[] | undefined {
+  if (device === undefined || device === 'cpu') return undefined;
+  const expected = `'cpu', 'cuda', 'cuda:N' or an Array of ${ranks} of 'cuda' / 'cuda:N' (one per rank)`;
+  const advice = "Use device 'cpu' (the default).";
+  const one = (value: unknown, argument: string): number => {
+    if (typeof value !== 'string') throw invalidType(argument, expected, value);
+    if (!isCudaDeviceName(value)) throw invalidValue(argument, expected, value);
+    return resolveCudaOrdinal(argument, value, 0, advice);
+  };
+  if (Array.isArray(device)) {
+    if (device.length !== ranks) throw invalidValue('options.device', expected, device);
+    return device.map((d, r) => one(d, `options.device[${r}]`));
+  }
+  return new Array<number>(ranks).fill(one(device, 'options.device'));
 }
 
 // The GPU of this process's rank on its machine, as MPI launchers (Open MPI, MPICH/Hydra) and
@@ -349,8 +394,8 @@ function disposedRing(): Error & SiglipError {
 }
 
 interface PreparedCall {
-  image: NativeMatrix[] | NativeMatrix | NativeDeviceMatrix;
-  text: NativeMatrix[] | NativeMatrix | NativeDeviceMatrix;
+  image: Array<NativeMatrix | NativeDeviceMatrix> | NativeMatrix | NativeDeviceMatrix;
+  text: Array<NativeMatrix | NativeDeviceMatrix> | NativeMatrix | NativeDeviceMatrix;
   options: NativeRingLossOptions;
 }
 
@@ -358,7 +403,7 @@ interface PreparedCall {
  * A ring of P ranks that computes the SigLIP sigmoid loss of a batch split into P shards
  * (the global batch is the concatenation of the shards in rank order) and its gradients,
  * without gathering the batch anywhere (SPEC.md, "The ring"). Make one with
- * {@link Ring.local} (P ranks as threads of this process, on the CPU), {@link Ring.mpi} (this
+ * {@link Ring.local} (P ranks as threads of this process, on the CPU or GPUs), {@link Ring.mpi} (this
  * process's rank of an `mpirun` job) or {@link Ring.nccl} (this process's GPU rank), use it
  * for any number of calls, then {@link Ring.dispose} it.
  *
@@ -393,6 +438,7 @@ interface PreparedCall {
 export class Ring {
   #native: NativeRing | null;
   #threads: number;
+  #onGpus = false;
   #queue: Promise<unknown> = Promise.resolve();
 
   /** How the ranks talk: `'local'`, `'mpi'` or `'nccl'`. */
@@ -421,16 +467,19 @@ export class Ring {
   }
 
   /**
-   * A ring of `ranks` ranks as threads of this process, on the CPU: each call takes P image
-   * shards and P text shards and computes every rank at once (one thread per rank, each
-   * using `threads` CPU threads for its tiles). For tests, for sharded batches in one process,
-   * and to measure the ring.
+   * A ring of `ranks` ranks as threads of this process, on the CPU or on GPUs: each call takes
+   * P image shards and P text shards and computes every rank at once (one thread per rank; on
+   * the CPU each uses `threads` CPU threads for its tiles). For tests, for sharded batches in
+   * one process, to drive several GPUs from one process, and to measure the ring.
    *
-   * @param options - `ranks` (required), `threads` (per rank; default cores / ranks),
-   *   `timeoutMs` (default 60 000), `device` (`'cpu'` only).
+   * @param options - `ranks` (required), `device` (`'cpu'`, the default; `'cuda'` /
+   *   `'cuda:N'` for every rank; or an Array of P GPUs), `threads` (CPU rings; per rank;
+   *   default cores / ranks), `timeoutMs` (default 60 000).
    * @returns a Promise of the Ring.
    * @throws TypeError / RangeError (naming the option) for bad options, e.g. `ranks` outside
-   *   1–4096 or a `device` other than `'cpu'`; the Promise rejects with them.
+   *   1–4096, a device list of another length, a GPU this machine lacks; Error with code
+   *   `ERR_SIGLIP_NO_CUDA` for a GPU device without the CUDA build or a GPU. The Promise
+   *   rejects with them.
    *
    * @example
    * ```ts
@@ -441,17 +490,14 @@ export class Ring {
   static async local(options: LocalRingOptions): Promise<Ring> {
     const o = checkOptions(options, LOCAL_KEYS, true);
     const ranks = checkIntegerInRange('options.ranks', o['ranks'], 1, MAX_RING_RANKS);
-    const device = o['device'];
-    if (device !== undefined && device !== 'cpu') {
-      const expected = "'cpu' or no device (a local ring computes on the CPU; for GPUs use Ring.nccl, one rank per GPU)";
-      if (typeof device !== 'string') throw invalidType('options.device', expected, device);
-      throw invalidValue('options.device', expected, device);
-    }
+    const devices = localDevices(o['device'], ranks);
     const threads =
       o['threads'] === undefined ? localThreadsPerRank(ranks) : checkIntegerInRange('options.threads', o['threads'], 1, MAX_THREADS);
     const timeoutMs = checkTimeout(o['timeoutMs']);
     const { addon } = loadAddon();
-    return new Ring(new addon.RingHandle('local', { ranks, timeoutMs }), threads);
+    const ring = new Ring(new addon.RingHandle('local', { ranks, timeoutMs, ...(devices && { devices }) }), threads);
+    ring.#onGpus = devices !== undefined;
+    return ring;
   }
 
   /**
@@ -621,8 +667,9 @@ export class Ring {
    * The sigmoid loss of the global batch and its gradients, computed by the ring.
    *
    * On a local ring: `imageShards` and `textShards` are Arrays of P {@link Matrix} shards
-   * (shard r is rank r's; every shard at least one row, all of width D); label ids, when
-   * used, are Arrays of P Int32Arrays. Without ids the global text batch must have as many
+   * (shard r is rank r's; every shard at least one row, all of width D; on a local ring of
+   * GPUs also DeviceMatrix shards on rank r's GPU, all of one dtype); label ids, when used,
+   * are Arrays of P Int32Arrays. Without ids the global text batch must have as many
    * rows as the global image batch (row i pairs with row i; shards may still split them
    * differently). On an MPI or NCCL ring: this rank's `image` and `text` shard (NCCL: Matrix
    * or DeviceMatrix) and its ids; every rank calls with the same options.
@@ -656,6 +703,16 @@ export class Ring {
    */
   sigmoidLossWithGrad(imageShards: Matrix[], textShards: Matrix[], options?: LocalRingLossOptions): Promise<LocalRingLossWithGrad>;
   sigmoidLossWithGrad(
+    imageShards: Array<Matrix | DeviceMatrix>,
+    textShards: Array<Matrix | DeviceMatrix>,
+    options: LocalRingLossOptions & { gradients: 'device' },
+  ): Promise<LocalRingLossWithGrad<DeviceMatrix>>;
+  sigmoidLossWithGrad(
+    imageShards: DeviceMatrix[],
+    textShards: DeviceMatrix[],
+    options?: LocalRingLossOptions,
+  ): Promise<LocalRingLossWithGrad<DeviceMatrix>>;
+  sigmoidLossWithGrad(
     image: Matrix | DeviceMatrix,
     text: Matrix | DeviceMatrix,
     options: RankRingLossOptions & { gradients: 'device' },
@@ -672,10 +729,10 @@ export class Ring {
     options?: RankRingLossOptions,
   ): Promise<RankRingLossWithGrad<DeviceMatrix>>;
   async sigmoidLossWithGrad(
-    image: Matrix[] | Matrix | DeviceMatrix,
-    text: Matrix[] | Matrix | DeviceMatrix,
+    image: Array<Matrix | DeviceMatrix> | Matrix | DeviceMatrix,
+    text: Array<Matrix | DeviceMatrix> | Matrix | DeviceMatrix,
     options?: LocalRingLossOptions | RankRingLossOptions,
-  ): Promise<LocalRingLossWithGrad | RankRingLossWithGrad<AnyGradient>> {
+  ): Promise<LocalRingLossWithGrad<AnyGradient> | RankRingLossWithGrad<AnyGradient>> {
     const call = this.#prepare(image, text, options);
     const result = await this.#run(call, true);
     if (Array.isArray(result)) return this.#localResult(result);
@@ -700,11 +757,11 @@ export class Ring {
    * ring.dispose();
    * ```
    */
-  sigmoidLoss(imageShards: Matrix[], textShards: Matrix[], options?: LocalRingLossOptions): Promise<number>;
+  sigmoidLoss(imageShards: Array<Matrix | DeviceMatrix>, textShards: Array<Matrix | DeviceMatrix>, options?: LocalRingLossOptions): Promise<number>;
   sigmoidLoss(image: Matrix | DeviceMatrix, text: Matrix | DeviceMatrix, options?: RankRingLossOptions): Promise<number>;
   async sigmoidLoss(
-    image: Matrix[] | Matrix | DeviceMatrix,
-    text: Matrix[] | Matrix | DeviceMatrix,
+    image: Array<Matrix | DeviceMatrix> | Matrix | DeviceMatrix,
+    text: Array<Matrix | DeviceMatrix> | Matrix | DeviceMatrix,
     options?: LocalRingLossOptions | RankRingLossOptions,
   ): Promise<number> {
     const call = this.#prepare(image, text, options);
@@ -787,7 +844,7 @@ export class Ring {
     return run;
   }
 
-  #localResult(ranks: NativeRingRankResult<Float32Array | NativeDeviceMatrix>[]): LocalRingLossWithGrad {
+  #localResult(ranks: NativeRingRankResult<Float32Array | NativeDeviceMatrix>[]): LocalRingLossWithGrad<AnyGradient> {
     const first = ranks[0]!;
     for (const [r, result] of ranks.entries()) {
       const same =
@@ -801,8 +858,8 @@ export class Ring {
     return {
       loss: first.loss,
       grad: {
-        image: ranks.map((r) => r.grad?.image as Float32Array),
-        text: ranks.map((r) => r.grad?.text as Float32Array),
+        image: ranks.map((r) => (r.grad ? wrapGradient(r.grad.image) : new Float32Array(0))),
+        text: ranks.map((r) => (r.grad ? wrapGradient(r.grad.text) : new Float32Array(0))),
         logitScale: first.grad?.logitScale ?? 0,
         logitBias: first.grad?.logitBias ?? 0,
       },
@@ -818,8 +875,10 @@ export class Ring {
 
   #prepareLocal(imageShards: unknown, textShards: unknown, options: unknown): PreparedCall {
     const p = this.size;
-    const images = checkShardArray('imageShards', imageShards, p).map((m, r) => checkMatrix(`imageShards[${r}]`, m));
-    const texts = checkShardArray('textShards', textShards, p).map((m, r) => checkMatrix(`textShards[${r}]`, m));
+    const shardOf = (name: string) => (m: unknown, r: number) =>
+      this.#onGpus && m instanceof DeviceMatrix ? m : checkMatrix(`${name}[${r}]`, m);
+    const images = checkShardArray('imageShards', imageShards, p).map(shardOf('imageShards'));
+    const texts = checkShardArray('textShards', textShards, p).map(shardOf('textShards'));
     const d = images[0]!.cols;
     const width = `${d} (imageShards[0].cols: every shard has the same width D)`;
     images.forEach((m, r) => {
@@ -829,10 +888,19 @@ export class Ring {
       if (m.cols !== d) throw invalidValue(`textShards[${r}].cols`, width, m.cols);
     });
     const o = checkOptions(options, LOCAL_CALL_KEYS, false);
-    const native: NativeRingLossOptions = { ...sharedOptions(o), threads: this.#threads };
+    const native: NativeRingLossOptions = { ...sharedOptions(o) };
+    const onDevice = images[0] instanceof DeviceMatrix;
+    if (this.#onGpus) {
+      Object.assign(native, gpuCallOptions(o, onDevice));
+    } else {
+      native.threads = this.#threads;
+      for (const key of ['precision', 'gradients'] as const) {
+        if (o[key] !== undefined) throw invalidType(`options.${key}`, 'no value on a CPU ring (it applies to rings of GPUs)', o[key]);
+      }
+    }
     const withIds = idsGivenTogether(o['imageIds'], o['textIds'], `an Array of ${p} Int32Arrays`);
     if (withIds) {
-      const idArrays = (key: 'imageIds' | 'textIds', shards: Matrix[], name: string) => {
+      const idArrays = (key: 'imageIds' | 'textIds', shards: Array<Matrix | DeviceMatrix>, name: string) => {
         const value = o[key];
         const expected = `an Array of ${p} Int32Arrays (one per rank)`;
         if (!Array.isArray(value)) throw invalidType(`options.${key}`, expected, value);
@@ -859,7 +927,9 @@ export class Ring {
       if (mode !== 'abort' && mode !== 'absent') throw invalidValue('options.failMode', "'abort' or 'absent'", mode);
       native.failMode = mode;
     }
-    return { image: images, text: texts, options: native };
+    const toNative = (name: string) => (m: Matrix | DeviceMatrix, r: number) =>
+      m instanceof DeviceMatrix ? liveNative(m, `${name}[${r}]`) : m;
+    return { image: images.map(toNative('imageShards')), text: texts.map(toNative('textShards')), options: native };
   }
 
   #prepareRank(image: unknown, text: unknown, options: unknown): PreparedCall {
@@ -900,12 +970,7 @@ export class Ring {
       native.textIds = checkIds('options.textIds', o['textIds'], y.rows, 'text');
     }
     if (nccl) {
-      const precision = o['precision'] ?? 'tf32';
-      if (precision !== 'tf32' && precision !== 'fp32') throw invalidValue('options.precision', "'tf32' or 'fp32'", precision);
-      const gradients = o['gradients'] ?? (onDevice ? 'device' : 'host');
-      if (gradients !== 'host' && gradients !== 'device') throw invalidValue('options.gradients', "'host' or 'device'", gradients);
-      native.precision = precision;
-      native.gradients = gradients;
+      Object.assign(native, gpuCallOptions(o, onDevice));
     } else {
       native.threads = this.#threads;
     }

@@ -306,7 +306,9 @@ test('bad ring options reject naming the option', async (t) => {
     [{ ranks: 0 }, RangeError, 'options.ranks'],
     [{ ranks: 4097 }, RangeError, 'options.ranks'],
     [{ ranks: 2.5 }, RangeError, 'options.ranks'],
-    [{ ranks: 2, device: 'cuda' }, RangeError, 'options.device'],
+    [{ ranks: 2, device: 'gpu' }, RangeError, 'options.device'],
+    [{ ranks: 2, device: ['cuda'] }, RangeError, 'options.device'],
+    [{ ranks: 2, device: 5 }, TypeError, 'options.device'],
     [{ ranks: 2, threads: 0 }, RangeError, 'options.threads'],
     [{ ranks: 2, timeoutMs: 0 }, RangeError, 'options.timeoutMs'],
     [{ ranks: 2, timeout: 5 }, TypeError, 'options.timeout'],
@@ -353,6 +355,76 @@ test('Ring.mpi without MPI in the build says how to get it', async (t) => {
   t.regex(error.message, /libopenmpi-dev/);
 });
 
+test('a CPU ring refuses the options of rings of GPUs', async (t) => {
+  const ring = await Ring.local({ ranks: 2 });
+  const two = [m(2, 3), m(1, 3)];
+  for (const options of [{ precision: 'fp32' }, { gradients: 'device' }] as LocalRingLossOptions[]) {
+    const error = (await t.throwsAsync(ring.sigmoidLoss(two, two, options), { instanceOf: TypeError })) as Failure;
+    t.is(error.argument, `options.${Object.keys(options)[0]}`);
+  }
+  ring.dispose();
+});
+
+noGpuTest('a local ring of GPUs needs a GPU (ERR_SIGLIP_NO_CUDA naming options.device)', async (t) => {
+  for (const device of ['cuda', 'cuda:1', ['cuda', 'cuda:0']] as const) {
+    const error = (await t.throwsAsync(Ring.local({ ranks: 2, device: device as 'cuda' }))) as Failure;
+    t.is(error.code, 'ERR_SIGLIP_NO_CUDA', JSON.stringify(device));
+    t.regex(error.argument ?? '', /^options\.device/);
+  }
+});
+
+// Local rings of GPUs: every rank on GPU 0 (or on GPU r where the machine has them), host
+// and device shards, both directions, against the single-device loss on the CPU: float32
+// shards at FP32 meet the float32 tolerances, and device shards give the host shards' bits.
+for (const p of [1, 2, 3, 4]) {
+  for (const direction of directions) {
+    gpuTest(`local ring of GPUs, P=${p} ${direction}: every rank equals the single-device result (host and device shards)`, async (t) => {
+      const b = makeShardedBatch(3000 + p, p, 40, p % 2 === 1);
+      const { images, texts, ids } = shardsOf(b);
+      const ref = singleDevice(b, 2.1, -6.5);
+      const device = cuda.devices.length >= p ? cuda.devices.slice(0, p).map((g) => g.device) : 'cuda';
+      const ring = await Ring.local({ ranks: p, device: device as 'cuda' });
+      const options = { logitScale: 2.1, logitBias: -6.5, direction, precision: 'fp32' as const, ...ids };
+      try {
+        const host = await ring.sigmoidLossWithGrad(images, texts, options);
+        for (let r = 0; r < p; r++) {
+          const e = rankErrors(b, ref, r, { loss: host.loss, logitScale: host.grad.logitScale, logitBias: host.grad.logitBias, image: host.grad.image[r]!, text: host.grad.text[r]! });
+          t.true(withinTolerance(e), `host shards, rank ${r}: ${JSON.stringify(e)}`);
+        }
+        const onGpu = (shards: Matrix[]) => shards.map((s, r) => DeviceMatrix.fromHost(s.data, s.rows, s.cols, { device: Array.isArray(device) ? device[r]! : 'cuda' }));
+        const x = onGpu(images);
+        const y = onGpu(texts);
+        try {
+          const dev = await ring.sigmoidLossWithGrad(x, y, options);
+          t.is(dev.loss, host.loss, 'the same bits from device shards');
+          for (let r = 0; r < p; r++) {
+            t.true(dev.grad.image[r] instanceof DeviceMatrix);
+            t.deepEqual(dev.grad.image[r]!.download(), host.grad.image[r], `rank ${r}: the same ∂X bits`);
+            dev.grad.image[r]!.dispose();
+            dev.grad.text[r]!.dispose();
+          }
+        } finally {
+          for (const d of [...x, ...y]) d.dispose();
+        }
+      } finally {
+        ring.dispose();
+      }
+    });
+  }
+}
+
+gpuTest('local ring of GPUs: a rank that fails mid-ring makes the others reject, and the ring recovers', async (t) => {
+  const b = makeShardedBatch(33, 3, 16, false);
+  const { images, texts } = shardsOf(b);
+  const ring = await Ring.local({ ranks: 3, device: 'cuda', timeoutMs: 10_000 });
+  const error = (await t.throwsAsync(ring.sigmoidLossWithGrad(images, texts, { failRank: 1 } as LocalRingLossOptions))) as Failure;
+  t.is(error.code, ERR_SIGLIP_RING_FAILED);
+  t.is(error.rank, 1);
+  const ok = await ring.sigmoidLossWithGrad(images, texts);
+  t.true(Number.isFinite(ok.loss));
+  ring.dispose();
+});
+
 noGpuTest('Ring.nccl and Ring.ncclUniqueId need a GPU (ERR_SIGLIP_NO_CUDA)', async (t) => {
   t.is((t.throws(() => Ring.ncclUniqueId()) as Failure).code, 'ERR_SIGLIP_NO_CUDA');
   const error = (await t.throwsAsync(Ring.nccl({ rank: 0, size: 1, id: new Uint8Array(128), device: 'cuda' }))) as Failure;
@@ -369,7 +441,7 @@ gpuTest('Ring.nccl with one rank equals the single-device loss (host and device 
     t.pass();
     return;
   }
-    const b = makeShardedBatch(21, 1, 32, true);
+  const b = makeShardedBatch(21, 1, 32, true);
   const { images, texts, ids } = shardsOf(b);
   const ref = singleDevice(b);
   const ring = await Ring.nccl({ rank: 0, size: 1, id: Ring.ncclUniqueId(), device: 'cuda' });

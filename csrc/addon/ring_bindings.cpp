@@ -102,7 +102,24 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     if (kind == "local") {
       state->kind = RingKind::Local;
       state->size = static_cast<int>(readInteger(options.Get("ranks"), "options.ranks", 1, kMaxRanks));
-      state->endpoints = ring::createLocalGroup(state->size, state->timeout);
+      Napi::Value devices = options.Get("devices");
+      if (!absent(devices)) {
+#if defined(SIGLIP_WITH_CUDA)
+        // Rank r on CUDA device devices[r] (lib/ring.ts resolved the names and checked the GPUs).
+        const std::string expected = "an Array of " + std::to_string(state->size) + " CUDA ordinals (one per rank)";
+        if (!devices.IsArray() || devices.As<Napi::Array>().Length() != uint32_t(state->size))
+          throw typeError(env, "options.devices", expected, describeValue(devices));
+        Napi::Array list = devices.As<Napi::Array>();
+        for (uint32_t r = 0; r < list.Length(); ++r)
+          state->devices.push_back(static_cast<int>(
+              readInteger(list.Get(r), "options.devices[" + std::to_string(r) + "]", 0, INT_MAX)));
+#else
+        throw makeJsError(env, ErrorKind::Internal,
+                          "Local rings of GPUs need the CUDA build of siglip-kernels (this is the CPU build)", "",
+                          "ERR_SIGLIP_NO_CUDA");
+#endif
+      }
+      state->endpoints = createLocalEndpoints(*state);
     } else if (kind == "mpi") {
       state->kind = RingKind::Mpi;
 #if defined(SIGLIP_WITH_MPI)

@@ -43,6 +43,7 @@ struct RingState {
   int rank = 0;  // the (first) rank this object drives
   int size = 1;  // P
   int device = -1;  // nccl: the CUDA ordinal
+  std::vector<int> devices;  // local rings of GPUs: rank r's CUDA ordinal (empty: the CPU)
   std::chrono::milliseconds timeout{60000};
   std::vector<std::unique_ptr<ring::Transport>> endpoints;
   bool busy = false;

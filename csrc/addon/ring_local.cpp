@@ -16,6 +16,10 @@
 #include "js_errors.h"
 #include "ring/local_transport.h"
 #include "ring/ring_sigmoid.h"
+#if defined(SIGLIP_WITH_CUDA)
+#include "cuda/cuda_ring_backend.h"
+#include "ring_gpu_rank.h"
+#endif
 
 namespace siglip::addon::ring_internal {
 namespace {
@@ -57,12 +61,18 @@ class FaultyTransport : public ring::Transport {
 // ---- local rings: P ranks, one std::thread each ----------------------------------------
 
 struct RankWork {
-  ring::RingShard shard;
+  ring::RingShard shard;            // host views (CPU ranks; GPU ranks' host inputs) and ids
   std::string imageName, textName;  // "imageShards[k].data", for the data scan's message
-  GradientOutputs grads;
+  GradientOutputs grads;            // host gradients
+  bool wantGrad = false;
   LossResult result;
   ring::RingStats stats;
   CapturedError error;
+#if defined(SIGLIP_WITH_CUDA)
+  bool onGpu = false;
+  GpuRankInputs gpu;
+  GpuRankOutcome gpuOutcome;
+#endif
 };
 
 // One rank of a local ring, on its own thread: scan the shard, then the ring. A shard that
@@ -75,6 +85,17 @@ void runLocalRank(ring::Transport& endpoint, RankWork& work, const ring::RingOpt
       throw Error(ErrorKind::Internal, "ring",
                   "ring rank " + std::to_string(r) + " did not take part (the failRank test hook, failMode 'absent')");
     }
+#if defined(SIGLIP_WITH_CUDA)
+    if (work.onGpu) {
+      FaultyTransport faulty(endpoint);
+      ring::Transport& tp = fault == FaultMode::Abort && r == faultRank ? faulty : endpoint;
+      work.gpuOutcome = runGpuRank(tp, work.shard, work.gpu, options, work.wantGrad, work.grads.image,
+                                   work.grads.text, work.imageName, work.textName);
+      work.result = work.gpuOutcome.result;
+      work.stats = work.gpuOutcome.stats;
+      return;
+    }
+#endif
     try {
       checkFinite(work.shard.image, work.imageName);
       checkFinite(work.shard.text, work.textName);
@@ -147,7 +168,7 @@ class LocalRingWorker : public Napi::AsyncWorker {
       if (root >= 0) {
         // The group is aborted (and may hold stale messages): the next call gets a new one.
         try {
-          state_->endpoints = ring::createLocalGroup(state_->size, state_->timeout);
+          state_->endpoints = createLocalEndpoints(*state_);
         } catch (...) {
           state_->broken = captureCurrentException().message;
         }
@@ -162,8 +183,12 @@ class LocalRingWorker : public Napi::AsyncWorker {
       }
       Napi::Array out = Napi::Array::New(env, work_.size());
       for (size_t r = 0; r < work_.size(); ++r) {
-        Napi::Value image = wantGrad_ ? gradImages_[r].Value() : env.Undefined();
-        Napi::Value text = wantGrad_ ? gradTexts_[r].Value() : env.Undefined();
+        Napi::Value image = wantGrad_ && r < gradImages_.size() ? gradImages_[r].Value() : env.Undefined();
+        Napi::Value text = wantGrad_ && r < gradTexts_.size() ? gradTexts_[r].Value() : env.Undefined();
+#if defined(SIGLIP_WITH_CUDA)
+        if (wantGrad_ && work_[r].onGpu)
+          std::tie(image, text) = gpuRankGradients(env, work_[r].gpu, work_[r].gpuOutcome, image, text);
+#endif
         out.Set(uint32_t(r), rankResultToJs(env, work_[r].result, work_[r].stats, wantGrad_, image, text));
       }
       deferred_.Resolve(out);
@@ -191,6 +216,19 @@ class LocalRingWorker : public Napi::AsyncWorker {
   std::vector<Napi::ObjectReference> gradTexts_;
 };
 
+}  // namespace
+
+std::vector<std::unique_ptr<ring::Transport>> createLocalEndpoints(const RingState& state) {
+  if (state.devices.empty()) return ring::createLocalGroup(state.size, state.timeout);
+#if defined(SIGLIP_WITH_CUDA)
+  return ring::createLocalGroup(state.size, state.timeout, cuda::deviceMessageMemory());
+#else
+  throw Error(ErrorKind::Internal, "options.devices", "local rings of GPUs need the CUDA build");
+#endif
+}
+
+namespace {
+
 // An Array of exactly `count` elements named `name`.
 Napi::Array readArray(Napi::Value value, const std::string& name, size_t count, const std::string& what) {
   if (!value.IsArray()) {
@@ -214,29 +252,49 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
   std::vector<Napi::Object> borrowed;
   std::vector<RankWork> work(p);
   int64_t d = 0, imageRows = 0, textRows = 0;
+  const bool onGpu = !state->devices.empty();
   for (size_t r = 0; r < p; ++r) {
     const std::string k = "[" + std::to_string(r) + "]";
-    MatrixArg image = readMatrix(images.Get(uint32_t(r)), "imageShards" + k);
-    MatrixArg text = readMatrix(texts.Get(uint32_t(r)), "textShards" + k);
-    if (r == 0) d = image.view.cols;
-    if (image.view.cols != d) {
+    RankWork& w = work[r];
+    if (onGpu) {
+#if defined(SIGLIP_WITH_CUDA)
+      w.onGpu = true;
+      w.gpu.device = state->devices[r];
+      w.gpu.image = readGpuRankInput(images.Get(uint32_t(r)), "imageShards" + k, w.gpu.device, w.shard.image, borrowed);
+      w.gpu.text = readGpuRankInput(texts.Get(uint32_t(r)), "textShards" + k, w.gpu.device, w.shard.text, borrowed);
+      const cuda::DType dtype = work[0].gpu.image.dtype;
+      for (const auto& [name, m] : {std::pair<std::string, const DeviceMatrixData*>{"imageShards" + k, &w.gpu.image},
+                                    {"textShards" + k, &w.gpu.text}}) {
+        if (m->dtype != dtype) {
+          throw typeError(env, name, std::string("a matrix of the dtype of imageShards[0] (") + cuda::dtypeName(dtype) + ")",
+                          std::string("one of dtype ") + cuda::dtypeName(m->dtype));
+        }
+      }
+#endif
+    } else {
+      MatrixArg image = readMatrix(images.Get(uint32_t(r)), "imageShards" + k);
+      MatrixArg text = readMatrix(texts.Get(uint32_t(r)), "textShards" + k);
+      w.shard.image = image.view;
+      w.shard.text = text.view;
+      borrowed.push_back(image.array);
+      borrowed.push_back(text.array);
+    }
+    const int64_t imageCols = w.shard.image.cols, textCols = w.shard.text.cols;
+    if (r == 0) d = imageCols;
+    if (imageCols != d) {
       throw rangeError(env, "imageShards" + k + ".cols",
                        std::to_string(d) + " (imageShards[0].cols: every shard has the same width D)",
-                       describeValue(Napi::Number::New(env, double(image.view.cols))));
+                       describeValue(Napi::Number::New(env, double(imageCols))));
     }
-    if (text.view.cols != d) {
+    if (textCols != d) {
       throw rangeError(env, "textShards" + k + ".cols",
                        std::to_string(d) + " (imageShards[0].cols: every shard has the same width D)",
-                       describeValue(Napi::Number::New(env, double(text.view.cols))));
+                       describeValue(Napi::Number::New(env, double(textCols))));
     }
-    imageRows += image.view.rows;
-    textRows += text.view.rows;
-    work[r].shard.image = image.view;
-    work[r].shard.text = text.view;
-    work[r].imageName = "imageShards" + k + ".data";
-    work[r].textName = "textShards" + k + ".data";
-    borrowed.push_back(image.array);
-    borrowed.push_back(text.array);
+    imageRows += w.shard.image.rows;
+    textRows += w.shard.text.rows;
+    w.imageName = "imageShards" + k + ".data";
+    w.textName = "textShards" + k + ".data";
   }
 
   Napi::Object options = readOptions(info[2], "options");
@@ -264,7 +322,19 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
   ringOptions.logitScale = scalars.logitScale;
   ringOptions.logitBias = scalars.logitBias;
   ringOptions.direction = readDirection(options);
-  ringOptions.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
+  bool hostGradients = true;
+  if (onGpu) {
+#if defined(SIGLIP_WITH_CUDA)
+    readGpuRankOptions(options, work[0].gpu);
+    for (RankWork& w : work) {
+      w.gpu.precision = work[0].gpu.precision;
+      w.gpu.gradientsOnDevice = work[0].gpu.gradientsOnDevice;
+    }
+    hostGradients = !work[0].gpu.gradientsOnDevice;
+#endif
+  } else {
+    ringOptions.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
+  }
 
   FaultMode fault = FaultMode::None;
   int faultRank = -1;
@@ -284,7 +354,8 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
   if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
   const bool wantGrad = info[3].As<Napi::Boolean>().Value();
   std::vector<Napi::Float32Array> gradImages, gradTexts;
-  if (wantGrad) {
+  for (RankWork& w : work) w.wantGrad = wantGrad;
+  if (wantGrad && hostGradients) {
     for (size_t r = 0; r < p; ++r) {
       const ring::RingShard& s = work[r].shard;
       gradImages.push_back(allocateFloat32Array(env, s.image.rows * d, "the image gradient of rank " + std::to_string(r)));

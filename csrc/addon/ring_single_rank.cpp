@@ -1,38 +1,34 @@
 // One rank per process: MPI (host shards, CPU) and NCCL (GPU). Reads one rank's call on the
-// JS thread (SingleRankCall), runs it in SingleRankWorker (runMpiRank / runNcclRank), and
-// connects an NCCL ring (NcclConnectWorker). A failure breaks the ring.
+// JS thread (SingleRankCall), runs it in SingleRankWorker (runMpiRank, or ring_gpu_rank.h's
+// runGpuRank), and connects an NCCL ring (NcclConnectWorker). A failure breaks the ring.
 #include "ring_single_rank.h"
 
 #include <exception>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "convert.h"
 #include "core/errors.h"
 #include "ring/ring_sigmoid.h"
 #if defined(SIGLIP_WITH_CUDA)
-#include "cuda/cuda_backend.h"
-#include "cuda/cuda_ring_backend.h"
-#include "cuda_matrix.h"
 #include "ring/nccl_transport.h"
+#include "ring_gpu_rank.h"
 #endif
 
 namespace siglip::addon::ring_internal {
 namespace {
 
 // One rank's call. For MPI the shard is host memory; for NCCL each input is a device matrix
-// or host float32 data uploaded for the call.
+// or host float32 data uploaded for the call (ring_gpu_rank.h), the shard its host views.
 struct SingleRankCall {
-  ring::RingShard shard;  // host views (MPI; NCCL host inputs)
-  int64_t idsImageRows = 0, idsTextRows = 0;
+  ring::RingShard shard;  // host views (MPI; NCCL host inputs) and ids
   ring::RingOptions options;
   bool wantGrad = false;
   float* hostGradImage = nullptr;
   float* hostGradText = nullptr;
 #if defined(SIGLIP_WITH_CUDA)
-  DeviceMatrixData image, text;  // NCCL: buffer set for device inputs
-  cuda::Precision precision = cuda::Precision::TF32;
-  bool gradientsOnDevice = false;
+  GpuRankInputs gpu;  // NCCL
 #endif
 };
 
@@ -40,7 +36,7 @@ struct SingleRankOutcome {
   LossResult result;
   ring::RingStats stats;
 #if defined(SIGLIP_WITH_CUDA)
-  std::shared_ptr<cuda::DeviceBuffer> gradImage, gradText;  // NCCL, gradients on the device
+  GpuRankOutcome gpu;  // NCCL
 #endif
 };
 
@@ -57,66 +53,6 @@ SingleRankOutcome runMpiRank(ring::Transport& tp, const SingleRankCall& call) {
                                      GradientOutputs{call.hostGradImage, call.hostGradText}, &out.stats);
   return out;
 }
-
-#if defined(SIGLIP_WITH_CUDA)
-SingleRankOutcome runNcclRank(ring::Transport& tp, int device, const SingleRankCall& call) {
-  SingleRankOutcome out;
-  const int64_t d = call.image.cols, n = call.image.rows, m = call.text.rows;
-  DeviceMatrixData image = call.image, text = call.text;
-  std::shared_ptr<cuda::DeviceBuffer> ids;
-  try {
-    // Host inputs: scanned here (device inputs are not: see lib/ring.ts), uploaded as float32.
-    const auto resident = [&](DeviceMatrixData& input, const MatrixView& host, const char* name) {
-      if (input.buffer) return;
-      checkFinite(host, name);
-      const size_t bytes = size_t(host.rows) * size_t(host.cols) * sizeof(float);
-      input.buffer = std::make_shared<cuda::DeviceBuffer>(device, bytes);
-      input.buffer->upload(host.data, bytes);
-    };
-    resident(image, call.shard.image, "image.data");
-    resident(text, call.shard.text, "text.data");
-    if (call.shard.imageIds) {
-      ids = std::make_shared<cuda::DeviceBuffer>(device, size_t(n + m) * sizeof(int32_t));
-      ids->upload(call.shard.imageIds, size_t(n) * sizeof(int32_t));
-      ids->upload(call.shard.textIds, size_t(m) * sizeof(int32_t), size_t(n) * sizeof(int32_t));
-    }
-    if (call.wantGrad) {
-      out.gradImage = std::make_shared<cuda::DeviceBuffer>(device, size_t(n * d) * sizeof(float));
-      out.gradText = std::make_shared<cuda::DeviceBuffer>(device, size_t(m * d) * sizeof(float));
-    }
-  } catch (const std::exception& e) {
-    tp.abort(e.what());
-    throw;
-  }
-  ring::RingShard shard;
-  shard.image = MatrixView{static_cast<const float*>(image.buffer->data()), n, d};
-  shard.text = MatrixView{static_cast<const float*>(text.buffer->data()), m, d};
-  if (ids) {
-    shard.imageIds = static_cast<const int32_t*>(ids->data());
-    shard.textIds = shard.imageIds + n;
-  }
-  GradientOutputs grads;
-  if (call.wantGrad) grads = GradientOutputs{static_cast<float*>(out.gradImage->data()), static_cast<float*>(out.gradText->data())};
-  {
-    // The backend lives (its stream and scratch) only for the call.
-    std::unique_ptr<cuda::CudaRingBackend> backend;
-    try {
-      backend = std::make_unique<cuda::CudaRingBackend>(device, image.dtype, call.precision);
-    } catch (const std::exception& e) {
-      tp.abort(e.what());
-      throw;
-    }
-    out.result = ring::ringSigmoidLoss(tp, *backend, shard, call.options, grads, &out.stats);
-  }
-  if (call.wantGrad && !call.gradientsOnDevice) {
-    out.gradImage->download(call.hostGradImage, out.gradImage->bytes());
-    out.gradText->download(call.hostGradText, out.gradText->bytes());
-    out.gradImage.reset();
-    out.gradText.reset();
-  }
-  return out;
-}
-#endif
 
 class SingleRankWorker : public RankCallWorker {
  public:
@@ -135,7 +71,10 @@ class SingleRankWorker : public RankCallWorker {
     ring::Transport& tp = *state_->endpoints[0];
 #if defined(SIGLIP_WITH_CUDA)
     if (state_->kind == RingKind::Nccl) {
-      outcome_ = runNcclRank(tp, state_->device, call_);
+      outcome_.gpu = runGpuRank(tp, call_.shard, call_.gpu, call_.options, call_.wantGrad, call_.hostGradImage,
+                                call_.hostGradText, "image.data", "text.data");
+      outcome_.result = outcome_.gpu.result;
+      outcome_.stats = outcome_.gpu.stats;
       return;
     }
 #endif
@@ -145,19 +84,11 @@ class SingleRankWorker : public RankCallWorker {
   Napi::Value result(Napi::Env env) override {
     Napi::Value image = env.Undefined(), text = env.Undefined();
     if (call_.wantGrad) {
+      image = gradImage_.IsEmpty() ? env.Undefined() : gradImage_.Value();
+      text = gradText_.IsEmpty() ? env.Undefined() : gradText_.Value();
 #if defined(SIGLIP_WITH_CUDA)
-      if (call_.gradientsOnDevice) {
-        const int64_t d = call_.image.cols;
-        image = DeviceMatrixHandle::wrap(env, DeviceMatrixData{outcome_.gradImage, call_.image.rows, d,
-                                                               cuda::DType::Float32, state_->device});
-        text = DeviceMatrixHandle::wrap(env, DeviceMatrixData{outcome_.gradText, call_.text.rows, d,
-                                                              cuda::DType::Float32, state_->device});
-      }
+      if (state_->kind == RingKind::Nccl) std::tie(image, text) = gpuRankGradients(env, call_.gpu, outcome_.gpu, image, text);
 #endif
-      if (image.IsUndefined()) {
-        image = gradImage_.Value();
-        text = gradText_.Value();
-      }
     }
     return rankResultToJs(env, outcome_.result, outcome_.stats, call_.wantGrad, image, text);
   }
@@ -228,74 +159,31 @@ Napi::Value mpiSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr
 }
 
 #if defined(SIGLIP_WITH_CUDA)
-namespace {
-
-// A device matrix handle on `device`, or host { data, rows, cols } (float32, uploaded per call).
-DeviceMatrixData readNcclInput(Napi::Value value, const std::string& name, int device, MatrixView& host,
-                               std::vector<Napi::Object>& borrowed) {
-  Napi::Env env = value.Env();
-  if (DeviceMatrixHandle* handle = DeviceMatrixHandle::unwrap(value)) {
-    DeviceMatrixData m = handle->live(env, name);
-    if (m.device != device) {
-      throw rangeError(env, name, "a matrix on cuda:" + std::to_string(device) + " (the ring's device)",
-                       "one on cuda:" + std::to_string(m.device));
-    }
-    borrowed.push_back(value.As<Napi::Object>());
-    host = MatrixView{nullptr, m.rows, m.cols};
-    return m;
-  }
-  MatrixArg arg = readMatrix(value, name);
-  borrowed.push_back(arg.array);
-  host = arg.view;
-  DeviceMatrixData m;
-  m.rows = arg.view.rows;
-  m.cols = arg.view.cols;
-  m.dtype = cuda::DType::Float32;
-  m.device = device;
-  return m;
-}
-
-}  // namespace
-
 Napi::Value ncclSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
   Napi::Env env = info.Env();
   SingleRankCall call;
   std::vector<Napi::Object> borrowed;
-  call.image = readNcclInput(info[0], "image", state->device, call.shard.image, borrowed);
-  call.text = readNcclInput(info[1], "text", state->device, call.shard.text, borrowed);
-  if (call.text.cols != call.image.cols) {
-    throw rangeError(env, "text.cols", std::to_string(call.image.cols) + " (image.cols: the same width D)",
-                     describeValue(Napi::Number::New(env, double(call.text.cols))));
+  GpuRankInputs& gpu = call.gpu;
+  gpu.device = state->device;
+  gpu.image = readGpuRankInput(info[0], "image", state->device, call.shard.image, borrowed);
+  gpu.text = readGpuRankInput(info[1], "text", state->device, call.shard.text, borrowed);
+  if (gpu.text.cols != gpu.image.cols) {
+    throw rangeError(env, "text.cols", std::to_string(gpu.image.cols) + " (image.cols: the same width D)",
+                     describeValue(Napi::Number::New(env, double(gpu.text.cols))));
   }
-  if (call.text.dtype != call.image.dtype) {
-    throw typeError(env, "text", std::string("a matrix of the dtype of image (") + cuda::dtypeName(call.image.dtype) + ")",
-                    std::string("one of dtype ") + cuda::dtypeName(call.text.dtype));
+  if (gpu.text.dtype != gpu.image.dtype) {
+    throw typeError(env, "text", std::string("a matrix of the dtype of image (") + cuda::dtypeName(gpu.image.dtype) + ")",
+                    std::string("one of dtype ") + cuda::dtypeName(gpu.text.dtype));
   }
   Napi::Object options = readOptions(info[2], "options");
   const Scalars scalars = readScalars(options);
   call.options.logitScale = scalars.logitScale;
   call.options.logitBias = scalars.logitBias;
   call.options.direction = readDirection(options);
-  readSingleRankIds(options, call, call.image.rows, call.text.rows, borrowed);
-  Napi::Value precision = options.Get("precision");
-  const std::string precisionName = precision.IsString() ? precision.As<Napi::String>().Utf8Value() : "";
-  if (!precision.IsString()) throw typeError(env, "options.precision", "'tf32' or 'fp32'", describeValue(precision));
-  if (precisionName != "tf32" && precisionName != "fp32")
-    throw rangeError(env, "options.precision", "'tf32' or 'fp32'", describeValue(precision));
-  call.precision = precisionName == "fp32" ? cuda::Precision::FP32 : cuda::Precision::TF32;
-  if (call.precision == cuda::Precision::FP32 && call.image.dtype != cuda::DType::Float32) {
-    throw rangeError(env, "options.precision", "'tf32' for 16-bit matrices ('fp32' needs float32 matrices)",
-                     std::string("the string 'fp32' with ") + cuda::dtypeName(call.image.dtype) + " matrices");
-  }
-  Napi::Value gradients = options.Get("gradients");
-  const std::string gradientsName = gradients.IsString() ? gradients.As<Napi::String>().Utf8Value() : "";
-  if (!gradients.IsString()) throw typeError(env, "options.gradients", "'host' or 'device'", describeValue(gradients));
-  if (gradientsName != "host" && gradientsName != "device")
-    throw rangeError(env, "options.gradients", "'host' or 'device'", describeValue(gradients));
-  call.gradientsOnDevice = gradientsName == "device";
-  const int64_t imageElements = call.image.rows * call.image.cols, textElements = call.text.rows * call.text.cols;
-  const bool hostGradients = !call.gradientsOnDevice;
-  return queueSingleRankCall(info, state, std::move(call), borrowed, imageElements, textElements, hostGradients);
+  readSingleRankIds(options, call, gpu.image.rows, gpu.text.rows, borrowed);
+  readGpuRankOptions(options, gpu);
+  const int64_t imageElements = gpu.image.rows * gpu.image.cols, textElements = gpu.text.rows * gpu.text.cols;
+  return queueSingleRankCall(info, state, std::move(call), borrowed, imageElements, textElements, !gpu.gradientsOnDevice);
 }
 
 void NcclConnectWorker::run() {
