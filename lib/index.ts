@@ -484,8 +484,11 @@ export interface CudaInfo {
  * (default: cuBLAS when it loads) | `on` (cuBLAS or an error) | `off`; `SIGLIP_GEMM1` = `tile`
  * (default) | `cublas` (cuBLAS or an error, never the tile GEMM instead);
  * `SIGLIP_CUBLAS_LIBRARY` = a `libcublas.so` file or its folder (default: the system's, CUDA's,
- * or a pip wheel's such as PyTorch's); `SIGLIP_TILE_GEMM` = `pipelined` (default) | `simple`.
- * Results are deterministic on every path.
+ * or a pip wheel's such as PyTorch's); `SIGLIP_TILE_GEMM` = `pipelined` (default) | `simple`;
+ * `SIGLIP_GEMM_OVERLAP` = `off` (default) | `on` (the sigmoid loss's backward products on a
+ * second CUDA stream, overlapping the next piece's X·Yᵀ). An invalid value makes CUDA loss
+ * calls throw a `RangeError` naming the variable. Results are deterministic on every path, and
+ * the same with and without overlap.
  */
 export interface CudaGemmInfo {
   /**
@@ -498,6 +501,14 @@ export interface CudaGemmInfo {
   backward: 'cublas' | 'tile';
   /** This package's tile GEMM: `'pipelined'` (multi-stage asynchronous copies, sm_80+) or `'simple'` (one stage). */
   tile: 'pipelined' | 'simple';
+  /**
+   * Whether the sigmoid loss overlaps its products (`SIGLIP_GEMM_OVERLAP=on`): the pair grid
+   * runs in pieces, and each piece's backward products run on a second CUDA stream while the
+   * next piece's X·Yᵀ and loss math run on the call's stream. It costs a second gradient
+   * block (up to 32 MB in bfloat16) and, where the backward products run
+   * on cuBLAS, a second cuBLAS handle. The results are bit-for-bit those without it.
+   */
+  overlap: boolean;
   /** The cuBLAS library file in use ('' when none was loaded). */
   cublasLibrary: string;
   /** Its version, e.g. `'12.8.4'` ('' when unknown or none). */

@@ -44,6 +44,7 @@ export interface NativeCudaGemmPaths {
   forward: 'tile' | 'cublas';
   backward: 'cublas' | 'tile';
   tile: 'pipelined' | 'simple';
+  overlap: boolean;
   cublasLibrary: string;
   cublasVersion: string;
   reason: string;

@@ -596,6 +596,7 @@ gpuTest('backendInfo().cuda.gemm says which kernels run the products, and why', 
   t.true(gemm.forward === 'tile' || gemm.forward === 'cublas');
   t.true(gemm.backward === 'cublas' || gemm.backward === 'tile');
   t.true(gemm.tile === 'pipelined' || gemm.tile === 'simple');
+  t.is(typeof gemm.overlap, 'boolean');
   if (gemm.backward === 'cublas') {
     t.regex(gemm.cublasLibrary, /libcublas/);
     t.regex(gemm.cublasVersion, /^\d+\.\d+/);

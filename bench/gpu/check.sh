@@ -12,7 +12,8 @@
 #   3. siglip_core_check (the CPU core against the float64 reference, seconds)
 #   4. siglip_cuda_check --correctness (every CUDA path and precision against the reference;
 #      the fused sigmoid and chunked softmax on each GEMM path: cuBLAS backward, pipelined and
-#      simple tile GEMM; the fused sigmoid also with GEMM1 on cuBLAS and the epilogue pass)
+#      simple tile GEMM; the fused sigmoid also with GEMM1 on cuBLAS and the epilogue pass, and
+#      each of its paths but simple overlapped, '…-overlap' lines, which must read '= <path> bits')
 #   4b. bench/gpu/node_tests.sh: the package's ava GPU tests (test/cuda.test.ts, the GPU cases
 #      of test/ring.test.ts) under SIGLIP_REQUIRE_CUDA=1, with the Node binary, compiled tests
 #      and sm_90 addon that bench/gpu/pack_node.sh packed into build-gpu-node/ (carry it);
@@ -20,11 +21,13 @@
 #   5. siglip_cuda_check --timing (N = 4096, 16384, 65536; D = 768; bf16 and tf32), with the
 #      cuBLAS floor (same GEMMs through cublasGemmEx) and fused fwd+bwd on each GEMM path (the
 #      simple tile GEMM, the slow one, only up to N = 16384; GEMM1 on cuBLAS in 2048² and 4096²
-#      pieces: the rows that decide SIGLIP_GEMM1's default)
+#      pieces: the rows that decide SIGLIP_GEMM1's default; the default and both GEMM1-on-cuBLAS
+#      rows again as '… overlap', right after each, the rows that decide SIGLIP_GEMM_OVERLAP's)
 #   6. bench/gpu/torch_peer.py (PyTorch eager SigLIP, same sizes)
 #   7. compute-sanitizer memcheck on small correctness cases (odd D: the simple tile GEMM;
 #      N != M with aligned D: the pipelined one, partial tiles), then N != M with GEMM1 on
-#      cuBLAS (the epilogue pass's vector accesses at partial pieces), when time is left
+#      cuBLAS (the epilogue pass's vector accesses at partial pieces; in 128-pair pieces, one
+#      and two streams: the second gradient slot), when time is left
 #   8. bench/gpu/merge.py: the final table (time, TFLOP/s, extra memory, x floor, x torch) and
 #      the GEMM paths side by side
 # The whole run is held under SIGLIP_CHECK_BUDGET_S seconds (default 420; with
@@ -39,9 +42,9 @@
 # Overrides (environment): SIGLIP_CHECK_BUDGET_S, SIGLIP_CHECK_N (4096,16384,65536),
 # SIGLIP_CHECK_DTYPES (bf16,tf32), SIGLIP_CHECK_SIMPLE_MAX_N (16384), SIGLIP_BUILD_DIR
 # (build-gpu), SIGLIP_CUBLAS_LIBRARY (a cuBLAS library or its folder), SIGLIP_CUDA_ARCH (90),
-# PYTHON (python3). SIGLIP_CUBLAS (auto|on|off), SIGLIP_TILE_GEMM (pipelined|simple) and
-# SIGLIP_GEMM1 (tile|cublas) are not needed: siglip_cuda_check runs every GEMM path itself (its
-# default rows use auto, pipelined, tile).
+# PYTHON (python3). SIGLIP_CUBLAS (auto|on|off), SIGLIP_TILE_GEMM (pipelined|simple),
+# SIGLIP_GEMM1 (tile|cublas) and SIGLIP_GEMM_OVERLAP (off|on) are not needed: siglip_cuda_check
+# runs every GEMM path itself (its default rows use auto, pipelined, tile, off).
 set -u -o pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
@@ -294,14 +297,15 @@ if [ -n "$SANITIZER" ] && [ -x "$CHECK_BIN" ] && ((LEFT > 50)); then
     env SIGLIP_CUBLAS_LIBRARY=/nonexistent/libcublas.so "$SANITIZER" --tool memcheck --error-exitcode 99 \
     --print-limit 20 "$CHECK_BIN" --correctness --filter "sigmoid D odd|ids, N != M|bad-request"
   # GEMM1 on cuBLAS: the epilogue pass's 16-byte loads of S and stores of G at a partial piece
-  # (131 columns in a 136-element line) and, in 128-pair pieces, across pieces; only these
-  # runs, so that little of cuBLAS is instrumented.
+  # (131 columns in a 136-element line) and, in 128-pair pieces, across pieces, on one stream
+  # and overlapped (the four pieces alternate between G's two slots, which no 4096-pair piece
+  # of these small cases reaches); only these runs, so that little of cuBLAS is instrumented.
   LEFT=$((BUDGET - (SECONDS - T0)))
   if [ -n "${SIGLIP_CUBLAS_LIBRARY:-}" ] && ((LEFT > 30)); then
     LIMIT="$(slot 60 10)"
     run_step "memcheck (129x131x96 sigmoid, GEMM1 on cuBLAS)" "$CORRECT_LOG" "$LIMIT" 1 \
       "$SANITIZER" --tool memcheck --error-exitcode 99 --print-limit 20 "$CHECK_BIN" --correctness \
-      --filter "sigmoid ids, N != M" --gemm cublas-gemm1,cublas-gemm1-p128
+      --filter "sigmoid ids, N != M" --gemm cublas-gemm1,cublas-gemm1-p128,cublas-gemm1-p128-overlap
   else
     say "memcheck of GEMM1 on cuBLAS skipped (SIGLIP_CUBLAS_LIBRARY: ${SIGLIP_CUBLAS_LIBRARY:-unset}; ${LEFT}s of the budget left)" |
       tee -a "$CORRECT_LOG"

@@ -77,12 +77,14 @@ def main():
         out(f"PyTorch peer: {peer_err}")
     out("x floor = time / cuBLAS floor time; x torch = time / PyTorch eager time (< 1: faster than PyTorch)")
     out("")
-    header = f"{'case':<32} {'N':>6} {'dtype':<5} {'time ms':>10} {'TFLOP/s':>8} {'extra MB':>10} {'x floor':>8} {'x torch':>8}"
+    header = f"{'case':<40} {'N':>6} {'dtype':<5} {'time ms':>10} {'TFLOP/s':>8} {'extra MB':>10} {'x floor':>8} {'x torch':>8}"
     out(header)
     out("-" * len(header))
 
-    order = {"cublas floor fwd+bwd": 0, "cublas floor fwd": 1, "fused fwd+bwd": 2, "fused fwd+bwd cublas-gemm1": 2.05,
-             "fused fwd+bwd cublas-gemm1 p4096": 2.06, "fused fwd+bwd pipelined": 2.1, "fused fwd+bwd simple": 2.2,
+    order = {"cublas floor fwd+bwd": 0, "cublas floor fwd": 1, "fused fwd+bwd": 2, "fused fwd+bwd overlap": 2.01,
+             "fused fwd+bwd cublas-gemm1": 2.05, "fused fwd+bwd cublas-gemm1 overlap": 2.051,
+             "fused fwd+bwd cublas-gemm1 p4096": 2.06, "fused fwd+bwd cublas-gemm1 p4096 overlap": 2.061,
+             "fused fwd+bwd pipelined": 2.1, "fused fwd+bwd simple": 2.2,
              "fused fwd": 3, "fused fwd cublas-gemm1": 3.05, "fused fwd simple": 3.1, "chunked softmax fwd+bwd": 3.5,
              "naive sigmoid fwd+bwd": 4, "naive softmax fwd+bwd": 5, "torch eager fwd+bwd": 6, "torch eager fwd": 7}
     dtype_order = {}
@@ -97,7 +99,7 @@ def main():
         last = group
         name, n, dtype = str(r.get("case", "?")), r.get("n", 0) or 0, str(r.get("dtype", "?"))
         if r.get("status") != "ok" or not num(r.get("ms")):
-            out(f"{name:<32} {n:>6} {dtype:<5} {'-':>10} {'-':>8} {'-':>10} {'-':>8} {'-':>8}   "
+            out(f"{name:<40} {n:>6} {dtype:<5} {'-':>10} {'-':>8} {'-':>10} {'-':>8} {'-':>8}   "
                 f"{r.get('status', '?')}: {r.get('note', '')}")
             continue
         ms = r["ms"]
@@ -106,7 +108,7 @@ def main():
         x_floor = ms / floor if floor else None
         x_torch = ms / peer_ms if peer_ms else None
         note = r.get("note", "")
-        out(f"{name:<32} {n:>6} {dtype:<5} {ms:>10.3f} {fmt(r.get('tflops'), '8.1f')} "
+        out(f"{name:<40} {n:>6} {dtype:<5} {ms:>10.3f} {fmt(r.get('tflops'), '8.1f')} "
             f"{fmt(r.get('peak_extra_mb'), '10.1f')} {fmt(x_floor, '8.2f')} {fmt(x_torch, '8.2f')}"
             + (f"   {note}" if note else ""))
 
@@ -134,15 +136,24 @@ def main():
 
     # The GEMM paths of the fused loss side by side (siglip_cuda_check --timing): the default
     # (GEMM1 on the tile GEMM, backward GEMMs on cuBLAS when it loaded), GEMM1 on cuBLAS too
-    # (then the epilogue pass; 2048² and 4096² pieces), and every GEMM on the tile GEMM's
-    # pipelined or simple main loop; then the same for fwd alone. Issue #3's target is the
-    # default at <= 1.3x the floor; the fastest path is the candidate for the default.
+    # (then the epilogue pass; 2048² and 4096² pieces), each of those three overlapped (the
+    # backward GEMMs on a second stream), and every GEMM on the tile GEMM's pipelined or simple
+    # main loop; then the same for fwd alone (no backward GEMMs, so nothing to overlap). Issue
+    # #3's target is the default at <= 1.3x the floor; the fastest path is the candidate for the
+    # default (SIGLIP_GEMM1 and SIGLIP_GEMM_OVERLAP), and the overlap line says what the second
+    # stream gains on each path (one-stream time / overlapped time).
     path_tables = [
-        ("fwd+bwd", [("fused fwd+bwd", "default"), ("fused fwd+bwd cublas-gemm1", "cublas-gemm1"),
+        ("fwd+bwd", [("fused fwd+bwd", "default"), ("fused fwd+bwd overlap", "default overlap"),
+                     ("fused fwd+bwd cublas-gemm1", "cublas-gemm1"),
+                     ("fused fwd+bwd cublas-gemm1 overlap", "cublas-gemm1 overlap"),
                      ("fused fwd+bwd cublas-gemm1 p4096", "cublas-gemm1 p4096"),
+                     ("fused fwd+bwd cublas-gemm1 p4096 overlap", "cublas-gemm1 p4096 overlap"),
                      ("fused fwd+bwd pipelined", "pipelined"), ("fused fwd+bwd simple", "simple")]),
         ("fwd", [("fused fwd", "default"), ("fused fwd cublas-gemm1", "cublas-gemm1"), ("fused fwd simple", "simple")]),
     ]
+    overlap_suffix = " overlap"
+    default_overlap = {True: "on", False: "off"}.get((timing or {}).get("gemm_overlap"), "?")
+    only_piecewise = ("cublas-gemm1 p4096", "cublas-gemm1 p4096 overlap")  # not timed where N <= 2048
     for pass_name, paths in path_tables:
         groups = sorted({key(r) for r in rows if r.get("case") in dict(paths) and r.get("pass") == pass_name},
                         key=lambda k: (dtype_order.get(k[2], 99), k[1] or 0))
@@ -150,7 +161,8 @@ def main():
             continue
         out("")
         out(f"GEMM paths, fused {pass_name} (default: GEMM1 {timing.get('gemm_forward', 'tile') if timing else '?'}, "
-            f"{timing.get('gemm_backward', '?') if timing else '?'} backward GEMMs) -- x floor, fastest marked *:")
+            f"{timing.get('gemm_backward', '?') if timing else '?'} backward GEMMs, overlap {default_overlap}) "
+            f"-- x floor, fastest marked *:")
         for k in groups:
             found = {label: next((r for r in rows if r.get("case") == case and key(r) == k), None) for case, label in paths}
             timed = {label: r["ms"] for label, r in found.items()
@@ -165,9 +177,14 @@ def main():
                     parts.append(f"{label} {ratio}{'*' if label == best else ''}")
                 elif r is not None:
                     parts.append(f"{label} {r.get('status', '?')}")
-                elif label != "cublas-gemm1 p4096":  # not timed where N <= 2048 (the same pieces)
+                elif label not in only_piecewise:
                     parts.append(f"{label} missing")
             out(f"  {k[2]:<5} N={k[1]:<6} " + ", ".join(parts))
+            gains = [f"{label[:-len(overlap_suffix)]} {timed[label[:-len(overlap_suffix)]] / timed[label]:.2f}x"
+                     for _, label in paths
+                     if label.endswith(overlap_suffix) and label in timed and label[:-len(overlap_suffix)] in timed]
+            if gains:
+                out(f"  {'':<5} {'':<8} overlap speed-up: " + ", ".join(gains))
 
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)

@@ -90,6 +90,7 @@ Napi::Object describeGemmPaths(Napi::Env env) {
   out.Set("forward", Napi::String::New(env, paths.forward));
   out.Set("backward", Napi::String::New(env, paths.backward));
   out.Set("tile", Napi::String::New(env, paths.tile));
+  out.Set("overlap", Napi::Boolean::New(env, paths.overlap));
   out.Set("cublasLibrary", Napi::String::New(env, paths.cublasLibrary));
   out.Set("cublasVersion", Napi::String::New(env, paths.cublasVersion));
   out.Set("reason", Napi::String::New(env, paths.reason));

@@ -26,8 +26,9 @@ struct GradientBlock {
 };
 
 // The backward GEMMs of one loss call, on `stream` of the current device: on cuBLAS when the
-// call's lease serves them (CublasLease::backward), else on the tile GEMM. Borrows the lease,
-// which must outlive it (the lease is the call's: GEMM1 may use it too).
+// lease serves them (CublasLease::backward; a lease bound to `stream`), else on the tile GEMM.
+// Borrows the lease, which must outlive it (on the call's stream GEMM1 may use it too; the
+// fused sigmoid's overlapped schedule gives its second stream a lease of its own).
 template <class T>
 class BackwardGemms {
  public:

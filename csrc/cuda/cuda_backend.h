@@ -131,6 +131,11 @@ struct GemmSelection {
   TileGemm tile = TileGemm::Pipelined;
   ForwardGemm forward = ForwardGemm::Tile;     // Cublas: cuBLAS or throw (never a silent fallback)
   int64_t cublasGemm1Piece = kDefaultCublasGemm1Piece;  // within [kMin…, kMax…CublasGemm1Piece]
+  // SIGLIP_GEMM_OVERLAP = off (default) | on. On: the fused sigmoid's backward GEMMs run on a
+  // second stream, piece p's while piece p + 1's GEMM1 and epilogue run on the call's stream
+  // (two gradient blocks instead of one; with cuBLAS, a second handle for the second stream).
+  // The same bits either way: each stream keeps its own launches in piece order.
+  bool overlap = false;
 };
 // The selection in force: setGemmSelection's, else the environment's (read once, on first
 // use). Throws siglip::Error (Range, naming the variable) for a value not listed above.
@@ -144,6 +149,7 @@ struct GemmPathInfo {
   std::string forward;        // "tile" or "cublas": what X·Yᵀ of a fused sigmoid call uses
   std::string backward;       // "cublas" or "tile": what the backward GEMMs of a loss call use
   std::string tile;           // "pipelined" or "simple": the tile GEMM's main loop
+  bool overlap = false;       // the fused sigmoid's backward GEMMs overlap the next GEMM1
   std::string cublasLibrary;  // the libcublas file loaded, or ""
   std::string cublasVersion;  // e.g. "12.8.4", or ""
   std::string reason;         // why the backward GEMMs do not use cuBLAS ("" when they do), or

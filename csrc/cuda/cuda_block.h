@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "cuda_backend.h"
+#include "overlap_stream.h"
 
 struct CUstream_st;
 
@@ -40,9 +41,10 @@ struct SigmoidBlockSums {
   double dLogitSim = 0;
 };
 
-// Device scratch that sigmoidBlock reuses between calls (the gradient block G, the float32
-// similarity block S when GEMM1 runs on cuBLAS, the per-CTA partial sums, the totals, aligned
-// copies of misaligned ids). Grows as needed; freed with the workspace. One workspace per
+// Device scratch that sigmoidBlock reuses between calls (the gradient block G, two slots of it
+// with SIGLIP_GEMM_OVERLAP=on; the float32 similarity block S when GEMM1 runs on cuBLAS; the
+// per-CTA partial sums, the totals, aligned copies of misaligned ids) and the overlapped
+// schedule's second stream. Grows as needed; freed with the workspace. One workspace per
 // stream at a time.
 struct SigmoidBlockWorkspace {
   DeviceBuffer gradient;
@@ -50,6 +52,7 @@ struct SigmoidBlockWorkspace {
   DeviceBuffer partials;
   DeviceBuffer totals;
   DeviceBuffer ids;
+  OverlapStream overlap;
   size_t bytes() const {
     return gradient.bytes() + similarities.bytes() + partials.bytes() + totals.bytes() + ids.bytes();
   }

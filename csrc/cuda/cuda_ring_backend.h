@@ -39,7 +39,8 @@ class CudaRingBackend : public ring::RingBackend {
   // block's data pointers are device pointers of dtype (cpu::SigmoidBlock's float* type is
   // only the carrier); block.threads is ignored.
   cpu::PairSums computeBlock(const cpu::SigmoidBlock& block, float* dImage, float* dText) override;
-  // The ring's buffers; the block workspace (one G block, a few MB) is not counted.
+  // The ring's buffers; the block workspace (one G block, up to 32 MB in bf16, or two with
+  // SIGLIP_GEMM_OVERLAP=on) is not counted.
   uint64_t allocatedBytes() const override { return allocated_; }
 
   int device() const { return device_; }

@@ -15,6 +15,14 @@
 // 2048²). Either way it is independent of N and M. Every launch goes to one stream in a fixed
 // order and every output element has one writer per launch, so results are deterministic.
 //
+// With SIGLIP_GEMM_OVERLAP=on the backward GEMMs (2, 3) run on a second stream instead
+// (overlap_stream.h), piece p's beside piece p + 1's GEMM1 and epilogue: the per-pair math is
+// ALU-bound and the backward GEMMs of one piece fill less than one wave of the SMs, so each
+// has room for the other. G then has two slots, p's and p + 1's; S stays one block, since
+// GEMM1 and the pass that reads it share the call's stream. Each stream keeps its launches in
+// piece order (partial sums on the call's stream, gradient accumulations on the second), so
+// the bits are those of the one-stream schedule.
+//
 // Why this "blocked logits → epilogue → two GEMMs" scheme rather than one kernel that keeps
 // a row block's ∂X in registers: at D = 768–1152 a CTA's ∂X and ∂Y accumulators would not
 // fit on chip, forcing atomics (non-deterministic) or a fourth GEMM to recompute S for the
@@ -23,6 +31,7 @@
 // work's operand traffic).
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <memory>
 #include <string>
 
@@ -64,11 +73,28 @@ void reserve(DeviceBuffer& buffer, int device, size_t bytes) {
 
 bool aligned4(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 3) == 0; }
 
+// If the call throws after giving the second stream work, that work still reads G and writes
+// the gradients: it must end before the workspace's slots are reused or freed.
+class DrainOnThrow {
+ public:
+  explicit DrainOnThrow(OverlapStream* overlap) : overlap_(overlap), exceptions_(std::uncaught_exceptions()) {}
+  ~DrainOnThrow() {
+    if (overlap_ && std::uncaught_exceptions() > exceptions_) overlap_->drain();
+  }
+  DrainOnThrow(const DrainOnThrow&) = delete;
+  DrainOnThrow& operator=(const DrainOnThrow&) = delete;
+
+ private:
+  OverlapStream* overlap_;
+  int exceptions_;
+};
+
 // The block, on `stream`, with scratch from `ws`: pieces of at most P × P pairs, each (1)
 // S = X_r·Y_cᵀ through the sigmoid epilogue (G and per-CTA sums), fused into the tile GEMM or
 // as a pass over S from cuBLAS, (2) the sums into the totals in a fixed order, (3)
-// ∂X_r += α·G·Y_c and ∂Y_c += α·Gᵀ·X_r. G's lines (and S's) are padded to 16 bytes, which the
-// pipelined tile GEMM needs to read G and the pass's vectors need.
+// ∂X_r += α·G·Y_c and ∂Y_c += α·Gᵀ·X_r, on `stream` or, overlapped, on ws.overlap's stream.
+// G's lines (and S's) are padded to 16 bytes, which the pipelined tile GEMM needs to read G and
+// the pass's vectors need.
 template <class T>
 SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, float* dText, cudaStream_t stream,
                                 SigmoidBlockWorkspace& ws) {
@@ -78,16 +104,31 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
   const T* y = static_cast<const T*>(blk.text.data);
   const bool exact = blk.precision == Precision::FP32;
   const bool wantGrad = dImage != nullptr;
-  // The call's cuBLAS handle, for GEMM1 and the backward GEMMs as selected; held until return.
   const GemmSelection selection = gemmSelection();
-  const CublasLease cublas = leaseCublas(device, stream, selection, CublasUse{true, wantGrad});
+  // Forward-only calls have no backward GEMMs to overlap.
+  const bool overlap = selection.overlap && wantGrad;
+  if (overlap) ws.overlap.prepare(device);
+  const cudaStream_t backwardStream = overlap ? ws.overlap.get() : stream;
+  // cuBLAS handles, held until return: one for every GEMM selected for cuBLAS on the call's
+  // stream, and, overlapped, one of its own for the backward GEMMs on the second stream (a
+  // handle and its workspace serve one stream at a time).
+  const CublasLease cublas = leaseCublas(device, stream, selection, CublasUse{true, wantGrad && !overlap});
+  const CublasLease backwardCublas =
+      overlap ? leaseCublas(device, backwardStream, selection, CublasUse{false, true}) : CublasLease();
   const bool gemm1OnCublas = cublas.gemm1();
   const int64_t piece = gemm1OnCublas ? selection.cublasGemm1Piece : kPairBlock;
   const int64_t br = std::min(n, piece), bc = std::min(m, piece);
   const int64_t ldg = alignedLineStride(bc);
   const double temperature = blk.temperature;
 
-  reserve(ws.gradient, device, wantGrad ? size_t(br) * size_t(ldg) * sizeof(T) : 0);
+  // G's slots: piece p writes slot p % 2 (one slot unless overlapped). Each starts at a multiple
+  // of 256 bytes from the allocation, so every slot is as aligned as cudaMalloc's base: cuBLAS
+  // may choose its kernel by the operands' alignment, and slot 1 must get the kernel, and the
+  // bits, that the one-slot schedule gets.
+  const int slots = overlap ? 2 : 1;
+  constexpr size_t kSlotAlignment = 256;
+  const size_t slotBytes = (size_t(br) * size_t(ldg) * sizeof(T) + kSlotAlignment - 1) / kSlotAlignment * kSlotAlignment;
+  reserve(ws.gradient, device, wantGrad ? size_t(slots) * slotBytes : 0);
   reserve(ws.similarities, device, gemm1OnCublas ? size_t(br) * size_t(ldg) * sizeof(float) : 0);
   const int64_t maxPartials = gemm1OnCublas ? cublasGemm1Blocks(br, ldg) : gemmBlockCount(br, bc, exact);
   reserve(ws.partials, device, size_t(maxPartials) * 3 * sizeof(double));
@@ -106,16 +147,20 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
     textIds = copy + n;
   }
 
-  T* gBlock = static_cast<T*>(ws.gradient.data());
+  char* gSlots = static_cast<char*>(ws.gradient.data());
   double* totals = static_cast<double*>(ws.totals.data());
   float* sBlock = static_cast<float*>(ws.similarities.data());
   const float alpha = float(temperature / blk.normalizer) / kGradStoreScale<T>;
-  const BackwardGemms<T> backward(cublas, stream, exact);
+  const BackwardGemms<T> backward(overlap ? backwardCublas : cublas, backwardStream, exact);
+  const DrainOnThrow drainOnThrow(overlap ? &ws.overlap : nullptr);
 
+  int64_t p = 0;  // the piece's index, in launch order
   for (int64_t r0 = 0; r0 < n; r0 += br) {
     const int64_t rows = std::min(br, n - r0);
-    for (int64_t c0 = 0; c0 < m; c0 += bc) {
+    for (int64_t c0 = 0; c0 < m; c0 += bc, ++p) {
       const int64_t cols = std::min(bc, m - c0);
+      T* gBlock = reinterpret_cast<T*>(gSlots + size_t(p % slots) * slotBytes);
+      if (overlap) ws.overlap.awaitSlot(stream, p);
       SigmoidEpilogue<T> ep;
       ep.g = wantGrad ? gBlock : nullptr;
       ep.ldg = ldg;
@@ -134,12 +179,16 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
         launchGemm<T, false, true>(op, ep, exact, stream);
         partials = gemmBlockCount(rows, cols, exact);
       }
+      // G is complete here: the second stream may start on it while the partials are summed.
+      if (overlap) ws.overlap.handOff(stream, p);
       accumulatePartialsKernel<<<1, kAccumulateThreads, 0, stream>>>(ep.partials, partials, totals);
       SIGLIP_CUDA_CHECK_LAUNCH("accumulatePartialsKernel");
       if (!wantGrad) continue;
       backward.run({gBlock, ldg, x + r0 * d, y + c0 * d, rows, cols, d, dImage + r0 * d, dText + c0 * d, alpha, true});
+      if (overlap) ws.overlap.releaseSlot(p);
     }
   }
+  if (overlap) ws.overlap.join(stream);
   SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream));
   double sums[3];
   ws.totals.download(sums, sizeof sums);

@@ -33,8 +33,8 @@ std::string lowercase(std::string s) {
   return s;
 }
 
-// Reads SIGLIP_CUBLAS, SIGLIP_TILE_GEMM and SIGLIP_GEMM1 into `state` (unset or empty: the
-// defaults); the first invalid one is the error.
+// Reads SIGLIP_CUBLAS, SIGLIP_TILE_GEMM, SIGLIP_GEMM1 and SIGLIP_GEMM_OVERLAP into `state`
+// (unset or empty: the defaults); the first invalid one is the error.
 void readEnvironment(SelectionState& state) {
   state.read = true;
   const char* cublas = std::getenv("SIGLIP_CUBLAS");
@@ -70,6 +70,17 @@ void readEnvironment(SelectionState& state) {
     state.error = invalidArgument(ErrorKind::Range, "SIGLIP_GEMM1", "'tile' or 'cublas'", std::string("'") + gemm1 + "'")
                       .what();
     state.errorArgument = "SIGLIP_GEMM1";
+    return;
+  }
+  const char* overlap = std::getenv("SIGLIP_GEMM_OVERLAP");
+  const std::string o = lowercase(overlap ? overlap : "");
+  if (o == "on") {
+    state.selection.overlap = true;
+  } else if (!o.empty() && o != "off") {
+    state.error = invalidArgument(ErrorKind::Range, "SIGLIP_GEMM_OVERLAP", "'on' or 'off'",
+                                  std::string("'") + overlap + "'")
+                      .what();
+    state.errorArgument = "SIGLIP_GEMM_OVERLAP";
   }
 }
 
@@ -260,6 +271,7 @@ GemmPathInfo gemmPathInfo() {
     return info;
   }
   info.tile = selection.tile == TileGemm::Simple ? "simple" : "pipelined";
+  info.overlap = selection.overlap;
   const bool forwardOnCublas = selection.forward == ForwardGemm::Cublas;
   if (forwardOnCublas) info.forward = "cublas";
   std::string why;  // why cuBLAS cannot be used, when something asks for it

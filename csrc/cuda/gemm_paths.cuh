@@ -1,6 +1,7 @@
 // Which kernels run the GEMMs, inside the backend: the selection (SIGLIP_CUBLAS,
-// SIGLIP_TILE_GEMM, SIGLIP_GEMM1, or setGemmSelection; declared in cuda_backend.h) and the
-// cuBLAS handles that serve a call's GEMMs when the selection and the machine allow.
+// SIGLIP_TILE_GEMM, SIGLIP_GEMM1, SIGLIP_GEMM_OVERLAP, or setGemmSelection; declared in
+// cuda_backend.h) and the cuBLAS handles that serve a call's GEMMs when the selection and the
+// machine allow.
 #pragma once
 #include <climits>
 #include <type_traits>
@@ -34,12 +35,15 @@ struct CublasUse {
   bool backward = true;  // ∂X (+)= G·Y and ∂Y (+)= Gᵀ·X (GemmSelection::backward)
 };
 
-// A cuBLAS handle held by one loss call, for every GEMM of the call that runs on cuBLAS: bound
-// to the call's stream and to the handle's own workspace (so the algorithm cuBLAS picks, and
-// the bits, do not depend on what other streams do). Empty (false) when none of them does. On
-// release the handle waits for its stream to go idle, then returns to its device's pool: a
-// handle and its workspace are never in use by two streams at once. Handles are created on
-// first need, one per concurrent call per device, and kept for the life of the process.
+// A cuBLAS handle held by one loss call on one stream, for every GEMM the call runs on cuBLAS
+// there: bound to that stream and to the handle's own workspace (so the algorithm cuBLAS
+// picks, and the bits, do not depend on what other streams do). Empty (false) when none of
+// them does. A call whose GEMMs run on two streams at once (the fused sigmoid with
+// SIGLIP_GEMM_OVERLAP=on: GEMM1 on the call's stream, the backward GEMMs on a second one)
+// holds one lease per stream. On release the handle waits for its stream to go idle, then
+// returns to its device's pool: a handle and its workspace are never in use by two streams at
+// once. Handles are created on first need, one per concurrent lease per device, and kept for
+// the life of the process.
 class CublasLease {
  public:
   CublasLease() = default;

@@ -12,8 +12,13 @@
 //                      loop); the fused sigmoid also with GEMM1 on cuBLAS and the separate
 //                      epilogue pass, when cuBLAS loads: 'cublas-gemm1' (default pieces) and
 //                      'cublas-gemm1-p128' (128-pair pieces, so that most cases cross pieces,
-//                      with the backward GEMMs on the tile GEMM). --gemm keeps only the runs on
-//                      the listed paths. Plus: two runs give identical bits, forward-only gives
+//                      with the backward GEMMs on the tile GEMM). Each fused sigmoid path but
+//                      'simple' runs once more with the overlapped schedule (SIGLIP_GEMM_OVERLAP:
+//                      the backward GEMMs on a second stream), '<path>-overlap', which must give
+//                      the same bits as its one-stream twin; and sigmoidBlock (the ring's unit)
+//                      on one workspace across calls that alternate the two schedules must give
+//                      a fresh workspace's bits. --gemm keeps only the runs on the listed
+//                      paths. Plus: two runs give identical bits, forward-only gives
 //                      the same loss, nothing is written outside the gradient buffers, and bad
 //                      requests (device ordinal, out of memory, NaN, dtype/precision
 //                      mismatches, cuBLAS required by SIGLIP_CUBLAS=on or SIGLIP_GEMM1=cublas
@@ -24,9 +29,10 @@
 //                      GEMMs on cuBLAS when it loads; '… pipelined' and '… simple': every GEMM
 //                      on the tile GEMM; '… cublas-gemm1': GEMM1 on cuBLAS too, then the
 //                      epilogue pass, in 2048² pieces, and '… cublas-gemm1 p4096' in 4096²
-//                      pieces), fused fwd (default, cublas-gemm1 and simple), chunked softmax,
-//                      naive sigmoid and naive softmax fwd+bwd; CUDA-event medians, peak extra
-//                      device memory; a table, and JSON with --json FILE.
+//                      pieces; '… overlap': the default and both cublas-gemm1 rows again with
+//                      the overlapped schedule), fused fwd (default, cublas-gemm1 and simple),
+//                      chunked softmax, naive sigmoid and naive softmax fwd+bwd; CUDA-event
+//                      medians, peak extra device memory; a table, and JSON with --json FILE.
 //   --reference-only   the CPU half of --correctness (data and float64 references, timed) and
 //                      the cuBLAS loader's failure paths, no GPU needed: a dry run for the
 //                      check's CPU cost.
@@ -81,6 +87,7 @@
 #include "core/sigmoid_math.h"
 #include "cuda/cublas_loader.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/cuda_block.h"
 
 using namespace siglip;
 using namespace siglip::check;
@@ -231,14 +238,19 @@ const char* pathName(Path p) {
 }
 
 // The GEMM paths a loss call can take (cuda_backend.h). Each is set for the whole process
-// (setGemmSelection) before the runs that use it.
+// (setGemmSelection) before the runs that use it. A path whose results must repeat another's
+// bit for bit names it in sameBitsAs (checked when both run on a case).
 struct GemmVariant {
   const char* label;
   sc::GemmSelection selection;
+  const GemmVariant* sameBitsAs = nullptr;
 };
 const GemmVariant kCublasGemm{"cublas", {sc::BackwardGemm::Cublas, sc::TileGemm::Pipelined}};
 const GemmVariant kPipelinedGemm{"pipelined", {sc::BackwardGemm::Tile, sc::TileGemm::Pipelined}};
-const GemmVariant kSimpleGemm{"simple", {sc::BackwardGemm::Tile, sc::TileGemm::Simple}};
+// The simple main loop issues the same MMAs, in the same k order, on the same values (zeros
+// past the edges) as the pipelined one, and the same epilogue follows: the same bits, which
+// checks the pipelined copies far more sharply than a tolerance.
+const GemmVariant kSimpleGemm{"simple", {sc::BackwardGemm::Tile, sc::TileGemm::Simple}, &kPipelinedGemm};
 // GEMM1 on cuBLAS and the epilogue as a pass over S (SIGLIP_GEMM1=cublas), backward GEMMs on
 // cuBLAS: in the default pieces, and (timing) in 4096² pieces like the tile path's.
 const GemmVariant kCublasGemm1{
@@ -252,9 +264,34 @@ const GemmVariant kCublasGemm1Small{
     "cublas-gemm1-p128",
     {sc::BackwardGemm::Tile, sc::TileGemm::Pipelined, sc::ForwardGemm::Cublas, sc::kMinCublasGemm1Piece}};
 // What a loss call uses when nobody chooses (whatever SIGLIP_CUBLAS / SIGLIP_TILE_GEMM /
-// SIGLIP_GEMM1 say here): cuBLAS for the backward GEMMs when it loads, the pipelined tile GEMM
-// for GEMM1.
+// SIGLIP_GEMM1 / SIGLIP_GEMM_OVERLAP say here): cuBLAS for the backward GEMMs when it loads,
+// the pipelined tile GEMM for GEMM1, one stream.
 const GemmVariant kDefaultGemm{"default", {sc::BackwardGemm::Auto, sc::TileGemm::Pipelined}};
+
+// The fused sigmoid's overlapped schedule (SIGLIP_GEMM_OVERLAP=on: the backward GEMMs on a
+// second stream, G in two slots): every launch's inputs and each stream's order are those of
+// the one-stream schedule, so each must repeat its one-stream twin's bits. On cuBLAS the
+// second stream has a handle of its own; with the tile GEMM's backward ('pipelined',
+// 'cublas-gemm1-p128') it launches the tile kernels there. The 128-pair pieces cross pieces in
+// most cases, so they check the slots' hand-over far more than 4096-pair pieces do.
+sc::GemmSelection overlapped(sc::GemmSelection selection) {
+  selection.overlap = true;
+  return selection;
+}
+const GemmVariant kCublasOverlap{"cublas-overlap", overlapped(kCublasGemm.selection), &kCublasGemm};
+const GemmVariant kPipelinedOverlap{"pipelined-overlap", overlapped(kPipelinedGemm.selection), &kPipelinedGemm};
+const GemmVariant kCublasGemm1Overlap{"cublas-gemm1-overlap", overlapped(kCublasGemm1.selection), &kCublasGemm1};
+const GemmVariant kCublasGemm1SmallOverlap{"cublas-gemm1-p128-overlap", overlapped(kCublasGemm1Small.selection),
+                                           &kCublasGemm1Small};
+// Timing only: the rows the overlapped schedule is judged by.
+const GemmVariant kDefaultOverlap{"default overlap", overlapped(kDefaultGemm.selection)};
+const GemmVariant kCublasGemm1WideOverlap{"cublas-gemm1 p4096 overlap", overlapped(kCublasGemm1Wide.selection)};
+
+// Every path --gemm can name.
+const GemmVariant* const kCheckedVariants[] = {&kCublasGemm,        &kPipelinedGemm,    &kSimpleGemm,
+                                               &kCublasGemm1,       &kCublasGemm1Small, &kDefaultGemm,
+                                               &kCublasOverlap,     &kPipelinedOverlap, &kCublasGemm1Overlap,
+                                               &kCublasGemm1SmallOverlap};
 
 // Whether the process's cuBLAS loaded: the 'cublas' variants run only then.
 bool cublasLoads() { return sc::processCublas() != nullptr; }
@@ -453,9 +490,16 @@ std::vector<Run> runsFor(LossKind kind) {
   // The fused sigmoid and the chunked softmax on every GEMM path; exact 'fp32' runs the SIMT
   // kernel whatever the tile setting, so its 'simple' run would repeat its 'pipelined' one.
   // GEMM1 on cuBLAS is the fused sigmoid's alone (the softmax's epilogue needs whole tiles).
+  // The overlapped schedule is the fused sigmoid's alone too, after its one-stream twins (whose
+  // bits it must repeat).
   std::vector<const GemmVariant*> variants = {&kPipelinedGemm, &kSimpleGemm};
   if (cublasLoads()) variants.insert(variants.begin(), &kCublasGemm);
   if (cublasLoads() && kind == LossKind::Sigmoid) variants.insert(variants.end(), {&kCublasGemm1, &kCublasGemm1Small});
+  if (kind == LossKind::Sigmoid) {
+    if (cublasLoads()) variants.push_back(&kCublasOverlap);
+    variants.push_back(&kPipelinedOverlap);
+    if (cublasLoads()) variants.insert(variants.end(), {&kCublasGemm1Overlap, &kCublasGemm1SmallOverlap});
+  }
   const Path blocked = kind == LossKind::Softmax ? Path::SoftmaxChunked : Path::Fused;
   for (const GemmVariant* v : variants)
     for (const Config* c : {&kFp32, &kTf32, &kBf16, &kFp16})
@@ -578,7 +622,7 @@ void report(bool ok, const std::string& line) {
 
 std::string caseLabel(const Case& c, const char* path, const char* config) {
   char buffer[256];
-  std::snprintf(buffer, sizeof buffer, "%-7s %-23s %-4s %-24s N=%-5lld M=%-5lld D=%-4lld ids=%-3s",
+  std::snprintf(buffer, sizeof buffer, "%-7s %-31s %-4s %-24s N=%-5lld M=%-5lld D=%-4lld ids=%-3s",
                 c.kind == LossKind::Sigmoid ? "sigmoid" : "softmax", path, config, c.name.c_str(), (long long)c.n,
                 (long long)c.m, (long long)c.d, c.ids ? "yes" : "no");
   return buffer;
@@ -618,11 +662,9 @@ void checkCase(const Case& c, int hardwareThreads, const std::vector<std::string
   // Device inputs per dtype (float32 shared by fp32 and tf32: the tensor cores round).
   DeviceInputs inputs[3];
   bool uploaded[3] = {false, false, false};
-  // The pipelined main loop issues the same MMAs, in the same k order, on the same values
-  // (zeros past the edges) as the simple one, and the same epilogue follows: the two must give
-  // the same bits, which checks the pipelined copies far more sharply than a tolerance. The
-  // pipelined results, per path and precision, wait here for the simple run.
-  std::map<std::string, Output> pipelinedResults;
+  // Each run's results, by GEMM path, loss path and precision: a run that must repeat another
+  // path's bits (GemmVariant::sameBitsAs) finds its twin's here.
+  std::map<std::string, Output> results;
 
   for (const Run& run : runs) {
     if (contextLost) return;
@@ -660,14 +702,17 @@ void checkCase(const Case& c, int hardwareThreads, const std::vector<std::string
       const bool accurate = eLoss <= cfg.lossTol && eDx <= cfg.gradTol && eDy <= cfg.gradTol && eDs <= cfg.gradTol &&
                             eDb <= cfg.gradTol;
       ok = accurate && deterministic && fwdOk && one.inBounds && two.inBounds;
-      const std::string key = std::string(pathName(run.path)) + " " + cfg.label;
-      std::string versusPipelined;
-      if (run.gemm == &kPipelinedGemm) pipelinedResults[key] = one;
-      if (run.gemm == &kSimpleGemm) {
-        const auto found = pipelinedResults.find(key);
-        if (found != pipelinedResults.end()) {
+      const auto key = [&](const GemmVariant* gemm) {
+        return std::string(gemm ? gemm->label : "-") + " " + pathName(run.path) + " " + cfg.label;
+      };
+      results[key(run.gemm)] = one;
+      std::string versusTwin;
+      if (run.gemm && run.gemm->sameBitsAs) {
+        const auto found = results.find(key(run.gemm->sameBitsAs));
+        if (found != results.end()) {
           const bool same = sameBits(one, found->second);
-          versusPipelined = same ? "  = pipelined bits" : "  DIFFERS FROM PIPELINED";
+          const std::string twin = run.gemm->sameBitsAs->label;
+          versusTwin = same ? "  = " + twin + " bits" : "  DIFFERS FROM " + twin;
           ok = ok && same;
         }
       }
@@ -677,7 +722,7 @@ void checkCase(const Case& c, int hardwareThreads, const std::vector<std::string
                     "%.1f ms%s%s",
                     eLoss, ref.result.loss, eDx, eDy, eDs, eDb, cfg.lossTol, cfg.gradTol,
                     deterministic ? "same bits" : "DIFFER", fwdOk ? (fwdSameBits ? "same bits" : "same") : "DIFFERS",
-                    one.ms, versusPipelined.c_str(), one.inBounds && two.inBounds ? "" : "  WROTE OUTSIDE THE GRADIENT BUFFERS");
+                    one.ms, versusTwin.c_str(), one.inBounds && two.inBounds ? "" : "  WROTE OUTSIDE THE GRADIENT BUFFERS");
       detail = buffer;
     } catch (const Error& e) {
       detail = std::string("threw siglip::Error (") + kindName(e.kind()) + ", " + e.argument() + "): " + e.what();
@@ -692,6 +737,91 @@ void checkCase(const Case& c, int hardwareThreads, const std::vector<std::string
     }
   }
   std::printf("       (float64 references: %.2f s)\n", refSeconds);
+}
+
+// ---- correctness: the ring's unit, one workspace call after call ---------------------------
+
+// The ring runs sigmoidBlock step after step on one stream with one workspace. Here one
+// workspace serves calls that alternate the one-stream and the overlapped schedule (G grows
+// from one slot to two; the second stream and its events are created once, then reused, the
+// first two pieces of a call relying on the previous call having drained it), each call's sums
+// and gradients compared bit for bit with a call on a fresh workspace. 4200 × 4300 pairs
+// cross the tile path's 4096-pair pieces both ways (four pieces, both slots twice).
+void checkWorkspaceReuse(const std::vector<std::string>& gemmPaths) {
+  const Case c{"one workspace across calls", LossKind::Sigmoid, 4200, 4300, 16, true, std::log(10.0), -10, 1.0, 0.6, 7};
+  const Config& cfg = kBf16;
+  const Data data = makeData(c);
+  const auto bx = encode(data.x, cfg.dtype), by = encode(data.y, cfg.dtype);
+  const sc::DeviceBuffer x = uploadBytes(bx.data(), bx.size()), y = uploadBytes(by.data(), by.size());
+  const sc::DeviceBuffer imageIds = uploadBytes(data.imageIds.data(), data.imageIds.size() * sizeof(int32_t));
+  const sc::DeviceBuffer textIds = uploadBytes(data.textIds.data(), data.textIds.size() * sizeof(int32_t));
+  const size_t nx = size_t(c.n * c.d), ny = size_t(c.m * c.d);
+  sc::DeviceBuffer gx(0, nx * sizeof(float)), gy(0, ny * sizeof(float));
+  sc::CudaSigmoidBlock block;
+  block.image = {x.data(), c.n, c.d, cfg.dtype, 0};
+  block.text = {y.data(), c.m, c.d, cfg.dtype, 0};
+  block.imageIds = static_cast<const int32_t*>(imageIds.data());
+  block.textIds = static_cast<const int32_t*>(textIds.data());
+  block.temperature = std::exp(c.logitScale);
+  block.bias = c.logitBias;
+  block.normalizer = double(c.n);
+  block.precision = cfg.precision;
+  cudaStream_t stream = nullptr;
+  cudaCheck(cudaStreamCreate(&stream), "cudaStreamCreate");
+  struct BlockOutput {
+    sc::SigmoidBlockSums sums;
+    std::vector<float> dx, dy;
+  };
+  // sigmoidBlock adds to the gradients: zeroed first, read back after (it returns synchronised).
+  const auto run = [&](sc::SigmoidBlockWorkspace* workspace) {
+    gx.zero();
+    gy.zero();
+    BlockOutput out;
+    out.sums = sc::sigmoidBlock(block, static_cast<float*>(gx.data()), static_cast<float*>(gy.data()), stream, workspace);
+    out.dx.resize(nx);
+    out.dy.resize(ny);
+    gx.download(out.dx.data(), nx * sizeof(float));
+    gy.download(out.dy.data(), ny * sizeof(float));
+    return out;
+  };
+  const auto same = [](const BlockOutput& a, const BlockOutput& b) {
+    return std::memcmp(&a.sums, &b.sums, sizeof a.sums) == 0 &&
+           std::memcmp(a.dx.data(), b.dx.data(), a.dx.size() * sizeof(float)) == 0 &&
+           std::memcmp(a.dy.data(), b.dy.data(), a.dy.size() * sizeof(float)) == 0;
+  };
+  for (const GemmVariant* overlap : {&kPipelinedOverlap, &kCublasOverlap, &kCublasGemm1SmallOverlap}) {
+    if (contextLost) break;
+    const sc::GemmSelection& selection = overlap->selection;
+    const bool needsCublas = selection.backward == sc::BackwardGemm::Cublas || selection.forward == sc::ForwardGemm::Cublas;
+    if (needsCublas && !cublasLoads()) continue;
+    if (!gemmPaths.empty() && std::find(gemmPaths.begin(), gemmPaths.end(), overlap->label) == gemmPaths.end()) continue;
+    const GemmVariant& serial = *overlap->sameBitsAs;
+    std::string detail;
+    bool ok = true;
+    try {
+      sc::setGemmSelection(serial.selection);
+      const BlockOutput want = run(nullptr);
+      sc::SigmoidBlockWorkspace workspace;
+      for (const GemmVariant* v : {&serial, overlap, overlap, &serial}) {
+        sc::setGemmSelection(v->selection);
+        const bool equal = same(run(&workspace), want);
+        detail += std::string(v == overlap ? "  overlapped" : "  one-stream") + (equal ? " same bits" : " DIFFERS");
+        ok = ok && equal;
+      }
+    } catch (const std::exception& e) {
+      ok = false;
+      detail += std::string("  threw: ") + e.what();
+    }
+    report(ok, caseLabel(c, (std::string("block/") + overlap->label).c_str(), cfg.label) +
+                   "  calls on one workspace vs a fresh one:" + detail);
+    std::string why;
+    if (!contextHealthy(&why)) {
+      contextLost = true;
+      report(false, "CUDA context lost after the check above (" + why + ")");
+    }
+  }
+  sc::setGemmSelection(kDefaultGemm.selection);
+  cudaStreamDestroy(stream);
 }
 
 // ---- correctness: bad requests ----------------------------------------------------------
@@ -926,17 +1056,18 @@ void checkCublasLoader() {
   try {
     const sc::GemmSelection selection = sc::gemmSelection();
     const bool gemm1OnCublas = selection.forward == sc::ForwardGemm::Cublas;
-    consistent = info.forward == (gemm1OnCublas ? "cublas" : "tile");
+    consistent = info.forward == (gemm1OnCublas ? "cublas" : "tile") && info.overlap == selection.overlap;
     // Without cuBLAS, SIGLIP_GEMM1=cublas must say that calls will throw.
     if (gemm1OnCublas && !lib) consistent = consistent && info.reason.find("SIGLIP_GEMM1=cublas, but") != std::string::npos;
     if (selection.backward == sc::BackwardGemm::Auto)
       consistent = consistent && (lib ? info.backward == "cublas" && info.cublasLibrary == lib->path && info.reason.empty()
                                       : info.backward == "tile" && !info.reason.empty());
   } catch (const Error& e) {
-    // A bad SIGLIP_CUBLAS / SIGLIP_TILE_GEMM / SIGLIP_GEMM1.
-    consistent = info.forward == "tile" && info.backward == "tile" && info.reason == e.what();
+    // A bad SIGLIP_CUBLAS / SIGLIP_TILE_GEMM / SIGLIP_GEMM1 / SIGLIP_GEMM_OVERLAP.
+    consistent = info.forward == "tile" && info.backward == "tile" && !info.overlap && info.reason == e.what();
   }
   report(consistent, "GEMM paths here: forward " + info.forward + ", backward " + info.backward + ", tile " + info.tile +
+                         ", overlap " + (info.overlap ? "on" : "off") +
                          (lib ? ", cuBLAS " + lib->path + " (" + lib->version + ")" : "") +
                          (info.reason.empty() ? "" : "; reason: " + oneLine(info.reason)));
 }
@@ -1076,12 +1207,12 @@ void writeJson(const TimingContext& tc) {
 void printRow(const TimingRow& r) {
   const double tflops = r.flops / (r.ms * 1e-3) * 1e-12;
   if (r.status != "ok") {
-    std::printf("%-32s %6lld %-5s %10s %8s %10s %8s   %s: %s\n", r.name.c_str(), (long long)r.n, r.dtype.c_str(), "-", "-",
+    std::printf("%-40s %6lld %-5s %10s %8s %10s %8s   %s: %s\n", r.name.c_str(), (long long)r.n, r.dtype.c_str(), "-", "-",
                 "-", "-", r.status.c_str(), r.note.c_str());
   } else {
     char ratio[32] = "-";
     if (std::isfinite(r.floorMs)) std::snprintf(ratio, sizeof ratio, "%.2f", r.ms / r.floorMs);
-    std::printf("%-32s %6lld %-5s %10.3f %8.1f %10.1f %8s   runs=%d min=%.3f host=%.3f%s%s\n", r.name.c_str(),
+    std::printf("%-40s %6lld %-5s %10.3f %8.1f %10.1f %8s   runs=%d min=%.3f host=%.3f%s%s\n", r.name.c_str(),
                 (long long)r.n, r.dtype.c_str(), r.ms, tflops, r.extraBytes / (1 << 20), ratio, r.runs, r.msMin,
                 r.hostMs, r.note.empty() ? "" : "  ", r.note.c_str());
   }
@@ -1089,7 +1220,7 @@ void printRow(const TimingRow& r) {
 }
 
 void printHeader() {
-  std::printf("%-32s %6s %-5s %10s %8s %10s %8s\n", "case", "N", "dtype", "time ms", "TFLOP/s", "extra MB", "x floor");
+  std::printf("%-40s %6s %-5s %10s %8s %10s %8s\n", "case", "N", "dtype", "time ms", "TFLOP/s", "extra MB", "x floor");
 }
 
 // Records a row that was not run, and why.
@@ -1225,10 +1356,11 @@ struct FloorCublas {
   bool ok() const { return handle != nullptr; }
 };
 
-// One small fused fwd+bwd on the default path before any timing, so that a cuBLAS handle and
-// its workspace (kept for the process) exist in every row's "before": no single row's extra
-// memory includes them.
-void warmUpDefaultPath() {
+// One small fused fwd+bwd before any timing on the default path and, when cuBLAS loads, on
+// the overlapped cublas-gemm1 path (which holds two handles at once: GEMM1's and the second
+// stream's), so that the cuBLAS handles and their workspaces (kept for the process) exist in
+// every row's "before": no single row's extra memory includes them.
+void warmUpCublasHandles() {
   constexpr int64_t kRows = 256, kCols = 64;
   const auto host = fastUnitRows(kRows, kCols, 3);
   const sc::DeviceBuffer x = uploadBytes(host.data(), host.size() * sizeof(float));
@@ -1236,15 +1368,20 @@ void warmUpDefaultPath() {
   sc::CudaLossRequest req;
   req.image = {x.data(), kRows, kCols, sc::DType::Float32, 0};
   req.text = req.image;
+  const sc::CudaGradientOutputs grads{static_cast<float*>(gx.data()), static_cast<float*>(gy.data())};
+  if (cublasLoads()) {
+    sc::setGemmSelection(kCublasGemm1Overlap.selection);
+    sc::sigmoidLoss(req, grads);
+  }
   sc::setGemmSelection(kDefaultGemm.selection);
-  sc::sigmoidLoss(req, {static_cast<float*>(gx.data()), static_cast<float*>(gy.data())});
+  sc::sigmoidLoss(req, grads);
 }
 
 int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const std::vector<std::string>& dtypes,
            const FloorCublas& cublas, int64_t simpleMaxN) {
   cudaCheck(cudaEventCreate(&tc.begin), "cudaEventCreate");
   cudaCheck(cudaEventCreate(&tc.end), "cudaEventCreate");
-  warmUpDefaultPath();
+  warmUpCublasHandles();
   printHeader();
   constexpr int64_t kFloorChunk = 8192;  // rows of X·Yᵀ per cuBLAS call: memory stays bounded
   for (const std::string& label : dtypes) {
@@ -1351,8 +1488,10 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
 
       // The fused loss on each GEMM path: the default (backward GEMMs on cuBLAS when it loads),
       // GEMM1 on cuBLAS too (then the epilogue pass; in the default pieces and in 4096² ones),
-      // then every GEMM on the tile GEMM, pipelined and simple; the simple main loop, the slow
-      // one, only up to --simple-max-n. fwd runs X·Yᵀ (and the pass) alone.
+      // each of those three also overlapped (the backward GEMMs on a second stream: right after
+      // its one-stream twin, so that the pair is timed together even where the deadline cuts
+      // the rest), then every GEMM on the tile GEMM, pipelined and simple; the simple main
+      // loop, the slow one, only up to --simple-max-n. fwd runs X·Yᵀ (and the pass) alone.
       req.method = Method::Fused;
       const bool simpleHere = simpleMaxN <= 0 || n <= simpleMaxN;
       const std::string tooBig = "N > --simple-max-n " + std::to_string(simpleMaxN);
@@ -1367,17 +1506,27 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
       sc::setGemmSelection(kDefaultGemm.selection);
       const sc::GemmPathInfo paths = sc::gemmPathInfo();
       const bool onCublas = paths.backward == "cublas";
-      fused("fused fwd+bwd", "fwd+bwd", kDefaultGemm,
-            onCublas ? "backward GEMMs: cuBLAS" : "backward GEMMs: tile (GEMM paths, above, says why)");
+      const std::string backwardNote = onCublas ? "backward GEMMs: cuBLAS" : "backward GEMMs: tile (GEMM paths, above, says why)";
+      fused("fused fwd+bwd", "fwd+bwd", kDefaultGemm, backwardNote);
+      fused("fused fwd+bwd overlap", "fwd+bwd", kDefaultOverlap, backwardNote + ", on a second stream");
       const std::string noCublas = "no cuBLAS (GEMM paths, above, says why)";
       const bool gemm1Piecewise = n > kCublasGemm1.selection.cublasGemm1Piece;
       if (cublasLoads()) {
-        fused("fused fwd+bwd cublas-gemm1", "fwd+bwd", kCublasGemm1,
-              "GEMM1 and backward on cuBLAS, " + std::to_string(kCublasGemm1.selection.cublasGemm1Piece) + "² pieces");
-        if (gemm1Piecewise) fused("fused fwd+bwd cublas-gemm1 p4096", "fwd+bwd", kCublasGemm1Wide, "4096² pieces");
+        const std::string pieces = std::to_string(kCublasGemm1.selection.cublasGemm1Piece) + "² pieces";
+        fused("fused fwd+bwd cublas-gemm1", "fwd+bwd", kCublasGemm1, "GEMM1 and backward on cuBLAS, " + pieces);
+        fused("fused fwd+bwd cublas-gemm1 overlap", "fwd+bwd", kCublasGemm1Overlap, pieces + ", backward on a second stream");
+        if (gemm1Piecewise) {
+          fused("fused fwd+bwd cublas-gemm1 p4096", "fwd+bwd", kCublasGemm1Wide, "4096² pieces");
+          fused("fused fwd+bwd cublas-gemm1 p4096 overlap", "fwd+bwd", kCublasGemm1WideOverlap,
+                "4096² pieces, backward on a second stream");
+        }
       } else {
         skipRow(tc, row("fused fwd+bwd cublas-gemm1", "fwd+bwd"), noCublas);
-        if (gemm1Piecewise) skipRow(tc, row("fused fwd+bwd cublas-gemm1 p4096", "fwd+bwd"), noCublas);
+        skipRow(tc, row("fused fwd+bwd cublas-gemm1 overlap", "fwd+bwd"), noCublas);
+        if (gemm1Piecewise) {
+          skipRow(tc, row("fused fwd+bwd cublas-gemm1 p4096", "fwd+bwd"), noCublas);
+          skipRow(tc, row("fused fwd+bwd cublas-gemm1 p4096 overlap", "fwd+bwd"), noCublas);
+        }
       }
       if (onCublas && sc::gemmPathInfo().backward == "cublas")
         fused("fused fwd+bwd pipelined", "fwd+bwd", kPipelinedGemm, "");
@@ -1449,7 +1598,8 @@ void usage(const char* argv0) {
                "       %s --reference-only [--filter TEXT[|TEXT...]] [--seed N]   (CPU only)\n"
                "--cublas PATH: a libcublas.so file or its folder (sets SIGLIP_CUBLAS_LIBRARY); --simple-max-n N: time the\n"
                "simple tile GEMM only up to N (0: always); --gemm: only the runs on these GEMM paths (cublas, pipelined,\n"
-               "simple, cublas-gemm1, cublas-gemm1-p128; default: the naive baselines')\n",
+               "simple, cublas-gemm1, cublas-gemm1-p128, default: the naive baselines'; each but simple and default\n"
+               "also as PATH-overlap, the fused sigmoid's overlapped schedule)\n",
                argv0, argv0, argv0);
 }
 
@@ -1518,8 +1668,8 @@ int main(int argc, char** argv) {
               double(info.totalMemory) / (1 << 30), double(info.freeMemory) / (1 << 30), devices, sc::driverVersion(),
               sc::runtimeVersion(), hardwareThreads);
   const sc::GemmPathInfo paths = sc::gemmPathInfo();
-  std::printf("GEMM paths by default: forward %s, backward %s, tile %s%s%s%s\n", paths.forward.c_str(),
-              paths.backward.c_str(), paths.tile.c_str(),
+  std::printf("GEMM paths by default: forward %s, backward %s, tile %s, overlap %s%s%s%s\n", paths.forward.c_str(),
+              paths.backward.c_str(), paths.tile.c_str(), paths.overlap ? "on" : "off",
               paths.cublasLibrary.empty() ? "" : (", cuBLAS " + paths.cublasLibrary + " " + paths.cublasVersion).c_str(),
               paths.reason.empty() ? "" : "; ", paths.reason.c_str());
   std::fflush(stdout);
@@ -1531,8 +1681,8 @@ int main(int argc, char** argv) {
     const std::vector<std::string> gemmPaths = parseWords(gemmList);
     for (const std::string& g : gemmPaths) {
       // A listed path no run takes here fails, rather than passing with nothing checked.
-      const bool known = g == kCublasGemm.label || g == kPipelinedGemm.label || g == kSimpleGemm.label ||
-                         g == kCublasGemm1.label || g == kCublasGemm1Small.label || g == kDefaultGemm.label;
+      const bool known = std::any_of(std::begin(kCheckedVariants), std::end(kCheckedVariants),
+                                     [&](const GemmVariant* v) { return g == v->label; });
       if (!known) report(false, "--gemm " + g + ": no such GEMM path");
       else if (g.rfind("cublas", 0) == 0 && !cublasLoads()) report(false, "--gemm " + g + ": cuBLAS does not load here");
     }
@@ -1544,6 +1694,13 @@ int main(int argc, char** argv) {
         checkCase(c, hardwareThreads, gemmPaths);
       } catch (const std::exception& e) {
         report(false, caseLabel(c, "-", "-") + "  threw outside a path: " + e.what());
+      }
+    }
+    if (!contextLost && matchesFilter("sigmoid one workspace across calls", filter)) {
+      try {
+        checkWorkspaceReuse(gemmPaths);
+      } catch (const std::exception& e) {
+        report(false, std::string("one workspace across calls: setup threw: ") + e.what());
       }
     }
     if (!contextLost && matchesFilter("bad-request", filter)) {
@@ -1572,7 +1729,8 @@ int main(int argc, char** argv) {
     std::printf("cuBLAS unavailable, floor rows skipped: %s\n", cublas.note.c_str());
   std::printf("timing: median of up to %d runs after %d warm-up(s), at most ~%.0f s per case%s; TFLOP/s counts 2*N*N*D "
               "per GEMM (3 GEMMs fwd+bwd, 1 fwd); extra MB = peak device memory beyond inputs and gradients (and "
-              "beyond the cuBLAS workspace, 4 or 32 MiB held once per process)\n",
+              "beyond the cuBLAS handles' workspaces, 4 or 32 MiB each, held for the process: one, or two for GEMM1 on "
+              "cuBLAS overlapped)\n",
               tc.runs, tc.warmup, tc.caseBudgetSeconds,
               tc.deadlineSeconds > 0 ? (", no new case after " + std::to_string(int(tc.deadlineSeconds)) + " s").c_str() : "");
   tc.header = "  \"tool\": \"siglip_cuda_check --timing\",\n  \"device\": \"" + jsonEscape(info.name) +
@@ -1581,7 +1739,7 @@ int main(int argc, char** argv) {
               ",\n  \"driver\": " + std::to_string(sc::driverVersion()) + ",\n  \"runtime\": " +
               std::to_string(sc::runtimeVersion()) + ",\n  \"cublas\": \"" + jsonEscape(cublas.note) +
               "\",\n  \"cublas_ok\": " + (cublas.ok() ? "true" : "false") + ",\n  \"gemm_forward\": \"" +
-              paths.forward + "\",\n  \"gemm_backward\": \"" +
+              paths.forward + "\",\n  \"gemm_overlap\": " + (paths.overlap ? "true" : "false") + ",\n  \"gemm_backward\": \"" +
               paths.backward + "\",\n  \"gemm_tile\": \"" + paths.tile + "\",\n  \"gemm_reason\": \"" +
               jsonEscape(paths.reason) + "\",\n  \"d\": " + std::to_string(d) +
               ",\n  \"runs\": " + std::to_string(tc.runs) + ",\n  \"warmup\": " + std::to_string(tc.warmup) + ",\n";
