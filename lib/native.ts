@@ -205,7 +205,7 @@ export interface NativeRing {
 }
 
 export interface NativeRingClass {
-  new (kind: 'local', options: { ranks: number; timeoutMs: number; devices?: number[] }): NativeRing;
+  new (kind: 'local', options: { ranks: number; timeoutMs: number; devices?: number[]; transport?: 'memcpy' | 'nccl' }): NativeRing;
   new (kind: 'mpi', options: { timeoutMs: number }): NativeRing;
   new (kind: 'nccl', options: { rank: number; size: number; id: Uint8Array; device: number; timeoutMs: number }): NativeRing;
 }

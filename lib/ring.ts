@@ -100,6 +100,13 @@ export interface LocalRingOptions {
    */
   device?: 'cpu' | CudaDevice | CudaDevice[];
   /**
+   * How the ranks of a ring of GPUs pass blocks: `'memcpy'` (the default; device-to-device
+   * copies through this process, any device list) or `'nccl'` (one NCCL communicator over the
+   * ranks' GPUs, ncclCommInitAll: peer-to-peer transfers over NVLink where there is one; the
+   * GPUs must differ, and libnccl.so.2 must load). An NCCL ring is unusable after a failed call.
+   */
+  transport?: 'memcpy' | 'nccl';
+  /**
    * CPU threads each rank's tiles use, 1 to 1024 (CPU rings). Default: `os.availableParallelism()` divided
    * by `ranks` (at least 1). Results do not depend on it.
    */
@@ -256,7 +263,7 @@ export interface RankRingLossWithGrad<G extends Float32Array | DeviceMatrix = Fl
 
 type AnyGradient = Float32Array | DeviceMatrix;
 
-const LOCAL_KEYS = ['ranks', 'device', 'threads', 'timeoutMs'];
+const LOCAL_KEYS = ['ranks', 'device', 'transport', 'threads', 'timeoutMs'];
 const MPI_KEYS = ['threads', 'timeoutMs'];
 const NCCL_KEYS = ['rank', 'size', 'id', 'device', 'timeoutMs'];
 const NCCL_OVER_MPI_KEYS = ['device', 'timeoutMs'];
@@ -473,13 +480,15 @@ export class Ring {
    * one process, to drive several GPUs from one process, and to measure the ring.
    *
    * @param options - `ranks` (required), `device` (`'cpu'`, the default; `'cuda'` /
-   *   `'cuda:N'` for every rank; or an Array of P GPUs), `threads` (CPU rings; per rank;
-   *   default cores / ranks), `timeoutMs` (default 60 000).
+   *   `'cuda:N'` for every rank; or an Array of P GPUs), `transport` (rings of GPUs:
+   *   `'memcpy'`, the default, or `'nccl'`), `threads` (CPU rings; per rank; default cores /
+   *   ranks), `timeoutMs` (default 60 000).
    * @returns a Promise of the Ring.
    * @throws TypeError / RangeError (naming the option) for bad options, e.g. `ranks` outside
    *   1–4096, a device list of another length, a GPU this machine lacks; Error with code
-   *   `ERR_SIGLIP_NO_CUDA` for a GPU device without the CUDA build or a GPU. The Promise
-   *   rejects with them.
+   *   `ERR_SIGLIP_NO_CUDA` for a GPU device without the CUDA build or a GPU,
+   *   `ERR_SIGLIP_NO_NCCL` / `ERR_SIGLIP_RING_FAILED` when an NCCL ring cannot load NCCL or
+   *   join. The Promise rejects with them.
    *
    * @example
    * ```ts
@@ -491,11 +500,28 @@ export class Ring {
     const o = checkOptions(options, LOCAL_KEYS, true);
     const ranks = checkIntegerInRange('options.ranks', o['ranks'], 1, MAX_RING_RANKS);
     const devices = localDevices(o['device'], ranks);
+    const transport = o['transport'] ?? 'memcpy';
+    const transports = "'memcpy' or 'nccl' ('nccl': for GPU ranks on distinct GPUs)";
+    if (typeof transport !== 'string') throw invalidType('options.transport', transports, transport);
+    if (transport !== 'memcpy' && transport !== 'nccl') throw invalidValue('options.transport', transports, transport);
+    if (transport === 'nccl') {
+      if (devices === undefined) throw invalidValue('options.transport', `'memcpy' for a CPU ring (${transports})`, transport);
+      if (new Set(devices).size !== devices.length) {
+        throw invalidValue('options.device', 'distinct GPUs, one per rank (NCCL cannot put two ranks on one GPU)', o['device']);
+      }
+    }
     const threads =
       o['threads'] === undefined ? localThreadsPerRank(ranks) : checkIntegerInRange('options.threads', o['threads'], 1, MAX_THREADS);
     const timeoutMs = checkTimeout(o['timeoutMs']);
     const { addon } = loadAddon();
-    const ring = new Ring(new addon.RingHandle('local', { ranks, timeoutMs, ...(devices && { devices }) }), threads);
+    const native = new addon.RingHandle('local', { ranks, timeoutMs, ...(devices && { devices, transport }) });
+    try {
+      await native.connect();  // an NCCL ring joins its ranks here (ncclCommInitAll, off this thread)
+    } catch (error) {
+      native.dispose();
+      throw error;
+    }
+    const ring = new Ring(native, threads);
     ring.#onGpus = devices !== undefined;
     return ring;
   }

@@ -309,6 +309,8 @@ test('bad ring options reject naming the option', async (t) => {
     [{ ranks: 2, device: 'gpu' }, RangeError, 'options.device'],
     [{ ranks: 2, device: ['cuda'] }, RangeError, 'options.device'],
     [{ ranks: 2, device: 5 }, TypeError, 'options.device'],
+    [{ ranks: 2, transport: 'nccl' }, RangeError, 'options.transport'],
+    [{ ranks: 2, transport: 5 }, TypeError, 'options.transport'],
     [{ ranks: 2, threads: 0 }, RangeError, 'options.threads'],
     [{ ranks: 2, timeoutMs: 0 }, RangeError, 'options.timeoutMs'],
     [{ ranks: 2, timeout: 5 }, TypeError, 'options.timeout'],
@@ -367,7 +369,7 @@ test('a CPU ring refuses the options of rings of GPUs', async (t) => {
 
 noGpuTest('a local ring of GPUs needs a GPU (ERR_SIGLIP_NO_CUDA naming options.device)', async (t) => {
   for (const device of ['cuda', 'cuda:1', ['cuda', 'cuda:0']] as const) {
-    const error = (await t.throwsAsync(Ring.local({ ranks: 2, device: device as 'cuda' }))) as Failure;
+    const error = (await t.throwsAsync(Ring.local({ ranks: 2, device: device as 'cuda', transport: 'nccl' }))) as Failure;
     t.is(error.code, 'ERR_SIGLIP_NO_CUDA', JSON.stringify(device));
     t.regex(error.argument ?? '', /^options\.device/);
   }
@@ -412,6 +414,34 @@ for (const p of [1, 2, 3, 4]) {
     });
   }
 }
+
+gpuTest('local ring of GPUs over NCCL: one rank per GPU equals the single-device result; two ranks on one GPU are refused', async (t) => {
+  const { addon } = loadAddon();
+  const nccl = addon.ncclInfo?.();
+  if (!nccl?.available) {
+    t.log(`skipped: NCCL cannot be loaded (${nccl?.reason ?? 'no ncclInfo'}); set SIGLIP_NCCL_LIBRARY`);
+    t.pass();
+    return;
+  }
+  const error = (await t.throwsAsync(Ring.local({ ranks: 2, device: ['cuda:0', 'cuda:0'], transport: 'nccl' }), { instanceOf: RangeError })) as Failure;
+  t.is(error.argument, 'options.device');
+  const p = Math.min(cuda.devices.length, 4);
+  const b = makeShardedBatch(44, p, 24, true);
+  const { images, texts, ids } = shardsOf(b);
+  const ref = singleDevice(b);
+  const ring = await Ring.local({ ranks: p, device: cuda.devices.slice(0, p).map((g) => g.device), transport: 'nccl' });
+  try {
+    for (const direction of directions) {
+      const out = await ring.sigmoidLossWithGrad(images, texts, { ...ids, direction, precision: 'fp32' });
+      for (let r = 0; r < p; r++) {
+        const e = rankErrors(b, ref, r, { loss: out.loss, logitScale: out.grad.logitScale, logitBias: out.grad.logitBias, image: out.grad.image[r]!, text: out.grad.text[r]! });
+        t.true(withinTolerance(e), `${direction} rank ${r}: ${JSON.stringify(e)}`);
+      }
+    }
+  } finally {
+    ring.dispose();
+  }
+});
 
 gpuTest('local ring of GPUs: a rank that fails mid-ring makes the others reject, and the ring recovers', async (t) => {
   const b = makeShardedBatch(33, 3, 16, false);

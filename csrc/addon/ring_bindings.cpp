@@ -119,7 +119,27 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
                           "ERR_SIGLIP_NO_CUDA");
 #endif
       }
-      state->endpoints = createLocalEndpoints(*state);
+      Napi::Value transport = options.Get("transport");
+      if (!absent(transport)) {
+        const std::string name = transport.IsString() ? transport.As<Napi::String>().Utf8Value() : "";
+        if (!transport.IsString()) throw typeError(env, "options.transport", "'memcpy' or 'nccl'", describeValue(transport));
+        if (name != "memcpy" && name != "nccl")
+          throw rangeError(env, "options.transport", "'memcpy' or 'nccl'", describeValue(transport));
+        state->localNccl = name == "nccl";
+      }
+      if (state->localNccl) {
+#if defined(SIGLIP_WITH_CUDA)
+        if (state->devices.empty())
+          throw typeError(env, "options.transport", "'memcpy' for a CPU ring ('nccl' needs GPU ranks)", "'nccl'");
+        requireNccl(env);  // the endpoints come with connect() (ncclCommInitAll blocks)
+#else
+        throw makeJsError(env, ErrorKind::Internal,
+                          "Local rings over NCCL need the CUDA build of siglip-kernels (this is the CPU build)", "",
+                          "ERR_SIGLIP_NO_CUDA");
+#endif
+      } else {
+        state->endpoints = createLocalEndpoints(*state);
+      }
     } else if (kind == "mpi") {
       state->kind = RingKind::Mpi;
 #if defined(SIGLIP_WITH_MPI)
@@ -226,9 +246,10 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
       std::shared_ptr<RingState> state = usable(env);
 #if defined(SIGLIP_WITH_CUDA)
       if (state->kind == RingKind::Nccl && state->endpoints.empty()) return (new NcclConnectWorker(env, state))->queue();
+      if (state->localNccl && state->endpoints.empty()) return (new LocalNcclConnectWorker(env, state))->queue();
 #endif
       Napi::Promise::Deferred done = Napi::Promise::Deferred::New(env);
-      done.Resolve(env.Undefined());  // local and MPI rings are connected when made
+      done.Resolve(env.Undefined());  // other rings are connected when made
       return done.Promise();
     });
   }

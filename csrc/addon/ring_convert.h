@@ -44,6 +44,7 @@ struct RingState {
   int size = 1;  // P
   int device = -1;  // nccl: the CUDA ordinal
   std::vector<int> devices;  // local rings of GPUs: rank r's CUDA ordinal (empty: the CPU)
+  bool localNccl = false;    // a local ring of GPUs whose ranks talk through NCCL (connect() joins them)
   std::chrono::milliseconds timeout{60000};
   std::vector<std::unique_ptr<ring::Transport>> endpoints;
   bool busy = false;

@@ -166,11 +166,17 @@ class LocalRingWorker : public Napi::AsyncWorker {
       if (work_[r].error.present) root = int(r);
     try {
       if (root >= 0) {
-        // The group is aborted (and may hold stale messages): the next call gets a new one.
-        try {
-          state_->endpoints = createLocalEndpoints(*state_);
-        } catch (...) {
-          state_->broken = captureCurrentException().message;
+        // The group is aborted (and may hold stale messages): the next call gets a new one;
+        // NCCL communicators, once aborted, are not remade (ncclCommInitAll blocks): the
+        // ring is broken, as a ring of NCCL ranks is.
+        if (state_->localNccl) {
+          state_->broken = work_[size_t(root)].error.message;
+        } else {
+          try {
+            state_->endpoints = createLocalEndpoints(*state_);
+          } catch (...) {
+            state_->broken = captureCurrentException().message;
+          }
         }
         Napi::Error error = ringError(env, work_[size_t(root)].error);
         Napi::Array messages = Napi::Array::New(env, work_.size());

@@ -196,6 +196,15 @@ Napi::Value NcclConnectWorker::result(Napi::Env env) {
   return env.Undefined();
 }
 
+void LocalNcclConnectWorker::run() {
+  endpoints_ = ring::createNcclGroupAllDevices(state_->devices, state_->timeout);
+}
+
+Napi::Value LocalNcclConnectWorker::result(Napi::Env env) {
+  state_->endpoints = std::move(endpoints_);
+  return env.Undefined();
+}
+
 void requireNccl(Napi::Env env) {
   std::string reason;
   if (!ring::ncclAvailable(&reason)) {

@@ -40,6 +40,21 @@ class NcclConnectWorker : public RankCallWorker {
   std::unique_ptr<ring::Transport> transport_;
 };
 
+// A local ring of GPUs over NCCL: ncclCommInitAll over the ring's devices (one endpoint per
+// rank, each then driven by its rank's thread), on a worker thread as it blocks.
+class LocalNcclConnectWorker : public RankCallWorker {
+ public:
+  LocalNcclConnectWorker(Napi::Env env, std::shared_ptr<RingState> state)
+      : RankCallWorker(env, "siglip:ncclConnectLocal", std::move(state)) {}
+
+ protected:
+  void run() override;
+  Napi::Value result(Napi::Env env) override;
+
+ private:
+  std::vector<std::unique_ptr<ring::Transport>> endpoints_;
+};
+
 // Throws ERR_SIGLIP_NO_NCCL (a JS error) when libnccl cannot be loaded.
 void requireNccl(Napi::Env env);
 #endif  // SIGLIP_WITH_CUDA
