@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -33,55 +34,40 @@ std::string lowercase(std::string s) {
   return s;
 }
 
+// Environment variable `name`, lowercased, as the index of one of `choices` (unset or empty:
+// the first); -1, with `state`'s error naming the variable, for any other value.
+int readChoice(SelectionState& state, const char* name, std::initializer_list<const char*> choices,
+               const char* expected) {
+  const char* raw = std::getenv(name);
+  const std::string value = lowercase(raw ? raw : "");
+  if (value.empty()) return 0;
+  int index = 0;
+  for (const char* choice : choices) {
+    if (value == choice) return index;
+    ++index;
+  }
+  state.error = invalidArgument(ErrorKind::Range, name, expected, std::string("'") + raw + "'").what();
+  state.errorArgument = name;
+  return -1;
+}
+
 // Reads SIGLIP_CUBLAS, SIGLIP_TILE_GEMM, SIGLIP_GEMM1 and SIGLIP_GEMM_OVERLAP into `state`
 // (unset or empty: the defaults); the first invalid one is the error.
 void readEnvironment(SelectionState& state) {
   state.read = true;
-  const char* cublas = std::getenv("SIGLIP_CUBLAS");
-  const std::string c = lowercase(cublas ? cublas : "");
-  if (c == "on") {
-    state.selection.backward = BackwardGemm::Cublas;
-  } else if (c == "off") {
-    state.selection.backward = BackwardGemm::Tile;
-  } else if (!c.empty() && c != "auto") {
-    state.error = invalidArgument(ErrorKind::Range, "SIGLIP_CUBLAS",
-                                  "'auto', 'on' or 'off' (a library path goes in SIGLIP_CUBLAS_LIBRARY)",
-                                  std::string("'") + cublas + "'")
-                      .what();
-    state.errorArgument = "SIGLIP_CUBLAS";
-    return;
-  }
-  const char* tile = std::getenv("SIGLIP_TILE_GEMM");
-  const std::string t = lowercase(tile ? tile : "");
-  if (t == "simple") {
-    state.selection.tile = TileGemm::Simple;
-  } else if (!t.empty() && t != "pipelined") {
-    state.error = invalidArgument(ErrorKind::Range, "SIGLIP_TILE_GEMM", "'pipelined' or 'simple'",
-                                  std::string("'") + tile + "'")
-                      .what();
-    state.errorArgument = "SIGLIP_TILE_GEMM";
-    return;
-  }
-  const char* gemm1 = std::getenv("SIGLIP_GEMM1");
-  const std::string f = lowercase(gemm1 ? gemm1 : "");
-  if (f == "cublas") {
-    state.selection.forward = ForwardGemm::Cublas;
-  } else if (!f.empty() && f != "tile") {
-    state.error = invalidArgument(ErrorKind::Range, "SIGLIP_GEMM1", "'tile' or 'cublas'", std::string("'") + gemm1 + "'")
-                      .what();
-    state.errorArgument = "SIGLIP_GEMM1";
-    return;
-  }
-  const char* overlap = std::getenv("SIGLIP_GEMM_OVERLAP");
-  const std::string o = lowercase(overlap ? overlap : "");
-  if (o == "on") {
-    state.selection.overlap = true;
-  } else if (!o.empty() && o != "off") {
-    state.error = invalidArgument(ErrorKind::Range, "SIGLIP_GEMM_OVERLAP", "'on' or 'off'",
-                                  std::string("'") + overlap + "'")
-                      .what();
-    state.errorArgument = "SIGLIP_GEMM_OVERLAP";
-  }
+  const int cublas = readChoice(state, "SIGLIP_CUBLAS", {"auto", "on", "off"},
+                                "'auto', 'on' or 'off' (a library path goes in SIGLIP_CUBLAS_LIBRARY)");
+  if (cublas < 0) return;
+  if (cublas == 1) state.selection.backward = BackwardGemm::Cublas;
+  if (cublas == 2) state.selection.backward = BackwardGemm::Tile;
+  const int tile = readChoice(state, "SIGLIP_TILE_GEMM", {"pipelined", "simple"}, "'pipelined' or 'simple'");
+  if (tile < 0) return;
+  if (tile == 1) state.selection.tile = TileGemm::Simple;
+  const int gemm1 = readChoice(state, "SIGLIP_GEMM1", {"tile", "cublas"}, "'tile' or 'cublas'");
+  if (gemm1 < 0) return;
+  if (gemm1 == 1) state.selection.forward = ForwardGemm::Cublas;
+  const int overlap = readChoice(state, "SIGLIP_GEMM_OVERLAP", {"off", "on"}, "'on' or 'off'");
+  if (overlap == 1) state.selection.overlap = true;
 }
 
 // ---- the cuBLAS handles -----------------------------------------------------------------
