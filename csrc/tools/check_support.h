@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <vector>
 
 namespace siglip::check {
@@ -21,6 +22,55 @@ inline void normaliseRow(float* row, int64_t d, double norm) {
   for (int64_t k = 0; k < d; ++k) sq += double(row[k]) * row[k];
   const double f = sq > 0 ? norm / std::sqrt(sq) : 0;
   for (int64_t k = 0; k < d; ++k) row[k] = float(row[k] * f);
+}
+
+// The shape of a problem's test data.
+struct DataShape {
+  int64_t n, m, d;
+  bool ids;
+  int64_t classes;  // with ids: distinct ids (0: two thirds of min(N, M)); capped at min(N, M)
+  double rowNorm;   // every row's L2 norm (1: the usual normalised embeddings)
+  double noise;     // text row = its image row + noise·N(0, 1/D), then rescaled (large: unrelated)
+  uint64_t seed;
+};
+
+// Text rows are noisy copies of their matching image row (so positives score high, as in
+// training): the image of the same index without ids, else the first image of the text's
+// class. With ids, K ≤ min(N, M) classes, so every row and column has a positive (the
+// softmax needs one) and several rows share a class; the ids are shuffled.
+inline Data makeData(const DataShape& c) {
+  std::mt19937_64 rng(c.seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  Data data;
+  data.x.resize(size_t(c.n * c.d));
+  data.y.resize(size_t(c.m * c.d));
+  for (auto& v : data.x) v = normal(rng);
+  for (int64_t i = 0; i < c.n; ++i) normaliseRow(&data.x[size_t(i * c.d)], c.d, 1.0);
+  std::vector<int64_t> firstImageOfClass;
+  const auto classOf = [](int32_t id) { return size_t((id + 100) / 7); };
+  if (c.ids) {
+    const int64_t classes =
+        c.classes > 0 ? std::min(c.classes, std::min(c.n, c.m)) : std::max<int64_t>(1, std::min(c.n, c.m) * 2 / 3);
+    data.imageIds.resize(size_t(c.n));
+    data.textIds.resize(size_t(c.m));
+    for (int64_t i = 0; i < c.n; ++i) data.imageIds[size_t(i)] = int32_t(i % classes) * 7 - 100;
+    for (int64_t j = 0; j < c.m; ++j) data.textIds[size_t(j)] = int32_t(j % classes) * 7 - 100;
+    std::shuffle(data.imageIds.begin(), data.imageIds.end(), rng);
+    std::shuffle(data.textIds.begin(), data.textIds.end(), rng);
+    firstImageOfClass.assign(size_t(classes), -1);
+    for (int64_t i = c.n - 1; i >= 0; --i) firstImageOfClass[classOf(data.imageIds[size_t(i)])] = i;
+  }
+  for (int64_t j = 0; j < c.m; ++j) {
+    const int64_t match = c.ids ? firstImageOfClass[classOf(data.textIds[size_t(j)])] : (j < c.n ? j : -1);
+    float* y = &data.y[size_t(j * c.d)];
+    for (int64_t k = 0; k < c.d; ++k) {
+      const float base = match >= 0 ? data.x[size_t(match * c.d + k)] : 0.f;
+      y[k] = base + float(c.noise) * normal(rng) / float(std::sqrt(double(c.d)));
+    }
+    normaliseRow(y, c.d, c.rowNorm);
+  }
+  for (int64_t i = 0; i < c.n; ++i) normaliseRow(&data.x[size_t(i * c.d)], c.d, c.rowNorm);
+  return data;
 }
 
 // ‖out − ref‖ / ‖ref‖ (absolute when ref is zero); infinite when out holds NaN or Inf.

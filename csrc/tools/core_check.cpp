@@ -53,44 +53,9 @@ struct Case {
   int64_t classes = 0;  // with ids: the number of distinct ids (0: two thirds of min(N, M))
 };
 
-// Text rows are noisy copies of their matching image row (so positives score high, as in
-// training), every row scaled to `rowNorm`. With ids: K classes with K <= min(N, M), so every
-// row and column has a positive (the softmax needs it), several positives per row, shuffled.
+// The case's inputs (check_support.h: texts are noisy copies of their matching images).
 Data makeData(const Case& c) {
-  std::mt19937_64 rng(c.seed);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  Data data;
-  data.x.resize(size_t(c.n * c.d));
-  data.y.resize(size_t(c.m * c.d));
-  for (auto& v : data.x) v = normal(rng);
-  for (int64_t i = 0; i < c.n; ++i) normaliseRow(&data.x[size_t(i * c.d)], c.d, 1.0);
-  if (c.ids) {
-    const int64_t classes =
-        c.classes > 0 ? std::min(c.classes, std::min(c.n, c.m)) : std::max<int64_t>(1, std::min(c.n, c.m) * 2 / 3);
-    data.imageIds.resize(size_t(c.n));
-    data.textIds.resize(size_t(c.m));
-    for (int64_t i = 0; i < c.n; ++i) data.imageIds[size_t(i)] = int32_t(i % classes) * 7 - 100;
-    for (int64_t j = 0; j < c.m; ++j) data.textIds[size_t(j)] = int32_t(j % classes) * 7 - 100;
-    std::shuffle(data.imageIds.begin(), data.imageIds.end(), rng);
-    std::shuffle(data.textIds.begin(), data.textIds.end(), rng);
-  }
-  for (int64_t j = 0; j < c.m; ++j) {
-    // The image row this text describes: the same index, or the first image of its class.
-    int64_t match = j < c.n ? j : -1;
-    if (c.ids) {
-      match = -1;
-      for (int64_t i = 0; i < c.n && match < 0; ++i)
-        if (data.imageIds[size_t(i)] == data.textIds[size_t(j)]) match = i;
-    }
-    float* y = &data.y[size_t(j * c.d)];
-    for (int64_t k = 0; k < c.d; ++k) {
-      const float base = match >= 0 ? data.x[size_t(match * c.d + k)] : 0.f;
-      y[k] = base + float(c.noise) * normal(rng) / float(std::sqrt(double(c.d)));
-    }
-    normaliseRow(y, c.d, c.rowNorm);
-  }
-  for (int64_t i = 0; i < c.n; ++i) normaliseRow(&data.x[size_t(i * c.d)], c.d, c.rowNorm);
-  return data;
+  return check::makeData(DataShape{c.n, c.m, c.d, c.ids, c.classes, c.rowNorm, c.noise, c.seed});
 }
 
 LossRequest makeRequest(const Case& c, const Data& data, Method method, int threads) {

@@ -307,40 +307,9 @@ struct Case {
   uint64_t seed;
 };
 
-// As siglip_core_check: text rows are noisy copies of their matching image row (positives
-// score high, as in training); with ids, K = 2/3·min(N, M) classes so every row and column
-// has a positive (the softmax needs one) and several rows share a class.
+// The case's inputs (check_support.h: texts are noisy copies of their matching images).
 Data makeData(const Case& c) {
-  std::mt19937_64 rng(c.seed);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  Data data;
-  data.x.resize(size_t(c.n * c.d));
-  data.y.resize(size_t(c.m * c.d));
-  for (auto& v : data.x) v = normal(rng);
-  for (int64_t i = 0; i < c.n; ++i) normaliseRow(&data.x[size_t(i * c.d)], c.d, 1.0);
-  std::vector<int64_t> firstImageOfClass;
-  if (c.ids) {
-    const int64_t classes = std::max<int64_t>(1, std::min(c.n, c.m) * 2 / 3);
-    data.imageIds.resize(size_t(c.n));
-    data.textIds.resize(size_t(c.m));
-    for (int64_t i = 0; i < c.n; ++i) data.imageIds[size_t(i)] = int32_t(i % classes) * 7 - 100;
-    for (int64_t j = 0; j < c.m; ++j) data.textIds[size_t(j)] = int32_t(j % classes) * 7 - 100;
-    std::shuffle(data.imageIds.begin(), data.imageIds.end(), rng);
-    std::shuffle(data.textIds.begin(), data.textIds.end(), rng);
-    firstImageOfClass.assign(size_t(classes), -1);
-    for (int64_t i = c.n - 1; i >= 0; --i) firstImageOfClass[size_t((data.imageIds[size_t(i)] + 100) / 7)] = i;
-  }
-  for (int64_t j = 0; j < c.m; ++j) {
-    const int64_t match = c.ids ? firstImageOfClass[size_t((data.textIds[size_t(j)] + 100) / 7)] : (j < c.n ? j : -1);
-    float* y = &data.y[size_t(j * c.d)];
-    for (int64_t k = 0; k < c.d; ++k) {
-      const float base = match >= 0 ? data.x[size_t(match * c.d + k)] : 0.f;
-      y[k] = base + float(c.noise) * normal(rng) / float(std::sqrt(double(c.d)));
-    }
-    normaliseRow(y, c.d, c.rowNorm);
-  }
-  for (int64_t i = 0; i < c.n; ++i) normaliseRow(&data.x[size_t(i * c.d)], c.d, c.rowNorm);
-  return data;
+  return check::makeData(DataShape{c.n, c.m, c.d, c.ids, 0, c.rowNorm, c.noise, c.seed});
 }
 
 std::vector<Case> buildCases(uint64_t seed) {
