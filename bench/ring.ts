@@ -41,6 +41,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { type Matrix, Ring, type RingDirection, type RingStats, matrix, sigmoidLossWithGrad } from '../lib/index.js';
+import { runRingMpiBench } from './ring_mpi.js';
 
 const benchDir = path.dirname(path.resolve(process.argv[1] ?? 'bench/ring.ts'));
 const repoRoot = path.dirname(benchDir);
@@ -54,6 +55,7 @@ const USAGE = `usage: npm run bench -- ring [flags]   (or: npx tsx bench/ring.ts
   --repeats 3      timed runs per case (after one untimed run)
   --seed 1         input RNG seed
   --out FILE       JSON results (default bench/results/ring-<date>.json); --no-json for none
+  --mpi            ranks as MPI processes (mpirun) instead of threads: see bench/ring_mpi.ts
 `;
 
 type Method = 'ring' | 'allgather' | 'single';
@@ -272,6 +274,8 @@ const mib = (bytes: number) => (bytes / MiB).toFixed(2);
 const ms = (value: number) => (value >= 100 ? value.toFixed(0) : value.toFixed(1));
 
 export async function runRingBench(argv: string[]): Promise<void> {
+  // --mpi: ranks as MPI processes instead (bench/ring_mpi.ts).
+  if (argv.includes('--mpi')) return runRingMpiBench(argv.filter((a) => a !== '--mpi'));
   const { values } = parseArgs({
     args: argv,
     options: {
