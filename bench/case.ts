@@ -23,19 +23,7 @@
 import { writeFileSync } from 'node:fs';
 
 import { backendInfo, gemmABt, matrix, sigmoidLossSync, sigmoidLossWithGradSync, softmaxLossSync, softmaxLossWithGradSync } from '../lib/index.js';
-import { type CaseResult, type CaseSpec, METHOD_INFO, type MethodInfo, METHODS, median } from './cases.js';
-
-// mulberry32: a small, fast, seedable generator; good enough for benchmark inputs.
-function seededUniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { type CaseResult, type CaseSpec, METHOD_INFO, type MethodInfo, METHODS, median, seededUniform } from './cases.js';
 
 function seededGaussian(seed: number): () => number {
   const uniform = seededUniform(seed);

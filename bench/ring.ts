@@ -42,6 +42,8 @@ import { parseArgs } from 'node:util';
 
 import { type Matrix, Ring, type RingDirection, type RingStats, matrix, sigmoidLossWithGrad } from '../lib/index.js';
 import { runRingMpiBench } from './ring_mpi.js';
+import { median, seededUniform } from './cases.js';
+import { pad, shardRows, unitRows } from './ring_support.js';
 
 const benchDir = path.dirname(path.resolve(process.argv[1] ?? 'bench/ring.ts'));
 const repoRoot = path.dirname(benchDir);
@@ -86,51 +88,11 @@ interface ChildResult {
   reduceMs?: number;
 }
 
-// ---- inputs (the same in every child) ----------------------------------------------------
-
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Unit rows, written straight into the Float32Array (no temporaries to inflate peak RSS). */
-function unitRows(next: () => number, rows: number, d: number): Float32Array {
-  const out = new Float32Array(rows * d);
-  for (let r = 0; r < rows; r++) {
-    let sum = 0;
-    for (let k = 0; k < d; k++) {
-      const v = next() - 0.5;
-      out[r * d + k] = v;
-      sum += v * v;
-    }
-    const inv = 1 / Math.sqrt(sum);
-    for (let k = 0; k < d; k++) out[r * d + k]! *= inv;
-  }
-  return out;
-}
-
-/** Rows per rank: N split as evenly as possible (the first N mod P ranks get one more). */
-function shardRows(n: number, ranks: number): number[] {
-  return Array.from({ length: ranks }, (_, r) => Math.floor(n / ranks) + (r < n % ranks ? 1 : 0));
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 // ---- the child: one method at one P -------------------------------------------------------
 
 async function runChild(spec: ChildSpec): Promise<ChildResult> {
   const { n, d, ranks } = spec;
-  const next = random(spec.seed);
+  const next = seededUniform(spec.seed);
   const image = unitRows(next, n, d);
   const text = unitRows(next, n, d);
   const rows = shardRows(n, ranks);
@@ -263,11 +225,6 @@ interface Row extends RingSummary {
   allgather: ChildResult;
   allgatherBufferBytesPerRank: number;
   lossRelativeDifference: number;
-}
-
-function pad(cells: string[][]): string {
-  const widths = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)));
-  return cells.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
 }
 
 const mib = (bytes: number) => (bytes / MiB).toFixed(2);

@@ -20,6 +20,8 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { Ring, type RingDirection, type RingStats, matrix } from '../lib/index.js';
+import { median, seededUniform } from './cases.js';
+import { pad, shardRows, unitRows } from './ring_support.js';
 
 const benchDir = path.dirname(path.resolve(process.argv[1] ?? 'bench/ring_mpi.ts'));
 const repoRoot = path.dirname(benchDir);
@@ -53,39 +55,11 @@ interface RankLine {
   stats: Record<RingDirection, RingStats>;
 }
 
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Rows [from, from + rows) of a seeded N × D batch of unit rows (the same numbers on every rank). */
-function unitRows(seed: number, from: number, rows: number, d: number): Float32Array {
-  const next = random(seed);
+function unitRowsFrom(seed: number, from: number, rows: number, d: number): Float32Array {
+  const next = seededUniform(seed);
   for (let k = 0; k < from * d; k++) next();
-  const out = new Float32Array(rows * d);
-  for (let r = 0; r < rows; r++) {
-    let sum = 0;
-    for (let k = 0; k < d; k++) {
-      const v = next() - 0.5;
-      out[r * d + k] = v;
-      sum += v * v;
-    }
-    const inv = 1 / Math.sqrt(sum);
-    for (let k = 0; k < d; k++) out[r * d + k]! *= inv;
-  }
-  return out;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return unitRows(next, rows, d);
 }
 
 // ---- one rank (under mpirun) ---------------------------------------------------------------
@@ -94,10 +68,11 @@ async function runRank(spec: ChildSpec): Promise<RankLine> {
   const ring = await Ring.mpi({ threads: spec.threads });
   try {
     const { rank, size } = ring;
-    const rows = Math.floor(spec.n / size) + (rank < spec.n % size ? 1 : 0);
-    const from = rank * Math.floor(spec.n / size) + Math.min(rank, spec.n % size);
-    const image = matrix(unitRows(spec.seed, from, rows, spec.d), rows, spec.d);
-    const text = matrix(unitRows(spec.seed + 1, from, rows, spec.d), rows, spec.d);
+    const shards = shardRows(spec.n, size);
+    const rows = shards[rank]!;
+    const from = shards.slice(0, rank).reduce((a, b) => a + b, 0);
+    const image = matrix(unitRowsFrom(spec.seed, from, rows, spec.d), rows, spec.d);
+    const text = matrix(unitRowsFrom(spec.seed + 1, from, rows, spec.d), rows, spec.d);
     const line: RankLine = { rank, size, medianMs: {} as never, loss: {} as never, stats: {} as never };
     for (const direction of DIRECTIONS) {
       const times: number[] = [];
@@ -141,11 +116,6 @@ function runRanks(mpirun: string, ranks: number, spec: ChildSpec, extra: string[
       else resolve(lines.map((l) => JSON.parse(l) as RankLine).sort((a, b) => a.rank - b.rank));
     });
   });
-}
-
-function pad(cells: string[][]): string {
-  const widths = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)));
-  return cells.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
 }
 
 export async function runRingMpiBench(argv: string[]): Promise<void> {
