@@ -16,6 +16,7 @@
 
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "convert.h"
 #include "cpu/cpu_backend.h"
@@ -30,7 +31,7 @@ namespace {
 Napi::Value lossSync(const Napi::CallbackInfo& info, LossKind kind) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
-    const LossCall call = readLossCall(info, kind);
+    const LossCall call = readLossCall(info, kind, InputUse::Borrow);
     const GradientArrays grads = allocateGradients(env, call);
     const LossResult result = kind == LossKind::Sigmoid ? cpu::sigmoidLoss(call.request, grads.outputs())
                                                          : cpu::softmaxLoss(call.request, grads.outputs());
@@ -41,9 +42,9 @@ Napi::Value lossSync(const Napi::CallbackInfo& info, LossKind kind) {
 Napi::Value lossAsync(const Napi::CallbackInfo& info, LossKind kind) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
-    const LossCall call = readLossCall(info, kind);
+    LossCall call = readLossCall(info, kind, InputUse::Copy);
     const GradientArrays grads = allocateGradients(env, call);
-    auto* worker = new LossWorker(env, kind, call, grads);  // deletes itself when complete
+    auto* worker = new LossWorker(env, kind, std::move(call), grads);  // deletes itself when complete
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;

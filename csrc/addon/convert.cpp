@@ -1,6 +1,7 @@
 #include "convert.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "js_errors.h"
@@ -47,21 +48,25 @@ bool isDetached(const Napi::TypedArray& array) { return array.ArrayBuffer().IsDe
 
 }  // namespace
 
-// An Int32Array of `length` label ids, or null when the option is absent.
-const int32_t* readIds(Napi::Object options, const char* key, int64_t length, std::vector<Napi::Object>& borrowed) {
-  const std::string name = std::string("options.") + key;
-  Napi::Value value = options.Get(key);
-  if (value.IsUndefined() || value.IsNull()) return nullptr;
+const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length, HostInputs& inputs) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
     throw typeError(value.Env(), name, "an Int32Array", describeValue(value));
   }
   Napi::Int32Array ids = value.As<Napi::Int32Array>();
-  if (static_cast<int64_t>(ids.ElementLength()) != length) {
-    throw rangeError(value.Env(), name, "an Int32Array of length " + std::to_string(length),
-                     describeValue(value));
+  if (length > 0 && isDetached(ids)) {
+    throw typeError(value.Env(), name, "an Int32Array that is not detached (its buffer was transferred)",
+                    describeValue(value));
   }
-  borrowed.push_back(ids);
-  return ids.Data();
+  if (static_cast<int64_t>(ids.ElementLength()) != length) {
+    throw rangeError(value.Env(), name, "an Int32Array of length " + std::to_string(length), describeValue(value));
+  }
+  return inputs.take(ids, name);
+}
+
+const int32_t* readIds(Napi::Object options, const char* key, int64_t length, HostInputs& inputs) {
+  Napi::Value value = options.Get(key);
+  if (value.IsUndefined() || value.IsNull()) return nullptr;
+  return readIdArray(value, std::string("options.") + key, length, inputs);
 }
 
 std::string describeValue(Napi::Value value) {
@@ -124,7 +129,7 @@ Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, 
   return array;
 }
 
-MatrixArg readMatrix(Napi::Value value, const std::string& name) {
+MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& inputs) {
   Napi::Env env = value.Env();
   if (!isPlainObjectLike(value)) {
     throw typeError(env, name, "an object { data: Float32Array, rows, cols }", describeValue(value));
@@ -138,23 +143,17 @@ MatrixArg readMatrix(Napi::Value value, const std::string& name) {
     throw rangeError(env, name, "rows × cols small enough to address",
                      std::to_string(rows) + " × " + std::to_string(cols));
   }
-  MatrixArg arg;
-  arg.array = readFloat32Array(object.Get("data"), name + ".data", rows * cols);
-  arg.view.data = arg.array.Data();
-  arg.view.rows = rows;
-  arg.view.cols = cols;
-  return arg;
+  const Napi::Float32Array array = readFloat32Array(object.Get("data"), name + ".data", rows * cols);
+  return MatrixView{inputs.take(array, name + ".data"), rows, cols};
 }
 
-LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind) {
+LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use) {
   Napi::Env env = info.Env();
-  LossCall call;
-  MatrixArg image = readMatrix(info[0], "image");
-  MatrixArg text = readMatrix(info[1], "text");
-  call.request.image = image.view;
-  call.request.text = text.view;
-  call.borrowed.push_back(image.array);
-  call.borrowed.push_back(text.array);
+  LossCall call(use);
+  call.request.image = readMatrix(info[0], "image", call.inputs);
+  call.request.text = readMatrix(info[1], "text", call.inputs);
+  const MatrixView& image = call.request.image;
+  const MatrixView& text = call.request.text;
 
   if (!isPlainObjectLike(info[2])) throw typeError(env, "options", "an object", describeValue(info[2]));
   Napi::Object options = info[2].As<Napi::Object>();
@@ -167,8 +166,8 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind) {
     throw typeError(env, "options.logitBias", "no logitBias (the softmax loss has no bias)", describeValue(bias));
   }
 
-  call.request.imageIds = readIds(options, "imageIds", image.view.rows, call.borrowed);
-  call.request.textIds = readIds(options, "textIds", text.view.rows, call.borrowed);
+  call.request.imageIds = readIds(options, "imageIds", image.rows, call.inputs);
+  call.request.textIds = readIds(options, "textIds", text.rows, call.inputs);
   if ((call.request.imageIds == nullptr) != (call.request.textIds == nullptr)) {
     const bool hasImage = call.request.imageIds != nullptr;
     throw typeError(env, hasImage ? "options.textIds" : "options.imageIds",
@@ -193,6 +192,7 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind) {
 
   if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
   call.wantGrad = info[3].As<Napi::Boolean>().Value();
+  call.inputs.confirmUnchanged(env);  // the options' getters ran after image and text were read
   return call;
 }
 
@@ -206,14 +206,52 @@ GradientOutputs GradientArrays::outputs() const {
   return out;
 }
 
+namespace {
+
+void freeExternalArray(napi_env env, void* data, void* hint) {
+  const int64_t bytes = static_cast<int64_t>(reinterpret_cast<uintptr_t>(hint));
+  std::free(data);
+  int64_t ignored = 0;
+  napi_adjust_external_memory(env, -bytes, &ignored);
+}
+
+}  // namespace
+
+// V8 aborts the process when it cannot allocate an ArrayBuffer's memory ("Fatal process out
+// of memory"), so the memory is allocated here, where a failure is an error, and handed to
+// V8 as an external buffer that frees it when collected. Runtimes that forbid external
+// buffers (V8's sandbox, e.g. Electron) get V8's own allocation after a probe of the size.
 Napi::Float32Array allocateFloat32Array(Napi::Env env, int64_t length, const std::string& what) {
+  const auto outOfMemory = [&]() {
+    return makeJsError(env, ErrorKind::OutOfMemory,
+                       "Out of memory: could not allocate " + what + " (" + std::to_string(length) +
+                           " float32 values)",
+                       "");
+  };
+  if (length < 0 || uint64_t(length) > uint64_t(kMaxSafeInteger) / sizeof(float)) throw outOfMemory();
+  const size_t bytes = size_t(length) * sizeof(float);
+  void* memory = std::calloc(bytes == 0 ? 1 : bytes, 1);
+  if (memory == nullptr) throw outOfMemory();
+  napi_value buffer = nullptr;
+  const napi_status status = napi_create_external_arraybuffer(
+      env, memory, bytes, freeExternalArray, reinterpret_cast<void*>(static_cast<uintptr_t>(bytes)), &buffer);
+  if (status == napi_ok) {
+    int64_t ignored = 0;
+    napi_adjust_external_memory(env, static_cast<int64_t>(bytes), &ignored);
+    napi_value array = nullptr;
+    if (napi_create_typedarray(env, napi_float32_array, size_t(length), buffer, 0, &array) != napi_ok) {
+      // The buffer (and its memory) is V8's now and is freed when collected.
+      if (env.IsExceptionPending()) env.GetAndClearPendingException();
+      throw outOfMemory();
+    }
+    return Napi::Float32Array(env, array);
+  }
+  std::free(memory);
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();
   try {
     return Napi::Float32Array::New(env, static_cast<size_t>(length));
   } catch (const Napi::Error&) {
-    throw makeJsError(env, ErrorKind::OutOfMemory,
-                      "Out of memory: could not allocate " + what + " (" + std::to_string(length) +
-                          " float32 values)",
-                      "");
+    throw outOfMemory();
   }
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/loss_request.h"
+#include "host_inputs.h"
 
 namespace siglip::addon {
 
@@ -27,25 +28,23 @@ double readFiniteNumber(Napi::Value value, const std::string& name);
 // A Float32Array of exactly `length` elements (not detached unless length is 0).
 Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, int64_t length);
 
-// options[key] as an Int32Array of `length` label ids (kept alive through `borrowed`), or
-// null when the option is absent; the argument is named "options.<key>" in errors.
-const int32_t* readIds(Napi::Object options, const char* key, int64_t length, std::vector<Napi::Object>& borrowed);
+// An Int32Array of exactly `length` label ids named `name`, its memory as `inputs` gives it.
+const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length, HostInputs& inputs);
+// options[key] as label ids (readIdArray, named "options.<key>"), or null when absent.
+const int32_t* readIds(Napi::Object options, const char* key, int64_t length, HostInputs& inputs);
 
-// {data: Float32Array, rows, cols}; the view borrows `array`'s memory.
-struct MatrixArg {
-  MatrixView view;
-  Napi::Float32Array array;
-};
-MatrixArg readMatrix(Napi::Value value, const std::string& name);
+// {data: Float32Array, rows, cols}; the view's memory as `inputs` gives it.
+MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& inputs);
 
-// One loss call's arguments: (image, text, options, wantGrad).
+// One loss call's arguments: (image, text, options, wantGrad). The request points into
+// `inputs` (copies for an asynchronous call, the caller's arrays for a synchronous one).
 struct LossCall {
+  explicit LossCall(InputUse use) : inputs(use) {}
   LossRequest request;
   bool wantGrad = false;
-  // The typed arrays the request points into; an async call keeps references to them.
-  std::vector<Napi::Object> borrowed;
+  HostInputs inputs;
 };
-LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind);
+LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use);
 
 // Gradient outputs, allocated on the JS thread (N×D and M×D), or empty when not wanted.
 struct GradientArrays {
@@ -55,8 +54,8 @@ struct GradientArrays {
 };
 GradientArrays allocateGradients(Napi::Env env, const LossCall& call);
 
-// A zero-filled Float32Array of `length` elements; an allocation failure becomes an Error
-// with code ERR_SIGLIP_OUT_OF_MEMORY.
+// A zero-filled Float32Array of `length` elements; an allocation failure (or a length no
+// Float32Array can have) becomes an Error with code ERR_SIGLIP_OUT_OF_MEMORY, never an abort.
 Napi::Float32Array allocateFloat32Array(Napi::Env env, int64_t length, const std::string& what);
 
 // { loss, grad?: { image, text, logitScale, logitBias? } } (softmax has no logitBias).

@@ -7,6 +7,7 @@
 
 #include "convert.h"
 #include "js_errors.h"
+#include "settling_worker.h"
 
 namespace siglip::addon {
 namespace {
@@ -19,7 +20,7 @@ std::string readString(Napi::Object options, const char* key, const char* expect
 }
 
 // A device matrix handle (which must live on `device`), or a host { data, rows, cols }.
-CudaInput readCudaInput(Napi::Value value, const std::string& name, int device, std::vector<Napi::Object>& borrowed) {
+CudaInput readCudaInput(Napi::Value value, const std::string& name, int device, HostInputs& inputs) {
   Napi::Env env = value.Env();
   CudaInput input;
   if (DeviceMatrixHandle* handle = DeviceMatrixHandle::unwrap(value)) {
@@ -28,16 +29,15 @@ CudaInput readCudaInput(Napi::Value value, const std::string& name, int device, 
       throw rangeError(env, name, "a matrix on cuda:" + std::to_string(device) + " (options.device)",
                        "one on cuda:" + std::to_string(input.matrix.device));
     }
-    borrowed.push_back(value.As<Napi::Object>());
+    inputs.keepAlive(value.As<Napi::Object>());
     return input;
   }
-  MatrixArg host = readMatrix(value, name);
-  input.host = host.view.data;
-  input.matrix.rows = host.view.rows;
-  input.matrix.cols = host.view.cols;
+  const MatrixView host = readMatrix(value, name, inputs);
+  input.host = host.data;
+  input.matrix.rows = host.rows;
+  input.matrix.cols = host.cols;
   input.matrix.dtype = cuda::DType::Float32;
   input.matrix.device = device;
-  borrowed.push_back(host.array);
   return input;
 }
 
@@ -48,9 +48,9 @@ const float* shapeData(const CudaInput& input) {
 
 }  // namespace
 
-CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind) {
+CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use) {
   Napi::Env env = info.Env();
-  CudaLossCall call;
+  CudaLossCall call(use);
   CudaLossPlan& plan = call.plan;
   plan.kind = kind;
 
@@ -60,8 +60,8 @@ CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind) {
   Napi::Object options = info[2].As<Napi::Object>();
   plan.device = static_cast<int>(readInteger(options.Get("device"), "options.device", 0, INT_MAX));
 
-  plan.image = readCudaInput(info[0], "image", plan.device, call.borrowed);
-  plan.text = readCudaInput(info[1], "text", plan.device, call.borrowed);
+  plan.image = readCudaInput(info[0], "image", plan.device, call.inputs);
+  plan.text = readCudaInput(info[1], "text", plan.device, call.inputs);
   const DeviceMatrixData& x = plan.image.matrix;
   const DeviceMatrixData& y = plan.text.matrix;
 
@@ -72,8 +72,8 @@ CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind) {
   } else if (!bias.IsUndefined()) {
     throw typeError(env, "options.logitBias", "no logitBias (the softmax loss has no bias)", describeValue(bias));
   }
-  plan.imageIds = readIds(options, "imageIds", x.rows, call.borrowed);
-  plan.textIds = readIds(options, "textIds", y.rows, call.borrowed);
+  plan.imageIds = readIds(options, "imageIds", x.rows, call.inputs);
+  plan.textIds = readIds(options, "textIds", y.rows, call.inputs);
 
   const std::string method = readString(options, "method",
                                         kind == LossKind::Softmax ? "'chunked' or 'naive'" : "'fused', 'naive' or 'simple'");
@@ -104,6 +104,7 @@ CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind) {
 
   if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
   plan.wantGrad = info[3].As<Napi::Boolean>().Value();
+  call.inputs.confirmUnchanged(env);  // the options' getters ran after image and text were read
 
   // Shapes, ids and scalars by the CPU's rules and messages, before anything is allocated.
   LossRequest shape;
@@ -209,14 +210,14 @@ namespace {
 // the plan points into (host inputs, device matrix handles, ids, host gradient arrays) keep
 // them alive until the Promise settles; the device buffers are also held by shared_ptr, so
 // disposing a handle meanwhile frees its memory only after the call.
-class CudaLossWorker : public Napi::AsyncWorker {
+class CudaLossWorker : public SettlingWorker {
  public:
-  CudaLossWorker(Napi::Env env, const CudaLossCall& call)
-      : Napi::AsyncWorker(env, call.plan.kind == LossKind::Sigmoid ? "siglip:cudaSigmoidLoss" : "siglip:cudaSoftmaxLoss"),
+  CudaLossWorker(Napi::Env env, CudaLossCall&& call)
+      : SettlingWorker(env, call.plan.kind == LossKind::Sigmoid ? "siglip:cudaSigmoidLoss" : "siglip:cudaSoftmaxLoss"),
         plan_(call.plan),
-        deferred_(Napi::Promise::Deferred::New(env)) {
-    borrowed_.reserve(call.borrowed.size());
-    for (const Napi::Object& object : call.borrowed) borrowed_.push_back(Napi::Persistent(object));
+        deferred_(Napi::Promise::Deferred::New(env)),
+        inputs_(std::move(call.inputs)) {
+    inputs_.persist();
     if (!call.hostGradImage.IsEmpty()) {
       gradImage_ = Napi::Persistent(static_cast<Napi::Object>(call.hostGradImage));
       gradText_ = Napi::Persistent(static_cast<Napi::Object>(call.hostGradText));
@@ -253,15 +254,10 @@ class CudaLossWorker : public Napi::AsyncWorker {
     }
   }
 
-  void OnError(const Napi::Error& error) override {
-    Napi::HandleScope scope(Env());
-    deferred_.Reject(error.Value());
-  }
-
  private:
   CudaLossPlan plan_;
   Napi::Promise::Deferred deferred_;
-  std::vector<Napi::ObjectReference> borrowed_;
+  HostInputs inputs_;  // the memory plan_'s host pointers point into; device handles kept alive
   Napi::ObjectReference gradImage_;
   Napi::ObjectReference gradText_;
   CudaLossOutcome outcome_;
@@ -271,7 +267,7 @@ class CudaLossWorker : public Napi::AsyncWorker {
 Napi::Value lossSync(const Napi::CallbackInfo& info, LossKind kind) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
-    const CudaLossCall call = readCudaLossCall(info, kind);
+    const CudaLossCall call = readCudaLossCall(info, kind, InputUse::Borrow);
     const CudaLossOutcome outcome = runCudaLoss(call.plan);
     return cudaOutcomeToJs(env, call.plan, outcome, call.hostGradImage, call.hostGradText);
   });
@@ -280,8 +276,8 @@ Napi::Value lossSync(const Napi::CallbackInfo& info, LossKind kind) {
 Napi::Value lossAsync(const Napi::CallbackInfo& info, LossKind kind) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
-    const CudaLossCall call = readCudaLossCall(info, kind);
-    auto* worker = new CudaLossWorker(env, call);  // deletes itself when complete
+    CudaLossCall call = readCudaLossCall(info, kind, InputUse::Copy);
+    auto* worker = new CudaLossWorker(env, std::move(call));  // deletes itself when complete
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;

@@ -22,6 +22,7 @@
 #include "core/loss_request.h"
 #include "cuda/cuda_backend.h"
 #include "cuda_matrix.h"
+#include "host_inputs.h"
 
 namespace siglip::addon {
 
@@ -57,15 +58,17 @@ struct CudaLossOutcome {
   std::shared_ptr<cuda::DeviceBuffer> gradText;
 };
 
-// The plan plus the JavaScript values it points into (inputs, handles, ids, host outputs).
+// The plan plus the memory it points into (host inputs and ids, as `inputs` gives them;
+// device matrix handles kept alive) and the host gradient arrays.
 struct CudaLossCall {
+  explicit CudaLossCall(InputUse use) : inputs(use) {}
   CudaLossPlan plan;
-  std::vector<Napi::Object> borrowed;
+  HostInputs inputs;
   Napi::Float32Array hostGradImage;
   Napi::Float32Array hostGradText;
 };
 
-CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind);
+CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use);
 CudaLossOutcome runCudaLoss(const CudaLossPlan& plan);
 Napi::Object cudaOutcomeToJs(Napi::Env env, const CudaLossPlan& plan, const CudaLossOutcome& outcome,
                              Napi::Float32Array hostGradImage, Napi::Float32Array hostGradText);

@@ -1,17 +1,18 @@
 #include "loss_worker.h"
 
+#include <utility>
+
 #include "cpu/cpu_backend.h"
 
 namespace siglip::addon {
 
-LossWorker::LossWorker(Napi::Env env, LossKind kind, const LossCall& call, const GradientArrays& grads)
-    : Napi::AsyncWorker(env, kind == LossKind::Sigmoid ? "siglip:sigmoidLoss" : "siglip:softmaxLoss"),
+LossWorker::LossWorker(Napi::Env env, LossKind kind, LossCall&& call, const GradientArrays& grads)
+    : SettlingWorker(env, kind == LossKind::Sigmoid ? "siglip:sigmoidLoss" : "siglip:softmaxLoss"),
       kind_(kind),
-      request_(call.request),
+      call_(std::move(call)),
       outputs_(grads.outputs()),
       deferred_(Napi::Promise::Deferred::New(env)) {
-  borrowed_.reserve(call.borrowed.size());
-  for (const Napi::Object& object : call.borrowed) borrowed_.push_back(Napi::Persistent(object));
+  call_.inputs.persist();
   if (!grads.image.IsEmpty()) {
     gradImage_ = Napi::Persistent(static_cast<Napi::Object>(grads.image));
     gradText_ = Napi::Persistent(static_cast<Napi::Object>(grads.text));
@@ -20,7 +21,8 @@ LossWorker::LossWorker(Napi::Env env, LossKind kind, const LossCall& call, const
 
 void LossWorker::Execute() {
   try {
-    result_ = kind_ == LossKind::Sigmoid ? cpu::sigmoidLoss(request_, outputs_) : cpu::softmaxLoss(request_, outputs_);
+    result_ = kind_ == LossKind::Sigmoid ? cpu::sigmoidLoss(call_.request, outputs_)
+                                          : cpu::softmaxLoss(call_.request, outputs_);
   } catch (...) {
     error_ = captureCurrentException();
   }
@@ -43,11 +45,6 @@ void LossWorker::OnOK() {
   } catch (const Napi::Error& e) {  // building the result object failed (out of JS heap)
     deferred_.Reject(e.Value());
   }
-}
-
-void LossWorker::OnError(const Napi::Error& error) {
-  Napi::HandleScope scope(Env());
-  deferred_.Reject(error.Value());
 }
 
 }  // namespace siglip::addon

@@ -95,22 +95,6 @@ ring::RingDirection readDirection(Napi::Object options) {
   throw rangeError(options.Env(), "options.direction", expected, describeValue(value));
 }
 
-const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length,
-                           std::vector<Napi::Object>& borrowed) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw typeError(value.Env(), name, "an Int32Array", describeValue(value));
-  }
-  Napi::Int32Array ids = value.As<Napi::Int32Array>();
-  if (length > 0 && ids.ArrayBuffer().IsDetached()) {
-    throw typeError(value.Env(), name, "an Int32Array that is not detached", describeValue(value));
-  }
-  if (static_cast<int64_t>(ids.ElementLength()) != length) {
-    throw rangeError(value.Env(), name, "an Int32Array of length " + std::to_string(length), describeValue(value));
-  }
-  borrowed.push_back(ids);
-  return ids.Data();
-}
-
 bool absent(Napi::Value value) { return value.IsUndefined() || value.IsNull(); }
 
 void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds) {

@@ -70,10 +70,6 @@ Scalars readScalars(Napi::Object options);
 // options.direction: 'one-way' (the default, when absent) or 'two-way'.
 ring::RingDirection readDirection(Napi::Object options);
 
-// An Int32Array of exactly `length` ids, named `name`; kept alive through `borrowed`.
-const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length,
-                           std::vector<Napi::Object>& borrowed);
-
 bool absent(Napi::Value value);
 
 // imageIds and textIds are given together or not at all.

@@ -12,7 +12,7 @@
 namespace siglip::addon::ring_internal {
 
 DeviceMatrixData readGpuRankInput(Napi::Value value, const std::string& name, int device, MatrixView& host,
-                                  std::vector<Napi::Object>& borrowed) {
+                                  HostInputs& inputs) {
   Napi::Env env = value.Env();
   if (DeviceMatrixHandle* handle = DeviceMatrixHandle::unwrap(value)) {
     DeviceMatrixData m = handle->live(env, name);
@@ -20,16 +20,14 @@ DeviceMatrixData readGpuRankInput(Napi::Value value, const std::string& name, in
       throw rangeError(env, name, "a matrix on cuda:" + std::to_string(device) + " (its rank's device)",
                        "one on cuda:" + std::to_string(m.device));
     }
-    borrowed.push_back(value.As<Napi::Object>());
+    inputs.keepAlive(value.As<Napi::Object>());
     host = MatrixView{nullptr, m.rows, m.cols};
     return m;
   }
-  MatrixArg arg = readMatrix(value, name);
-  borrowed.push_back(arg.array);
-  host = arg.view;
+  host = readMatrix(value, name, inputs);
   DeviceMatrixData m;
-  m.rows = arg.view.rows;
-  m.cols = arg.view.cols;
+  m.rows = host.rows;
+  m.cols = host.cols;
   m.dtype = cuda::DType::Float32;
   m.device = device;
   return m;

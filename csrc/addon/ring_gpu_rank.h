@@ -14,6 +14,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "cuda_matrix.h"
+#include "host_inputs.h"
 #include "ring/ring_sigmoid.h"
 
 namespace siglip::addon::ring_internal {
@@ -34,7 +35,7 @@ struct GpuRankOutcome {
 // One input named `name`: a DeviceMatrix handle on `device`, or a host { data, rows, cols }
 // (float32, uploaded for the call), whose view goes to `host` (null data for device inputs).
 DeviceMatrixData readGpuRankInput(Napi::Value value, const std::string& name, int device, MatrixView& host,
-                                  std::vector<Napi::Object>& borrowed);
+                                  HostInputs& inputs);
 
 // options.precision ('tf32' | 'fp32') and options.gradients ('host' | 'device'), both given
 // (lib/ring.ts fills the defaults), checked against the inputs' dtype.

@@ -16,6 +16,7 @@
 #include "js_errors.h"
 #include "ring/local_transport.h"
 #include "ring/ring_sigmoid.h"
+#include "settling_worker.h"
 #if defined(SIGLIP_WITH_CUDA)
 #include "cuda/cuda_ring_backend.h"
 #include "ring_gpu_rank.h"
@@ -114,21 +115,22 @@ void runLocalRank(ring::Transport& endpoint, RankWork& work, const ring::RingOpt
   }
 }
 
-class LocalRingWorker : public Napi::AsyncWorker {
+class LocalRingWorker : public SettlingWorker {
  public:
   LocalRingWorker(Napi::Env env, std::shared_ptr<RingState> state, std::vector<RankWork> work,
                   const ring::RingOptions& options, FaultMode fault, int faultRank, bool wantGrad,
-                  const std::vector<Napi::Object>& borrowed, const std::vector<Napi::Float32Array>& gradImages,
+                  HostInputs&& inputs, const std::vector<Napi::Float32Array>& gradImages,
                   const std::vector<Napi::Float32Array>& gradTexts)
-      : Napi::AsyncWorker(env, "siglip:ringSigmoidLoss"),
+      : SettlingWorker(env, "siglip:ringSigmoidLoss"),
         state_(std::move(state)),
         work_(std::move(work)),
         options_(options),
         fault_(fault),
         faultRank_(faultRank),
         wantGrad_(wantGrad),
-        deferred_(Napi::Promise::Deferred::New(env)) {
-    for (const Napi::Object& object : borrowed) borrowed_.push_back(Napi::Persistent(object));
+        deferred_(Napi::Promise::Deferred::New(env)),
+        inputs_(std::move(inputs)) {
+    inputs_.persist();
     for (const Napi::Float32Array& a : gradImages) gradImages_.push_back(Napi::Persistent(static_cast<Napi::Object>(a)));
     for (const Napi::Float32Array& a : gradTexts) gradTexts_.push_back(Napi::Persistent(static_cast<Napi::Object>(a)));
   }
@@ -203,12 +205,6 @@ class LocalRingWorker : public Napi::AsyncWorker {
     }
   }
 
-  void OnError(const Napi::Error& error) override {
-    Napi::HandleScope scope(Env());
-    state_->busy = false;
-    deferred_.Reject(error.Value());
-  }
-
  private:
   std::shared_ptr<RingState> state_;
   std::vector<RankWork> work_;
@@ -217,7 +213,7 @@ class LocalRingWorker : public Napi::AsyncWorker {
   int faultRank_;
   bool wantGrad_;
   Napi::Promise::Deferred deferred_;
-  std::vector<Napi::ObjectReference> borrowed_;
+  HostInputs inputs_;  // the memory work_'s host views point into
   std::vector<Napi::ObjectReference> gradImages_;
   std::vector<Napi::ObjectReference> gradTexts_;
 };
@@ -255,7 +251,7 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
   const std::string shardsWhat = "shards (one per rank)";
   Napi::Array images = readArray(info[0], "imageShards", p, shardsWhat);
   Napi::Array texts = readArray(info[1], "textShards", p, shardsWhat);
-  std::vector<Napi::Object> borrowed;
+  HostInputs inputs(InputUse::Copy);
   std::vector<RankWork> work(p);
   int64_t d = 0, imageRows = 0, textRows = 0;
   const bool onGpu = !state->devices.empty();
@@ -266,8 +262,8 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
 #if defined(SIGLIP_WITH_CUDA)
       w.onGpu = true;
       w.gpu.device = state->devices[r];
-      w.gpu.image = readGpuRankInput(images.Get(uint32_t(r)), "imageShards" + k, w.gpu.device, w.shard.image, borrowed);
-      w.gpu.text = readGpuRankInput(texts.Get(uint32_t(r)), "textShards" + k, w.gpu.device, w.shard.text, borrowed);
+      w.gpu.image = readGpuRankInput(images.Get(uint32_t(r)), "imageShards" + k, w.gpu.device, w.shard.image, inputs);
+      w.gpu.text = readGpuRankInput(texts.Get(uint32_t(r)), "textShards" + k, w.gpu.device, w.shard.text, inputs);
       const cuda::DType dtype = work[0].gpu.image.dtype;
       for (const auto& [name, m] : {std::pair<std::string, const DeviceMatrixData*>{"imageShards" + k, &w.gpu.image},
                                     {"textShards" + k, &w.gpu.text}}) {
@@ -278,12 +274,8 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
       }
 #endif
     } else {
-      MatrixArg image = readMatrix(images.Get(uint32_t(r)), "imageShards" + k);
-      MatrixArg text = readMatrix(texts.Get(uint32_t(r)), "textShards" + k);
-      w.shard.image = image.view;
-      w.shard.text = text.view;
-      borrowed.push_back(image.array);
-      borrowed.push_back(text.array);
+      w.shard.image = readMatrix(images.Get(uint32_t(r)), "imageShards" + k, inputs);
+      w.shard.text = readMatrix(texts.Get(uint32_t(r)), "textShards" + k, inputs);
     }
     const int64_t imageCols = w.shard.image.cols, textCols = w.shard.text.cols;
     if (r == 0) d = imageCols;
@@ -313,9 +305,9 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
     for (size_t r = 0; r < p; ++r) {
       const std::string k = "[" + std::to_string(r) + "]";
       work[r].shard.imageIds =
-          readIdArray(imageIdArrays.Get(uint32_t(r)), "options.imageIds" + k, work[r].shard.image.rows, borrowed);
+          readIdArray(imageIdArrays.Get(uint32_t(r)), "options.imageIds" + k, work[r].shard.image.rows, inputs);
       work[r].shard.textIds =
-          readIdArray(textIdArrays.Get(uint32_t(r)), "options.textIds" + k, work[r].shard.text.rows, borrowed);
+          readIdArray(textIdArrays.Get(uint32_t(r)), "options.textIds" + k, work[r].shard.text.rows, inputs);
     }
   } else if (imageRows != textRows) {
     throw rangeError(env, "textShards",
@@ -369,8 +361,8 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
       work[r].grads = GradientOutputs{gradImages.back().Data(), gradTexts.back().Data()};
     }
   }
-  auto* worker = new LocalRingWorker(env, state, std::move(work), ringOptions, fault, faultRank, wantGrad, borrowed,
-                                     gradImages, gradTexts);  // deletes itself when complete
+  auto* worker = new LocalRingWorker(env, state, std::move(work), ringOptions, fault, faultRank, wantGrad,
+                                     std::move(inputs), gradImages, gradTexts);  // deletes itself when complete
   Napi::Promise promise = worker->promise();
   state->busy = true;
   worker->Queue();

@@ -56,10 +56,10 @@ SingleRankOutcome runMpiRank(ring::Transport& tp, const SingleRankCall& call) {
 
 class SingleRankWorker : public RankCallWorker {
  public:
-  SingleRankWorker(Napi::Env env, std::shared_ptr<RingState> state, SingleRankCall call,
-                   const std::vector<Napi::Object>& borrowed, Napi::Value gradImage, Napi::Value gradText)
-      : RankCallWorker(env, "siglip:ringSigmoidLoss", std::move(state)), call_(std::move(call)) {
-    for (const Napi::Object& object : borrowed) borrowed_.push_back(Napi::Persistent(object));
+  SingleRankWorker(Napi::Env env, std::shared_ptr<RingState> state, SingleRankCall call, HostInputs&& inputs,
+                   Napi::Value gradImage, Napi::Value gradText)
+      : RankCallWorker(env, "siglip:ringSigmoidLoss", std::move(state)), call_(std::move(call)), inputs_(std::move(inputs)) {
+    inputs_.persist();
     if (gradImage.IsObject()) {
       gradImage_ = Napi::Persistent(gradImage.As<Napi::Object>());
       gradText_ = Napi::Persistent(gradText.As<Napi::Object>());
@@ -96,25 +96,25 @@ class SingleRankWorker : public RankCallWorker {
  private:
   SingleRankCall call_;
   SingleRankOutcome outcome_;
-  std::vector<Napi::ObjectReference> borrowed_;
+  HostInputs inputs_;  // the memory call_'s host views point into
   Napi::ObjectReference gradImage_;
   Napi::ObjectReference gradText_;
 };
 
 // Label ids of a one-rank call (host Int32Arrays), with the shard's row counts.
 void readSingleRankIds(Napi::Object options, SingleRankCall& call, int64_t imageRows, int64_t textRows,
-                       std::vector<Napi::Object>& borrowed) {
+                       HostInputs& inputs) {
   Napi::Value imageIds = options.Get("imageIds"), textIds = options.Get("textIds");
   checkIdsTogether(options.Env(), !absent(imageIds), !absent(textIds));
   if (absent(imageIds)) return;
-  call.shard.imageIds = readIdArray(imageIds, "options.imageIds", imageRows, borrowed);
-  call.shard.textIds = readIdArray(textIds, "options.textIds", textRows, borrowed);
+  call.shard.imageIds = readIdArray(imageIds, "options.imageIds", imageRows, inputs);
+  call.shard.textIds = readIdArray(textIds, "options.textIds", textRows, inputs);
 }
 
 // Reads wantGrad (info[3]), allocates the host gradient arrays on the JS thread when the
 // gradients go to the host, and queues the call: the tail every one-rank loss shares.
 Napi::Value queueSingleRankCall(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state,
-                                SingleRankCall call, const std::vector<Napi::Object>& borrowed, int64_t imageElements,
+                                SingleRankCall call, HostInputs&& inputs, int64_t imageElements,
                                 int64_t textElements, bool hostGradients) {
   Napi::Env env = info.Env();
   if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
@@ -128,7 +128,7 @@ Napi::Value queueSingleRankCall(const Napi::CallbackInfo& info, const std::share
     gradImage = gi;
     gradText = gt;
   }
-  return (new SingleRankWorker(env, state, std::move(call), borrowed, gradImage, gradText))->queue();
+  return (new SingleRankWorker(env, state, std::move(call), std::move(inputs), gradImage, gradText))->queue();
 }
 
 }  // namespace
@@ -136,37 +136,35 @@ Napi::Value queueSingleRankCall(const Napi::CallbackInfo& info, const std::share
 Napi::Value mpiSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
   Napi::Env env = info.Env();
   SingleRankCall call;
-  std::vector<Napi::Object> borrowed;
-  MatrixArg image = readMatrix(info[0], "image");
-  MatrixArg text = readMatrix(info[1], "text");
-  if (text.view.cols != image.view.cols) {
-    throw rangeError(env, "text.cols", std::to_string(image.view.cols) + " (image.cols: the same width D)",
-                     describeValue(Napi::Number::New(env, double(text.view.cols))));
+  HostInputs inputs(InputUse::Copy);
+  const MatrixView image = readMatrix(info[0], "image", inputs);
+  const MatrixView text = readMatrix(info[1], "text", inputs);
+  if (text.cols != image.cols) {
+    throw rangeError(env, "text.cols", std::to_string(image.cols) + " (image.cols: the same width D)",
+                     describeValue(Napi::Number::New(env, double(text.cols))));
   }
-  borrowed.push_back(image.array);
-  borrowed.push_back(text.array);
-  call.shard.image = image.view;
-  call.shard.text = text.view;
+  call.shard.image = image;
+  call.shard.text = text;
   Napi::Object options = readOptions(info[2], "options");
   const Scalars scalars = readScalars(options);
   call.options.logitScale = scalars.logitScale;
   call.options.logitBias = scalars.logitBias;
   call.options.direction = readDirection(options);
   call.options.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
-  readSingleRankIds(options, call, image.view.rows, text.view.rows, borrowed);
-  return queueSingleRankCall(info, state, std::move(call), borrowed, image.view.rows * image.view.cols,
-                             text.view.rows * text.view.cols, true);
+  readSingleRankIds(options, call, image.rows, text.rows, inputs);
+  return queueSingleRankCall(info, state, std::move(call), std::move(inputs), image.rows * image.cols,
+                             text.rows * text.cols, true);
 }
 
 #if defined(SIGLIP_WITH_CUDA)
 Napi::Value ncclSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
   Napi::Env env = info.Env();
   SingleRankCall call;
-  std::vector<Napi::Object> borrowed;
+  HostInputs inputs(InputUse::Copy);
   GpuRankInputs& gpu = call.gpu;
   gpu.device = state->device;
-  gpu.image = readGpuRankInput(info[0], "image", state->device, call.shard.image, borrowed);
-  gpu.text = readGpuRankInput(info[1], "text", state->device, call.shard.text, borrowed);
+  gpu.image = readGpuRankInput(info[0], "image", state->device, call.shard.image, inputs);
+  gpu.text = readGpuRankInput(info[1], "text", state->device, call.shard.text, inputs);
   if (gpu.text.cols != gpu.image.cols) {
     throw rangeError(env, "text.cols", std::to_string(gpu.image.cols) + " (image.cols: the same width D)",
                      describeValue(Napi::Number::New(env, double(gpu.text.cols))));
@@ -180,10 +178,11 @@ Napi::Value ncclSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_pt
   call.options.logitScale = scalars.logitScale;
   call.options.logitBias = scalars.logitBias;
   call.options.direction = readDirection(options);
-  readSingleRankIds(options, call, gpu.image.rows, gpu.text.rows, borrowed);
+  readSingleRankIds(options, call, gpu.image.rows, gpu.text.rows, inputs);
   readGpuRankOptions(options, gpu);
   const int64_t imageElements = gpu.image.rows * gpu.image.cols, textElements = gpu.text.rows * gpu.text.cols;
-  return queueSingleRankCall(info, state, std::move(call), borrowed, imageElements, textElements, !gpu.gradientsOnDevice);
+  return queueSingleRankCall(info, state, std::move(call), std::move(inputs), imageElements, textElements,
+                             !gpu.gradientsOnDevice);
 }
 
 void NcclConnectWorker::run() {

@@ -11,10 +11,11 @@
 
 #include "js_errors.h"
 #include "ring_convert.h"
+#include "settling_worker.h"
 
 namespace siglip::addon::ring_internal {
 
-class RankCallWorker : public Napi::AsyncWorker {
+class RankCallWorker : public SettlingWorker {
  public:
   Napi::Promise promise() const { return deferred_.Promise(); }
 
@@ -28,7 +29,7 @@ class RankCallWorker : public Napi::AsyncWorker {
 
  protected:
   RankCallWorker(Napi::Env env, const char* name, std::shared_ptr<RingState> state)
-      : Napi::AsyncWorker(env, name), state_(std::move(state)), deferred_(Napi::Promise::Deferred::New(env)) {}
+            : SettlingWorker(env, name), state_(std::move(state)), deferred_(Napi::Promise::Deferred::New(env)) {}
 
   // The call, on a worker thread: touches no JavaScript; throws on failure.
   virtual void run() = 0;
@@ -60,12 +61,6 @@ class RankCallWorker : public Napi::AsyncWorker {
     } catch (const Napi::Error& e) {  // building the result failed (out of JS heap)
       deferred_.Reject(e.Value());
     }
-  }
-
-  void OnError(const Napi::Error& error) final {
-    Napi::HandleScope scope(Env());
-    state_->busy = false;
-    deferred_.Reject(error.Value());
   }
 
   CapturedError error_;
