@@ -4,18 +4,28 @@
  * that says what to do about it.
  *
  * Works from lib/ (run through tsx) and from dist/ (compiled): both sit one level below the
- * package root, where node-gyp-build looks in build/Release, build/Debug and prebuilds/.
+ * package root.
  *
- * Two binaries may exist: the CPU build (node-gyp, build/Release or a prebuild) and the CUDA
- * build (cmake-js, build-cuda/Release; scripts/install.js makes it where nvcc is found). The
- * CUDA build contains the whole CPU backend too, so only one binary is ever used:
- * - the CUDA build, when it exists, loads and a GPU answers (cudaAvailable()); it then runs
+ * Where it looks, in order (the first place that yields a loadable binary wins):
+ * 1. `SIGLIP_KERNELS_BINARY=<file>`: that file and nothing else (an error if it fails).
+ * 2. A local build in the package root (a clone's `npm install`, or `npx siglip-kernels build`
+ *    in an installed package): the CPU build (node-gyp, build/Release; or cmake-js,
+ *    build-cmake/) and the CUDA build (cmake-js, build-cuda/Release).
+ * 3. The prebuilt platform packages, installed by npm as optionalDependencies for this
+ *    os/cpu/libc: `@siglip-kernels/<platform>` (CPU) and `@siglip-kernels/<platform>-cuda`.
+ *
+ * Within 2 and 3 there may be a CPU and a CUDA binary. The CUDA one contains the whole CPU
+ * backend too, so only one is ever used:
+ * - the CUDA binary, when it exists, loads and a GPU answers (cudaAvailable()); it then runs
  *   the CPU work as well;
- * - otherwise the CPU build, so that CPU results never depend on whether a CUDA build
+ * - otherwise the CPU binary, so that CPU results never depend on whether a CUDA binary
  *   happens to exist; `device: 'cuda'` then throws ERR_SIGLIP_NO_CUDA with the reason;
- * - the CUDA build without a GPU only when the CPU build cannot be loaded (it is the same
+ * - the CUDA binary without a GPU only when the CPU binary cannot be loaded (it is the same
  *   CPU code, compiled by CMake instead of node-gyp).
- * `SIGLIP_FORCE_CPU=1` skips the CUDA build without loading it.
+ * `SIGLIP_FORCE_CPU=1` skips the CUDA binaries without loading them.
+ *
+ * The platform packages' names are also listed in scripts/release/platforms.js (the release
+ * scripts); test/install.test.ts checks that the two lists agree.
  *
  * @internal
  * @packageDocumentation
@@ -32,7 +42,7 @@ export const packageRoot = path.resolve(__dirname, '..');
 /** The addon's file name (binding.gyp's target_name). */
 const ADDON_FILE = 'siglip_kernels.node';
 
-/** Local builds tried after node-gyp-build's choice, if that one is missing or fails to load. */
+/** Local CPU builds, in the order they are tried. */
 const LOCAL_BUILDS: ReadonlyArray<readonly [string, string]> = [
   ['build/Release', 'compiled locally by node-gyp (build/Release)'],
   ['build/Debug', 'compiled locally by node-gyp, debug build (build/Debug)'],
@@ -42,6 +52,14 @@ const LOCAL_BUILDS: ReadonlyArray<readonly [string, string]> = [
 
 /** Where the CUDA build is, relative to the package root. */
 export const CUDA_BUILD_DIR = 'build-cuda/Release';
+
+/** The npm scope of the platform packages. */
+export const PLATFORM_SCOPE = '@siglip-kernels';
+
+/** Platforms with prebuilt packages: `<os>-<cpu>[-<libc>]`, and whether a CUDA package exists too. */
+export const PREBUILT_PLATFORMS: Readonly<Record<string, { cuda: boolean }>> = {
+  'linux-x64-gnu': { cuda: true },
+};
 
 /** Whether CUDA can be used, and why not. */
 export interface CudaStatus {
@@ -61,10 +79,6 @@ export interface LoadedAddon {
   cuda: CudaStatus;
 }
 
-interface NodeGypBuild {
-  resolve(dir: string): string;
-}
-
 let loaded: LoadedAddon | undefined;
 
 function firstLine(error: unknown): string {
@@ -72,32 +86,56 @@ function firstLine(error: unknown): string {
   return text.trim().split('\n')[0] ?? text;
 }
 
-function reasonFor(file: string): string {
-  const relative = path.relative(packageRoot, file).split(path.sep).join('/');
-  if (relative.startsWith('prebuilds/')) {
-    return `prebuilt binary ${relative}, shipped with the package for ${process.platform}-${process.arch}`;
+/** `linux-x64-gnu`, `linux-arm64-musl`, `darwin-arm64`, `win32-x64`: the platform packages' naming. */
+export function platformKey(): string {
+  if (process.platform !== 'linux') return `${process.platform}-${process.arch}`;
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return `linux-${process.arch}-${header?.glibcVersionRuntime ? 'gnu' : 'musl'}`;
+}
+
+/** The platform packages for this machine (none where nothing is prebuilt). */
+export function platformPackages(key = platformKey()): { cpu: string | null; cuda: string | null } {
+  const entry = PREBUILT_PLATFORMS[key];
+  if (entry === undefined) return { cpu: null, cuda: null };
+  return { cpu: `${PLATFORM_SCOPE}/${key}`, cuda: entry.cuda ? `${PLATFORM_SCOPE}/${key}-cuda` : null };
+}
+
+/** The binary of an installed platform package, with its version; null when it is not installed. */
+function findPackage(name: string): { file: string; version: string } | null {
+  let manifest: string;
+  try {
+    manifest = require.resolve(`${name}/package.json`, { paths: [packageRoot] });
+  } catch {
+    return null;
   }
-  for (const [dir, reason] of LOCAL_BUILDS) {
-    if (relative === `${dir}/${ADDON_FILE}`) return `${reason}, found first by node-gyp-build`;
+  let version = '?';
+  try {
+    version = String((JSON.parse(fs.readFileSync(manifest, 'utf8')) as { version?: unknown }).version ?? '?');
+  } catch {
+    // the version is for the report only
   }
-  if (process.env['SIGLIP_KERNELS_PREBUILD']) {
-    return `from SIGLIP_KERNELS_PREBUILD=${process.env['SIGLIP_KERNELS_PREBUILD']} (node-gyp-build)`;
-  }
-  return `found by node-gyp-build at ${file}`;
+  return { file: path.join(path.dirname(manifest), ADDON_FILE), version };
 }
 
 function buildFailureMessage(causes: string[]): string {
+  const key = platformKey();
+  const { cpu } = platformPackages(key);
+  const prebuilt =
+    cpu === null
+      ? `There is no prebuilt package for ${key} (prebuilt: ${Object.keys(PREBUILT_PLATFORMS).join(', ')}), so the addon must be built from source.`
+      : `The prebuilt package for ${key} is ${cpu}, an optionalDependency of siglip-kernels: it is missing when ` +
+        'optional dependencies were omitted (--omit=optional, --no-optional) or the lockfile was made on another platform; ' +
+        `\`npm install ${cpu}\` adds it. Or build from source:`;
   return [
-    `siglip-kernels could not load its native addon (${ADDON_FILE}) for ${process.platform}-${process.arch}, ` +
+    `siglip-kernels could not load its native addon (${ADDON_FILE}) for ${key}, ` +
       `Node.js ${process.version} (Node-API ${process.versions.napi ?? 'unknown'}; the addon needs 8 or later).`,
     `Package root: ${packageRoot}`,
     'Causes:',
     ...causes.map((cause) => `  - ${cause}`),
-    'To fix it, build the addon for this machine: run `npm rebuild siglip-kernels` in your project.',
-    "Install scripts of dependencies may not have run: npm 12 blocks them unless the package is allowed " +
-      '(`npm approve-scripts siglip-kernels` records that in package.json "allowScripts"), and ' +
-      '--ignore-scripts (and pnpm 10 by default) skip them too. Building needs Python 3 and a C++17 compiler (node-gyp); ' +
-      'published versions also ship prebuilt binaries (prebuilds/).',
+    prebuilt,
+    '  npx siglip-kernels build          (the CPU addon: node-gyp, Python 3 and a C++17 compiler)',
+    '  npx siglip-kernels build --cuda   (also the CUDA addon: CMake, nvcc and cmake-js, `npm install -D cmake-js`)',
+    'A local build is used before any prebuilt package; SIGLIP_KERNELS_BINARY=<file> names a binary explicitly.',
   ].join('\n');
 }
 
@@ -106,53 +144,140 @@ export function forceCpu(): boolean {
   return /^(1|true|yes|on)$/i.test(process.env['SIGLIP_FORCE_CPU']?.trim() ?? '');
 }
 
+/** A binary that may be tried: its absolute path and how to name it in reports. */
+interface Candidate {
+  file: string;
+  /** e.g. 'the CUDA build (build-cuda/Release/siglip_kernels.node, compiled by cmake-js)'. */
+  label: string;
+}
+
 interface CudaProbe {
-  /** The CUDA build with a GPU: use it for everything. */
+  /** The CUDA binary with a GPU: use it for everything. */
   use?: LoadedAddon;
-  /** The CUDA build loaded but no GPU answered: the fallback if the CPU build fails. */
+  /** The CUDA binary loaded but no GPU answered: the fallback if the CPU binary fails. */
   fallback?: { addon: NativeAddon; path: string };
-  /** Why the CUDA build is not used (when `use` is unset). */
+  /** Why the CUDA binary is not used (when `use` is unset). */
   note: string;
 }
 
-function probeCudaBuild(): CudaProbe {
+function requireAddon(file: string): NativeAddon {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(file) as NativeAddon;
+}
+
+function cudaStatusOf(addon: NativeAddon): { available: boolean; deviceCount: number; reason: string } {
+  try {
+    if (typeof addon.cudaAvailable !== 'function') return { available: false, deviceCount: 0, reason: 'not a CUDA build' };
+    return addon.cudaAvailable();
+  } catch (error) {
+    return { available: false, deviceCount: 0, reason: firstLine(error) };
+  }
+}
+
+/**
+ * Tries a CUDA binary. `name` is how reasons call it ('the CUDA build', 'the CUDA package …');
+ * `missing` is the note when its file does not exist (null: nothing to say).
+ */
+function probeCuda(candidate: Candidate | null, name: string, missing: string): CudaProbe {
   if (forceCpu()) {
-    return { note: `SIGLIP_FORCE_CPU=${process.env['SIGLIP_FORCE_CPU']} is set, so the CUDA build was not tried` };
+    return { note: `SIGLIP_FORCE_CPU=${process.env['SIGLIP_FORCE_CPU']} is set, so the ${name.replace(/^the /, '')} was not tried` };
   }
-  const relative = `${CUDA_BUILD_DIR}/${ADDON_FILE}`;
-  const file = path.join(packageRoot, CUDA_BUILD_DIR, ADDON_FILE);
-  if (!fs.existsSync(file)) {
-    return { note: `no CUDA build (${relative} is missing; npm install builds it where nvcc is found)` };
-  }
+  if (candidate === null || !fs.existsSync(candidate.file)) return { note: missing };
+  const shown = path.relative(packageRoot, candidate.file).split(path.sep).join('/');
   let addon: NativeAddon;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    addon = require(file) as NativeAddon;
+    addon = requireAddon(candidate.file);
   } catch (error) {
-    return { note: `the CUDA build ${relative} failed to load: ${firstLine(error)}` };
+    return { note: `${name} ${shown} failed to load: ${firstLine(error)}` };
   }
   if (typeof addon?.sigmoidLoss !== 'function' || typeof addon.cudaAvailable !== 'function') {
-    return { note: `${relative} loaded, but it is not a CUDA build of siglip-kernels (no cudaAvailable export)` };
+    return { note: `${shown} loaded, but it is not a CUDA build of siglip-kernels (no cudaAvailable export)` };
   }
-  let status: { available: boolean; deviceCount: number; reason: string };
-  try {
-    status = addon.cudaAvailable();
-  } catch (error) {
-    status = { available: false, deviceCount: 0, reason: firstLine(error) };
-  }
+  const status = cudaStatusOf(addon);
   if (status.available) {
     const gpus = `${status.deviceCount} GPU${status.deviceCount === 1 ? '' : 's'}`;
     return {
       use: {
         addon,
-        path: file,
-        reason: `the CUDA build (${relative}, compiled by cmake-js): ${gpus} answered; it runs the CPU backend too`,
+        path: candidate.file,
+        reason: `${candidate.label}: ${gpus} answered; it runs the CPU backend too`,
         cuda: { available: true, deviceCount: status.deviceCount, reason: '' },
       },
       note: '',
     };
   }
-  return { fallback: { addon, path: file }, note: `the CUDA build loaded but no GPU answered: ${status.reason}` };
+  return { fallback: { addon, path: candidate.file }, note: `${name} loaded but no GPU answered: ${status.reason}` };
+}
+
+/**
+ * One place to look (the local builds, or the platform packages): the CUDA binary with a GPU,
+ * else the first CPU binary that loads, else the CUDA binary without a GPU. Failures go to
+ * `causes`; undefined when nothing here loads.
+ */
+function chooseBinary(probe: CudaProbe, cpus: Candidate[], fallbackName: string, causes: string[]): LoadedAddon | undefined {
+  if (probe.use !== undefined) return probe.use;
+  const noCuda: CudaStatus = { available: false, deviceCount: 0, reason: probe.note };
+  const failed: string[] = [];
+  for (const cpu of cpus) {
+    if (!fs.existsSync(cpu.file)) continue;
+    try {
+      const addon = requireAddon(cpu.file);
+      if (typeof addon?.sigmoidLoss !== 'function') {
+        failed.push(`${cpu.file}: loaded, but it is not the siglip-kernels addon (no sigmoidLoss export)`);
+        continue;
+      }
+      const after = failed.length > 0 ? ', after the binaries above failed to load' : '';
+      causes.push(...failed);
+      return { addon, path: cpu.file, reason: `${probe.note}; using the CPU build: ${cpu.label}${after}`, cuda: noCuda };
+    } catch (error) {
+      const reason = firstLine(error);
+      failed.push(reason.startsWith(cpu.file) ? reason : `${cpu.file}: ${reason}`);
+    }
+  }
+  causes.push(...failed);
+  if (probe.fallback !== undefined) {
+    const why = failed.length > 0 ? `the CPU build failed to load (${failed.join('; ')})` : 'there is no CPU build';
+    return {
+      addon: probe.fallback.addon,
+      path: probe.fallback.path,
+      reason: `${probe.note}; ${why}, so ${fallbackName} runs the CPU work`,
+      cuda: noCuda,
+    };
+  }
+  return undefined;
+}
+
+/** `SIGLIP_KERNELS_BINARY=<file>`: that binary, or an error naming it. */
+function loadExplicit(value: string): LoadedAddon {
+  const file = path.resolve(value);
+  const fail = (why: string): never => {
+    throw errorWithCode(
+      `SIGLIP_KERNELS_BINARY=${value} names the binary to load, but ${why}. Unset it to use a local build or the prebuilt package.`,
+      'ERR_SIGLIP_ADDON_LOAD',
+    );
+  };
+  if (!fs.existsSync(file)) fail(`${file} does not exist`);
+  let addon: NativeAddon | undefined;
+  try {
+    addon = requireAddon(file);
+  } catch (error) {
+    fail(`it failed to load: ${firstLine(error)}`);
+  }
+  if (typeof addon?.sigmoidLoss !== 'function') return fail('it is not the siglip-kernels addon (no sigmoidLoss export)');
+  const reason = `SIGLIP_KERNELS_BINARY=${value}`;
+  if (typeof addon.cudaAvailable !== 'function') {
+    return { addon, path: file, reason, cuda: { available: false, deviceCount: 0, reason: `${reason} is a CPU build` } };
+  }
+  if (forceCpu()) {
+    return { addon, path: file, reason, cuda: { available: false, deviceCount: 0, reason: `SIGLIP_FORCE_CPU=${process.env['SIGLIP_FORCE_CPU']} is set` } };
+  }
+  const status = cudaStatusOf(addon);
+  return {
+    addon,
+    path: file,
+    reason: `${reason} (a CUDA build${status.available ? '' : ' with no GPU answering: it runs the CPU work'})`,
+    cuda: { available: status.available, deviceCount: status.available ? status.deviceCount : 0, reason: status.available ? '' : `no GPU answered: ${status.reason}` },
+  };
 }
 
 /**
@@ -163,59 +288,47 @@ function probeCudaBuild(): CudaProbe {
  */
 export function loadAddon(): LoadedAddon {
   if (loaded !== undefined) return loaded;
-  const probe = probeCudaBuild();
-  if (probe.use !== undefined) {
-    loaded = probe.use;
+  const explicit = process.env['SIGLIP_KERNELS_BINARY']?.trim();
+  if (explicit) {
+    loaded = loadExplicit(explicit);
     return loaded;
   }
-  const noCuda: CudaStatus = { available: false, deviceCount: 0, reason: probe.note };
   const causes: string[] = [];
-  const tried = new Set<string>();
 
-  const attempt = (file: string, reason: string): LoadedAddon | undefined => {
-    tried.add(file);
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const addon = require(file) as NativeAddon;
-      if (typeof addon?.sigmoidLoss !== 'function') {
-        causes.push(`${file}: loaded, but it is not the siglip-kernels addon (no sigmoidLoss export)`);
-        return undefined;
-      }
-      return { addon, path: file, reason: `${probe.note}; using the CPU build: ${reason}`, cuda: noCuda };
-    } catch (error) {
-      const reason = firstLine(error);
-      causes.push(reason.startsWith(file) ? reason : `${file}: ${reason}`);
-      return undefined;
-    }
-  };
+  // 2. Local builds.
+  const localCuda = { file: path.join(packageRoot, CUDA_BUILD_DIR, ADDON_FILE), label: `the CUDA build (${CUDA_BUILD_DIR}/${ADDON_FILE}, compiled by cmake-js)` };
+  const localProbe = probeCuda(localCuda, 'the CUDA build', `no CUDA build (${CUDA_BUILD_DIR}/${ADDON_FILE} is missing; npm install builds it where nvcc is found)`);
+  const localCpus = LOCAL_BUILDS.map(([dir, label]) => ({ file: path.join(packageRoot, dir, ADDON_FILE), label }));
+  loaded = chooseBinary(localProbe, localCpus, 'the CUDA build', causes);
+  if (loaded !== undefined) return loaded;
+  const noLocal = `no local build in ${packageRoot} (${LOCAL_BUILDS.map(([dir]) => dir).join(', ')}, ${CUDA_BUILD_DIR}${causes.length > 0 ? ': those present failed to load' : ''})`;
 
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const nodeGypBuild = require('node-gyp-build') as NodeGypBuild;
-    const file = nodeGypBuild.resolve(packageRoot);
-    loaded = attempt(file, reasonFor(file));
-  } catch (error) {
-    causes.push(`node-gyp-build: ${firstLine(error)}`);
-  }
-
-  for (const [dir, reason] of LOCAL_BUILDS) {
-    if (loaded !== undefined) break;
-    const file = path.join(packageRoot, dir, ADDON_FILE);
-    if (tried.has(file) || !fs.existsSync(file)) continue;
-    loaded = attempt(file, `${reason}, after the binaries above failed to load`);
-  }
-
-  if (loaded === undefined && probe.fallback !== undefined) {
-    loaded = {
-      addon: probe.fallback.addon,
-      path: probe.fallback.path,
-      reason: `${probe.note}; the CPU build failed to load (${causes.join('; ')}), so the CUDA build runs the CPU work`,
-      cuda: noCuda,
-    };
-  }
-  if (loaded === undefined) {
-    causes.push(probe.note);
+  // 3. The platform packages.
+  const key = platformKey();
+  const names = platformPackages(key);
+  if (names.cpu === null) {
+    causes.push(noLocal, `no prebuilt package exists for ${key}`);
     throw errorWithCode(buildFailureMessage(causes), 'ERR_SIGLIP_ADDON_LOAD');
   }
-  return loaded;
+  const cudaPackage = names.cuda === null ? null : findPackage(names.cuda);
+  const cudaProbe =
+    names.cuda === null
+      ? { note: `no CUDA package exists for ${key}` }
+      : probeCuda(
+          cudaPackage && { file: cudaPackage.file, label: `the prebuilt CUDA package ${names.cuda}@${cudaPackage.version}` },
+          `the CUDA package ${names.cuda}`,
+          cudaPackage === null ? `the CUDA package ${names.cuda} is not installed` : `the CUDA package ${names.cuda} has no ${ADDON_FILE}`,
+        );
+  const cpuPackage = findPackage(names.cpu);
+  const cpus = cpuPackage === null ? [] : [{ file: cpuPackage.file, label: `the prebuilt package ${names.cpu}@${cpuPackage.version} (${noLocal})` }];
+  loaded = chooseBinary(cudaProbe, cpus, `the CUDA package`, causes);
+  if (loaded !== undefined) {
+    if (cpus.length === 0 || !loaded.path.startsWith(path.dirname(cpus[0]!.file))) loaded.reason += ` (${noLocal})`;
+    return loaded;
+  }
+  causes.push(noLocal);
+  if (cpuPackage === null) causes.push(`the prebuilt package ${names.cpu} is not installed`);
+  else if (!fs.existsSync(cpuPackage.file)) causes.push(`the prebuilt package ${names.cpu} has no ${ADDON_FILE}`);
+  if (cudaProbe.note !== '') causes.push(cudaProbe.note);
+  throw errorWithCode(buildFailureMessage(causes), 'ERR_SIGLIP_ADDON_LOAD');
 }
