@@ -58,9 +58,10 @@ function transpile(code: string): string {
   return ts.transpileModule(code, { compilerOptions, fileName: 'example.ts', reportDiagnostics: false }).outputText;
 }
 
-/** `require` for the examples: 'siglip-kernels' is this repository's lib/. */
+/** `require` for the examples: 'siglip-kernels' is this repository's lib/ ('siglip-kernels/tfjs' its lib/tfjs.ts). */
 function exampleRequire(id: string): unknown {
   if (id === 'siglip-kernels') return lib;
+  if (id === 'siglip-kernels/tfjs') return require('../lib/tfjs');
   return require(id);
 }
 
