@@ -29,7 +29,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "conditions": [
         ["target_arch=='x64'", {
-          "dependencies": ["siglip_kernels_avx2", "siglip_kernels_avx512"],
+          "dependencies": ["siglip_kernels_avx2", "siglip_kernels_avx512", "siglip_kernels_avx512_bf16"],
           "defines": ["SIGLIP_HAVE_X86_KERNELS=1"]
         }],
         ["OS=='linux'", { "libraries": ["-lpthread"] }],
@@ -64,6 +64,16 @@
           "include_dirs": ["csrc"],
           "cflags": ["-fPIC", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma"] },
+          "msvs_settings": { "VCCLCompilerTool": { "AdditionalOptions": ["/arch:AVX512"] } }
+        },
+        {
+          # The bf16 kernel (vdpbf16ps), used only where CPUID reports AVX512_BF16.
+          "target_name": "siglip_kernels_avx512_bf16",
+          "type": "static_library",
+          "sources": ["csrc/cpu/kernels_avx512_bf16.cpp"],
+          "include_dirs": ["csrc"],
+          "cflags": ["-fPIC", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mfma"],
+          "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mfma"] },
           "msvs_settings": { "VCCLCompilerTool": { "AdditionalOptions": ["/arch:AVX512"] } }
         }
       ]

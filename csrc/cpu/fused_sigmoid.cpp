@@ -25,15 +25,113 @@
 #include <vector>
 
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "losses.h"
 #include "thread_pool.h"
 
 namespace siglip::cpu {
 
-PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* dImage, float* dText) {
+namespace {
+
+// The GEMMs of the tile loop, in float32 (gemm.h) or bfloat16 (gemm_bf16.h). An engine
+// packs the row block X_i (as the A of X_i·Y_jᵀ and the B of Gᵀ·X_i), names the operands
+// Y_jᵀ, Y_j, G and Gᵀ, and multiplies.
+struct Fp32Engine {
+  using Workspace = GemmWorkspace;
+  using Operand = GemmOperand;
+  static constexpr bool kPrepacksText = false;
+  const KernelSet& ks;
+  const float* x;
+  const float* y;
+  int64_t d;
+
+  Workspace workspace() const { return GemmWorkspace(ks); }
+  int64_t imageSizeA() const { return packedSizeA(ks, kTileRows, d); }
+  int64_t imageSizeB() const { return packedSizeB(ks, kTileRows, d); }
+  void prepareText(int64_t, bool) {}
+  Operand packImageA(int64_t i0, int64_t rows, float* out) const {
+    packWholeA(ks, StridedView{x + i0 * d, d, 1}, rows, d, out);
+    return {StridedView{x + i0 * d, d, 1}, out};
+  }
+  Operand packImageB(int64_t i0, int64_t rows, float* out) const {
+    packWholeB(ks, StridedView{x + i0 * d, d, 1}, rows, d, out);
+    return {StridedView{x + i0 * d, d, 1}, out};
+  }
+  Operand textT(int64_t j0, int64_t) const { return {StridedView{y + j0 * d, 1, d}}; }
+  Operand text(int64_t j0, int64_t) const { return {StridedView{y + j0 * d, d, 1}}; }
+  static Operand tile(const float* s) { return {StridedView{s, kTileCols, 1}}; }
+  static Operand tileT(const float* s) { return {StridedView{s, 1, kTileCols}}; }
+  void gemm(int64_t m, int64_t n, int64_t k, Operand a, Operand b, float* c, int64_t ldc, bool add,
+            Workspace& ws) const {
+    cpu::gemm(ks, m, n, k, a, b, c, ldc, add, ws);
+  }
+};
+
+// bf16: X and Y (float32 or bf16 bits) and the tiles of t·G are rounded to bf16 when packed.
+// Y's column blocks are packed once per call, in both layouts (Y_jᵀ and Y_j), by all the
+// workers before the tile loop, instead of once per tile: every row block reads them again,
+// and a packed bf16 block is half the bytes of the float32 source.
+struct Bf16Engine {
+  using Workspace = Bf16Workspace;
+  using Operand = Bf16Operand;
+  static constexpr bool kPrepacksText = true;
+  const Bf16Kernel& kn;
+  SourceView x;  // N×D, row-major
+  SourceView y;  // M×D, row-major
+  int64_t d;
+  int64_t m;
+  AlignedBuffer textAsBT;  // per column block j: Y_jᵀ packed as the B of X_i·Y_jᵀ (K = D)
+  AlignedBuffer textAsB;   // per column block j: Y_j packed as the B of G·Y_j (K = tile columns)
+  int64_t sizeBT = 0, sizeB = 0;
+
+  Bf16Engine(const Bf16Kernel& k, SourceView xs, SourceView ys, int64_t dd, int64_t mm)
+      : kn(k), x(xs), y(ys), d(dd), m(mm) {
+    sizeBT = bf16PackedSizeB(kn, d, kTileCols);
+    sizeB = bf16PackedSizeB(kn, kTileCols, d);
+    const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
+    textAsBT.resize(size_t(sizeBT * colBlocks));
+    textAsB.resize(size_t(sizeB * colBlocks));
+  }
+  Workspace workspace() const { return Bf16Workspace(kn); }
+  int64_t imageSizeA() const { return bf16PackedSizeA(kn, kTileRows, d); }
+  int64_t imageSizeB() const { return bf16PackedSizeB(kn, kTileRows, d); }
+  // Column block jb's two packed layouts (Y_j only when the gradients need it).
+  void prepareText(int64_t jb, bool wantGrad) {
+    const int64_t j0 = jb * kTileCols;
+    const int64_t cols = std::min(kTileCols, m - j0);
+    const SourceView yj = y.offset(j0, 0);
+    bf16PackWholeB(kn, SourceView{yj.data, 1, d, yj.type}, d, cols, textAsBT.data() + jb * sizeBT);
+    if (wantGrad) bf16PackWholeB(kn, SourceView{yj.data, d, 1, yj.type}, cols, d, textAsB.data() + jb * sizeB);
+  }
+  Operand packImageA(int64_t i0, int64_t rows, float* out) const {
+    const SourceView xi = x.offset(i0, 0);
+    bf16PackWholeA(kn, xi, rows, d, out);
+    return {xi, out};
+  }
+  Operand packImageB(int64_t i0, int64_t rows, float* out) const {
+    const SourceView xi = x.offset(i0, 0);
+    bf16PackWholeB(kn, xi, rows, d, out);
+    return {xi, out};
+  }
+  Operand textT(int64_t j0, int64_t) {
+    const SourceView yj = y.offset(j0, 0);
+    return {SourceView{yj.data, 1, d, yj.type}, textAsBT.data() + (j0 / kTileCols) * sizeBT};
+  }
+  Operand text(int64_t j0, int64_t) {
+    return {y.offset(j0, 0), textAsB.data() + (j0 / kTileCols) * sizeB};
+  }
+  static Operand tile(const float* s) { return {SourceView{s, kTileCols, 1, Element::F32}}; }
+  static Operand tileT(const float* s) { return {SourceView{s, 1, kTileCols, Element::F32}}; }
+  void gemm(int64_t mm, int64_t n, int64_t k, Operand a, Operand b, float* c, int64_t ldc, bool add,
+            Workspace& ws) const {
+    bf16Gemm(kn, mm, n, k, a, b, c, ldc, add, ws);
+  }
+};
+
+template <class Engine>
+PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const SigmoidBlock& req, float* dImage,
+                          float* dText) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
-  const float* x = req.image.data;
-  const float* y = req.text.data;
   const double temperature = req.temperature;
   const bool wantGrad = dImage != nullptr;
   const GradientOutputs grads{dImage, dText};
@@ -47,17 +145,17 @@ PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* 
   // layouts the tile GEMMs read it in (A of X_i·Y_jᵀ, B of Gᵀ·X_i), once per row block.
   struct Worker {
     AlignedBuffer tiles[2];  // tile j and tile j-1 (whose ∂Y step is deferred, see below)
-    GemmWorkspace gemm;
+    typename Engine::Workspace gemm;
     AlignedBuffer imageAsA;
     AlignedBuffer imageAsB;
-    Worker(const KernelSet& k, int64_t d)
+    explicit Worker(const Engine& e)
         : tiles{AlignedBuffer(size_t(kTileRows) * kTileCols), AlignedBuffer(size_t(kTileRows) * kTileCols)},
-          gemm(k),
-          imageAsA(size_t(packedSizeA(k, kTileRows, d))),
-          imageAsB(size_t(packedSizeB(k, kTileRows, d))) {}
+          gemm(e.workspace()),
+          imageAsA(size_t(e.imageSizeA())),
+          imageAsB(size_t(e.imageSizeB())) {}
   };
   std::vector<std::unique_ptr<Worker>> state;
-  for (int w = 0; w < workers; ++w) state.push_back(std::make_unique<Worker>(ks, d));
+  for (int w = 0; w < workers; ++w) state.push_back(std::make_unique<Worker>(engine));
   std::vector<PairSums> rowBlockSums(static_cast<size_t>(rowBlocks));
   std::unique_ptr<std::atomic<int64_t>[]> colProgress(new std::atomic<int64_t>[size_t(colBlocks)]);
   for (int64_t j = 0; j < colBlocks; ++j) colProgress[j].store(0, std::memory_order_relaxed);
@@ -68,17 +166,24 @@ PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* 
   params.gradScale = float(temperature / req.normalizer);
   params.wantGradient = wantGrad;
 
+  // Packing Y ahead (the bf16 engine; a no-op for float32): exact copies, so any split of
+  // the column blocks over the workers gives the same bits.
+  if constexpr (Engine::kPrepacksText) {
+    const int packers = int(std::max<int64_t>(1, std::min<int64_t>(req.threads, colBlocks)));
+    ThreadPool::shared().run(packers, [&](int w) {
+      for (int64_t jb = w; jb < colBlocks; jb += packers) engine.prepareText(jb, wantGrad);
+    });
+  }
+
   std::atomic<int64_t> nextRowBlock{0};
   ThreadPool::shared().run(workers, [&](int w) {
     Worker& me = *state[size_t(w)];
     for (int64_t ib; (ib = nextRowBlock.fetch_add(1)) < rowBlocks;) {
       const int64_t i0 = ib * kTileRows;
       const int64_t rows = std::min(kTileRows, n - i0);
-      const float* xi = x + i0 * d;
-      packWholeA(ks, StridedView{xi, d, 1}, rows, d, me.imageAsA.data());
-      if (wantGrad) packWholeB(ks, StridedView{xi, d, 1}, rows, d, me.imageAsB.data());
-      const GemmOperand imageAsA{StridedView{xi, d, 1}, me.imageAsA.data()};
-      const GemmOperand imageAsB{StridedView{xi, d, 1}, me.imageAsB.data()};
+      const typename Engine::Operand imageAsA = engine.packImageA(i0, rows, me.imageAsA.data());
+      typename Engine::Operand imageAsB{};
+      if (wantGrad) imageAsB = engine.packImageB(i0, rows, me.imageAsB.data());
       // Step 4 (∂Y_j += Gᵀ·X_i, the only ordered step) of tile j runs after steps 1-3 of
       // tile j+1: the wait for row block i-1 then has a whole tile of slack, which absorbs
       // the jitter of a shared machine instead of stalling on it.
@@ -86,16 +191,15 @@ PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* 
         const int64_t j0 = jb * kTileCols;
         const int64_t cols = std::min(kTileCols, m - j0);
         while (colProgress[jb].load(std::memory_order_acquire) != ib) std::this_thread::yield();
-        gemm(ks, cols, d, rows, GemmOperand{StridedView{me.tiles[jb % 2].data(), 1, kTileCols}}, imageAsB,
-             grads.text + j0 * d, d, true, me.gemm);
+        engine.gemm(cols, d, rows, Engine::tileT(me.tiles[jb % 2].data()), imageAsB, grads.text + j0 * d, d, true,
+                    me.gemm);
         colProgress[jb].store(ib + 1, std::memory_order_release);
       };
       for (int64_t jb = 0; jb < colBlocks; ++jb) {
         const int64_t j0 = jb * kTileCols;
         const int64_t cols = std::min(kTileCols, m - j0);
-        const float* yj = y + j0 * d;
         float* s = me.tiles[jb % 2].data();
-        gemm(ks, rows, cols, d, imageAsA, GemmOperand{StridedView{yj, 1, d}}, s, kTileCols, false, me.gemm);
+        engine.gemm(rows, cols, d, imageAsA, engine.textT(j0, cols), s, kTileCols, false, me.gemm);
 
         SigmoidTileParams tileParams = params;
         tileParams.rowOffset = req.imageOffset + i0;
@@ -109,8 +213,7 @@ PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* 
         rowBlockSums[size_t(ib)].add(tileSums);
         if (!wantGrad) continue;
 
-        gemm(ks, rows, d, cols, GemmOperand{StridedView{s, kTileCols, 1}}, GemmOperand{StridedView{yj, d, 1}},
-             grads.image + i0 * d, d, true, me.gemm);
+        engine.gemm(rows, d, cols, Engine::tile(s), engine.text(j0, cols), grads.image + i0 * d, d, true, me.gemm);
         if (jb > 0) accumulateTextGrad(jb - 1);
       }
       if (wantGrad) accumulateTextGrad(colBlocks - 1);
@@ -122,11 +225,29 @@ PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* 
   return total;
 }
 
+}  // namespace
+
+PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* dImage, float* dText) {
+  if (req.precision == Precision::BF16) {
+    const Bf16Kernel& kn = activeBf16Kernel();
+    const int64_t d = req.image.cols;
+    auto source = [d](const float* f, const uint16_t* bits) {
+      return bits ? SourceView{bits, d, 1, Element::BF16} : SourceView{f, d, 1, Element::F32};
+    };
+    Bf16Engine engine(kn, source(req.image.data, req.imageBf16), source(req.text.data, req.textBf16), d,
+                      req.text.rows);
+    return fusedSigmoidLoop(ks, engine, req, dImage, dText);
+  }
+  Fp32Engine engine{ks, req.image.data, req.text.data, req.image.cols};
+  return fusedSigmoidLoop(ks, engine, req, dImage, dText);
+}
+
 LossResult sigmoidResultFromSums(const PairSums& sums, double temperature, double normalizer, bool withGradients) {
   return sigmoidLossFromSums(sums.softplus, sums.dLogit, sums.dLogitSim, temperature, normalizer, withGradients);
 }
 
-LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads) {
+LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads, Precision precision,
+                            Bf16Inputs bits) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   if (grads.wanted()) {
     std::memset(grads.image, 0, size_t(n) * size_t(d) * sizeof(float));
@@ -141,6 +262,9 @@ LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
   block.bias = req.logitBias;
   block.normalizer = double(n);
   block.threads = req.threads;
+  block.precision = precision;
+  block.imageBf16 = bits.image;
+  block.textBf16 = bits.text;
   const PairSums sums = fusedSigmoidBlock(ks, block, grads.image, grads.text);
   return sigmoidResultFromSums(sums, block.temperature, block.normalizer, grads.wanted());
 }

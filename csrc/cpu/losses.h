@@ -1,6 +1,7 @@
 // The CPU loss drivers behind cpu_backend.cpp (which validates and picks one).
 #pragma once
 #include "../core/loss_request.h"
+#include "cpu_backend.h"
 #include "cpu_kernels.h"
 
 namespace siglip::cpu {
@@ -11,7 +12,10 @@ constexpr int64_t kTileRows = 192;
 constexpr int64_t kTileCols = 192;
 
 // fused_sigmoid.cpp: tiled, the sigmoid-BCE forward and backward fused into the tile pass.
-LossResult fusedSigmoidLoss(const KernelSet& kernels, const LossRequest& request, GradientOutputs grads);
+// Precision::BF16: the three GEMMs on the bf16 kernel (gemm_bf16.h), inputs from `bits`
+// where given (else the request's float32 data, rounded when packed).
+LossResult fusedSigmoidLoss(const KernelSet& kernels, const LossRequest& request, GradientOutputs grads,
+                            Precision precision = Precision::FP32, Bf16Inputs bits = {});
 
 // One block of pairs of a larger batch (the ring's unit of work): images X (rows at global
 // index imageOffset…) against a block of texts Y (at textOffset…); positives by ids or, without
@@ -28,6 +32,11 @@ struct SigmoidBlock {
   double bias = 0;
   double normalizer = 1;   // N, the number of image rows of the whole batch
   int threads = 1;
+  // BF16: the GEMMs in bfloat16 (gemm_bf16.h); imageBf16 / textBf16, where given, are the
+  // inputs as bf16 bits (image / text then only give the shapes).
+  Precision precision = Precision::FP32;
+  const uint16_t* imageBf16 = nullptr;
+  const uint16_t* textBf16 = nullptr;
 };
 PairSums fusedSigmoidBlock(const KernelSet& kernels, const SigmoidBlock& block, float* dImage, float* dText);
 // loss, ∂L/∂b and ∂L/∂s from the (global) sums.

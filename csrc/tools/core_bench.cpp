@@ -8,6 +8,9 @@
 //   chunk  with --softmax: cpu::softmaxLoss, Method::Fused (the chunked CLIP loss), forward +
 //          backward: S twice (once per pass) plus ∂X and ∂Y, so 4 · 2·N·N·D flops.
 //   smnaiv with --softmax --naive: the softmax's Method::Naive, 3 GEMMs as the sigmoid's.
+//   bfgemm with --bf16: cpu::gemmABtBf16, the gemm with bf16 inputs (float32 sums and out).
+//   bf16   with --bf16: cpu::sigmoidLossBf16 on bf16 inputs (bits), forward + backward, 3 GEMMs.
+//   bf16f  with --bf16: the same on float32 inputs rounded to bf16 as they are packed.
 //
 // Each is run once to warm up, then --runs times; the median is reported. GFLOP/s counts
 // the GEMM work each method does (so chunk's 4 GEMMs against the others' 3): compare the
@@ -15,7 +18,7 @@
 // threads; spin-waits count), steadier than wall time on a machine shared with other work.
 //
 //   siglip_core_bench [--gemm M N K] [--n N] [--d D] [--threads T] [--runs R] [--naive] [--softmax]
-//                     [--only gemm|loss]
+//                     [--bf16] [--only gemm|loss]
 // Defaults: --gemm 4096 4096 768, --n 8192 --d 768, --threads = hardware threads, --runs 5.
 #include <algorithm>
 #include <chrono>
@@ -23,6 +26,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <random>
@@ -112,13 +116,42 @@ void benchLoss(LossKind kind, Method method, int64_t n, int64_t d, int threads, 
   std::printf("       (loss %.6f)\n", loss);
 }
 
+std::vector<uint16_t> toBf16(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t k = 0; k < v.size(); ++k) {
+    uint32_t x;
+    std::memcpy(&x, &v[k], sizeof x);
+    out[k] = uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);  // nearest, ties to even (finite inputs)
+  }
+  return out;
+}
+
+// The fused sigmoid with bf16 GEMMs: inputs as bf16 bits, or as float32 rounded when packed.
+void benchLossBf16(bool bitsIn, int64_t n, int64_t d, int threads, int runs) {
+  const std::vector<float> x = randomUnitRows(n, d, 1), y = randomUnitRows(n, d, 2);
+  const std::vector<uint16_t> xb = toBf16(x), yb = toBf16(y);
+  std::vector<float> dx(x.size()), dy(y.size());
+  LossRequest r;
+  r.image = {x.data(), n, d};
+  r.text = {y.data(), n, d};
+  r.logitScale = std::log(10.0);
+  r.logitBias = -10;
+  r.threads = threads;
+  const cpu::Bf16Inputs bits = bitsIn ? cpu::Bf16Inputs{xb.data(), yb.data()} : cpu::Bf16Inputs{};
+  double loss = 0;
+  const Timing t = timeIt(runs, [&] { loss = cpu::sigmoidLossBf16(r, bits, {dx.data(), dy.data()}).loss; });
+  report(bitsIn ? "bf16" : "bf16f", "N=" + std::to_string(n) + " D=" + std::to_string(d) + " fwd+bwd", threads,
+         3 * 2.0 * double(n) * double(n) * double(d), t);
+  std::printf("       (loss %.6f)\n", loss);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int64_t gm = 4096, gn = 4096, gk = 768, n = 8192, d = 768;
   const cpu::CpuInfo info = cpu::cpuInfo();
   int threads = info.hardwareThreads, runs = 5;
-  bool naive = false, softmax = false;
+  bool naive = false, softmax = false, bf16 = false;
   std::string only;
   for (int k = 1; k < argc; ++k) {
     const std::string arg = argv[k];
@@ -139,11 +172,12 @@ int main(int argc, char** argv) {
     else if (arg == "--runs") runs = int(next());
     else if (arg == "--naive") naive = true;
     else if (arg == "--softmax") softmax = true;
+    else if (arg == "--bf16") bf16 = true;
     else if (arg == "--only" && k + 1 < argc) only = argv[++k];
     else {
       std::fprintf(stderr,
                    "usage: %s [--gemm M N K] [--n N] [--d D] [--threads T] [--runs R] [--naive] [--softmax] "
-                   "[--only gemm|loss]\n",
+                   "[--bf16] [--only gemm|loss]\n",
                    argv[0]);
       return 2;
     }
@@ -152,6 +186,7 @@ int main(int argc, char** argv) {
 
   std::printf("siglip_core_bench: simd %s (%s), %d hardware threads, fused tile %dx%d, %d runs (median)\n",
               info.simd.c_str(), info.simdReason.c_str(), info.hardwareThreads, info.tileRows, info.tileCols, runs);
+  if (bf16) std::printf("bf16 kernel %s (%s)\n", info.bf16.c_str(), info.bf16Reason.c_str());
   try {
     if (only.empty() || only == "gemm") {
       const std::vector<float> a = randomUnitRows(gm, gk, 3), b = randomUnitRows(gn, gk, 4);
@@ -159,10 +194,20 @@ int main(int argc, char** argv) {
       const Timing t = timeIt(runs, [&] { cpu::gemmABt(a.data(), b.data(), c.data(), gm, gn, gk, threads); });
       report("gemm", std::to_string(gm) + "x" + std::to_string(gn) + "x" + std::to_string(gk), threads,
              2.0 * double(gm) * double(gn) * double(gk), t);
+      if (bf16) {
+        const std::vector<uint16_t> ab = toBf16(a), bb = toBf16(b);
+        const Timing tb = timeIt(runs, [&] { cpu::gemmABtBf16(ab.data(), bb.data(), c.data(), gm, gn, gk, threads); });
+        report("bfgemm", std::to_string(gm) + "x" + std::to_string(gn) + "x" + std::to_string(gk), threads,
+               2.0 * double(gm) * double(gn) * double(gk), tb);
+      }
     }
     if (only.empty() || only == "loss") {
       benchLoss(LossKind::Sigmoid, Method::Fused, n, d, threads, runs);
       if (naive) benchLoss(LossKind::Sigmoid, Method::Naive, n, d, threads, runs);
+      if (bf16) {
+        benchLossBf16(true, n, d, threads, runs);
+        benchLossBf16(false, n, d, threads, runs);
+      }
       if (softmax) {
         benchLoss(LossKind::Softmax, Method::Fused, n, d, threads, runs);
         if (naive) benchLoss(LossKind::Softmax, Method::Naive, n, d, threads, runs);

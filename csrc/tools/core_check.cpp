@@ -125,7 +125,9 @@ struct Output {
 constexpr size_t kCanary = 64;
 constexpr float kCanaryValue = -12345.f;
 
-Output runBackend(LossKind kind, const LossRequest& r, bool withGrads) {
+using LossCall = std::function<LossResult(const LossRequest&, GradientOutputs)>;
+
+Output runCall(const LossRequest& r, bool withGrads, const LossCall& call) {
   Output out;
   GradientOutputs grads;
   const size_t nx = size_t(r.image.rows * r.image.cols), ny = size_t(r.text.rows * r.text.cols);
@@ -136,7 +138,7 @@ Output runBackend(LossKind kind, const LossRequest& r, bool withGrads) {
     grads.image = bx.data() + kCanary;
     grads.text = by.data() + kCanary;
   }
-  out.result = kind == LossKind::Sigmoid ? cpu::sigmoidLoss(r, grads) : cpu::softmaxLoss(r, grads);
+  out.result = call(r, grads);
   auto intact = [](const std::vector<float>& b) {
     for (size_t k = 0; k < kCanary; ++k)
       if (b[k] != kCanaryValue || b[b.size() - 1 - k] != kCanaryValue) return false;
@@ -148,6 +150,12 @@ Output runBackend(LossKind kind, const LossRequest& r, bool withGrads) {
     out.dy.assign(by.begin() + kCanary, by.end() - kCanary);
   }
   return out;
+}
+
+Output runBackend(LossKind kind, const LossRequest& r, bool withGrads) {
+  return runCall(r, withGrads, [kind](const LossRequest& q, GradientOutputs g) {
+    return kind == LossKind::Sigmoid ? cpu::sigmoidLoss(q, g) : cpu::softmaxLoss(q, g);
+  });
 }
 
 bool bitIdentical(const Output& a, const Output& b) {
@@ -171,6 +179,8 @@ const char* kindName(LossKind k) { return k == LossKind::Sigmoid ? "sigmoid" : "
 std::vector<Method> methodsFor(LossKind) { return {Method::Fused, Method::Naive}; }
 
 int failures = 0;
+
+void checkBf16Case(const Case& c, const Data& data);
 
 void checkCase(const Case& c) {
   const Data data = makeData(c);
@@ -220,6 +230,82 @@ void checkCase(const Case& c) {
                 line.c_str());
     std::fflush(stdout);
   }
+  if (c.kind == LossKind::Sigmoid) checkBf16Case(c, data);
+}
+
+// ---- bf16 ---------------------------------------------------------------------------------
+// The sigmoid with bf16 GEMMs (cpu::sigmoidLossBf16) against the float64 reference on the
+// inputs rounded to bf16, at SPEC.md's bfloat16 tolerance. Two ways in: float32 inputs
+// (rounded when packed) and bf16 bits (rounded here, independently of the library): they must
+// give the same bits, and so must 1, 2 and 3 threads. The errors printed are what the bf16
+// path costs beyond rounding its inputs (chiefly the tiles of G, rounded to bf16 for the
+// backward GEMMs).
+constexpr double kBf16Tolerance = 2e-2;
+
+uint16_t bf16Of(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);  // nearest, ties to even; inputs finite
+}
+float floatOfBf16(uint16_t b) {
+  const uint32_t x = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &x, sizeof f);
+  return f;
+}
+
+void checkBf16Case(const Case& c, const Data& data) {
+  std::vector<uint16_t> xb(data.x.size()), yb(data.y.size());
+  Data rounded = data;
+  for (size_t k = 0; k < xb.size(); ++k) rounded.x[k] = floatOfBf16(xb[k] = bf16Of(data.x[k]));
+  for (size_t k = 0; k < yb.size(); ++k) rounded.y[k] = floatOfBf16(yb[k] = bf16Of(data.y[k]));
+  const LossRequest base = makeRequest(c, rounded, Method::Fused, 1);
+  std::vector<double> refDx(size_t(c.n * c.d)), refDy(size_t(c.m * c.d));
+  const LossResult ref = referenceSigmoidLoss(base, {refDx.data(), refDy.data()});
+  const ScalarScales scales = sigmoidScalarScales(base);
+
+  std::string line;
+  bool ok = true;
+  char buffer[512];
+  try {
+    const LossCall fromFloats = [](const LossRequest& q, GradientOutputs g) { return cpu::sigmoidLossBf16(q, {}, g); };
+    const LossCall fromBits = [&](const LossRequest& q, GradientOutputs g) {
+      LossRequest shapes = q;
+      shapes.image.data = nullptr;  // the bits are the inputs; the views give the shapes
+      shapes.text.data = nullptr;
+      return cpu::sigmoidLossBf16(shapes, {xb.data(), yb.data()}, g);
+    };
+    const Output one = runCall(makeRequest(c, data, Method::Fused, 1), true, fromFloats);
+    const double eLoss = scalarError(one.result.loss, ref.loss, 0);
+    const double eDx = relativeError(one.dx, refDx);
+    const double eDy = relativeError(one.dy, refDy);
+    const double eDs = scalarError(one.result.dLogitScale, ref.dLogitScale, scales.scale);
+    const double eDb = scalarError(one.result.dLogitBias, ref.dLogitBias, scales.bias);
+    ok = eLoss <= kBf16Tolerance && eDx <= kBf16Tolerance && eDy <= kBf16Tolerance && eDs <= kBf16Tolerance &&
+         eDb <= kBf16Tolerance && one.inBounds;
+    bool same = true;
+    for (int threads : {1, 2, 3}) {
+      if (!bitIdentical(one, runCall(makeRequest(c, data, Method::Fused, threads), true, fromBits))) same = false;
+      if (threads > 1 && !bitIdentical(one, runCall(makeRequest(c, data, Method::Fused, threads), true, fromFloats)))
+        same = false;
+    }
+    const Output fwd = runCall(makeRequest(c, data, Method::Fused, 2), false, fromBits);
+    const bool fwdOk = std::memcmp(&fwd.result.loss, &one.result.loss, sizeof(double)) == 0 &&
+                       fwd.result.dLogitScale == 0 && fwd.result.dLogitBias == 0;
+    ok = ok && same && fwdOk;
+    std::snprintf(buffer, sizeof buffer,
+                  "loss %.1e (ref %.6g)  dX %.1e  dY %.1e  ds %.1e  db %.1e  f32=bits, threads 1=2=3 %s  fwd-only %s",
+                  eLoss, ref.loss, eDx, eDy, eDs, eDb, same ? "yes" : "NO", fwdOk ? "same" : "DIFFERS");
+    line = buffer;
+  } catch (const std::exception& e) {
+    ok = false;
+    line = std::string("threw: ") + e.what();
+  }
+  if (!ok) ++failures;
+  std::printf("%s sigmoid bf16    %-26s N=%-4lld M=%-4lld D=%-4lld ids=%-3s s=%.3g b=%.3g |row|=%.3g  %s\n",
+              ok ? "PASS" : "FAIL", c.name.c_str(), (long long)c.n, (long long)c.m, (long long)c.d,
+              c.ids ? "yes" : "no", c.logitScale, c.logitBias, c.rowNorm, line.c_str());
+  std::fflush(stdout);
 }
 
 // ---- bad requests --------------------------------------------------------------------
@@ -435,6 +521,8 @@ int main(int argc, char** argv) {
   std::printf("siglip_core_check: simd %s (%s), %d hardware threads, fused tile %dx%d, seed %llu\n",
               info.simd.c_str(), info.simdReason.c_str(), info.hardwareThreads, info.tileRows, info.tileCols,
               (unsigned long long)seed);
+  std::printf("bf16 kernel %s (%s); bf16 rows at tolerance %.0e against the reference on bf16-rounded inputs\n",
+              info.bf16.c_str(), info.bf16Reason.c_str(), kBf16Tolerance);
   std::printf("tolerances: loss %.0e, dX/dY %.0e (relative L2), ds/db %.0e relative to max(|ref|, %.0e*sum|terms|)\n",
               kLossTolerance, kGradTolerance, kGradTolerance, kScalarFloor);
 
