@@ -2,7 +2,7 @@
 # The OpenBLAS reference rate for C = A·Bᵀ at the shapes the fused loss multiplies, with the
 # same thread count, so bench/run.ts's "gemm" rows have an outside yardstick.
 #
-#   bench/openblas/run.sh [--threads T] [--repeats R] [MxNxK ...]
+#   bench/openblas/run.sh [--threads T] [--repeats R] [--bf16] [MxNxK ...]
 #
 # Defaults: 2 threads, 5 timed runs (median) after one warm-up, shapes 512x512x768,
 # 2048x2048x768 and 8192x8192x768 (S = X·Yᵀ for N = M at D = 768).
@@ -14,18 +14,23 @@
 # (OpenBLAS's own detection). When the environment sets neither, the first run already is
 # "own detection", so it runs OPENBLAS_CORETYPE=Haswell instead, for the AVX2 figure.
 #
+# --bf16 also times cblas_sbgemm (bfloat16 inputs, float32 sums and out) per shape: the floor
+# for the package's bf16 path (siglip_core_bench --bf16).
+#
 # A bench helper only: nothing in the package links OpenBLAS.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 threads=2
 repeats=5
+bf16=()
 shapes=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
     --repeats) repeats="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --bf16) bf16=(--bf16); shift ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) shapes+=("$1"); shift ;;
   esac
 done
@@ -51,14 +56,14 @@ fi
 
 # build/ is git-ignored (see .gitignore).
 mkdir -p "$here/build"
-"$cc" -O2 -Wall -Wextra -o "$here/build/sgemm_rate" "$here/sgemm_rate.c" -lopenblas
+"$cc" -O2 -Wall -Wextra -o "$here/build/sgemm_rate" "$here/sgemm_rate.c" -lopenblas -ldl
 
 cpu="$( (lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1) || true)"
 [ -n "$cpu" ] || cpu="$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n1)"
 echo "Machine: ${cpu:-unknown CPU}, $(nproc) cores online; C = A·Bᵀ (row-major), $threads threads, median of $repeats"
 echo
 
-args=(--threads "$threads" --repeats "$repeats" "${shapes[@]}")
+args=(--threads "$threads" --repeats "$repeats" ${bf16[@]+"${bf16[@]}"} "${shapes[@]}")
 describe() { echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-<unset>}"; }
 
 if [ -n "${OPENBLAS_CORETYPE+x}" ] || [ -n "${OPENBLAS_L2_SIZE+x}" ]; then

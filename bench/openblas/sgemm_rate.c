@@ -10,7 +10,15 @@
 //     cc -O2 -o sgemm_rate sgemm_rate.c -lopenblas
 //     ./sgemm_rate [--threads T] [--repeats R] MxNxK [MxNxK ...]
 // The output is one line per shape, easy to paste into bench/NOTES.md.
+//
+// --bf16 adds, per shape, the same product through cblas_sbgemm (bfloat16 A and B, float32
+// sums and C; OpenBLAS 0.3.10+): the floor for the package's bf16 path. The inputs are the
+// float32 ones rounded to bfloat16 (nearest, ties to even) once, outside the timing.
+// cblas_sbgemm is looked up at run time: OpenBLAS builds without BUILD_BFLOAT16 (Debian 12's
+// 0.3.21 among them) lack it, and then the line says so instead of the build failing.
+#define _GNU_SOURCE  // RTLD_DEFAULT
 #include <cblas.h>
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +62,23 @@ static void* allocateOrDie(size_t bytes, const char* what) {
   return p;
 }
 
+static int withBf16 = 0;
+
+static uint16_t bf16Of(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);  // finite inputs
+}
+
+static void printRate(const char* what, long long m, long long n, long long k, double* seconds, int repeats) {
+  qsort(seconds, (size_t)repeats, sizeof(double), compareDoubles);
+  double median = repeats % 2 ? seconds[repeats / 2] : 0.5 * (seconds[repeats / 2 - 1] + seconds[repeats / 2]);
+  double flops = 2.0 * (double)m * (double)n * (double)k;
+  printf("  %-6s %6lld x %6lld x %5lld   median %9.2f ms   %7.1f GFLOP/s   (min %.2f ms, max %.2f ms, %d runs)\n", what,
+         m, n, k, 1e3 * median, flops / median * 1e-9, 1e3 * seconds[0], 1e3 * seconds[repeats - 1], repeats);
+  fflush(stdout);
+}
+
 static int measureShape(const char* shape, int repeats) {
   long long m = 0, n = 0, k = 0;
   if (sscanf(shape, "%lldx%lldx%lld", &m, &n, &k) != 3 || m <= 0 || n <= 0 || k <= 0) {
@@ -75,12 +100,27 @@ static int measureShape(const char* shape, int repeats) {
     double t1 = nowSeconds();
     if (r >= 0) seconds[r] = t1 - t0;
   }
-  qsort(seconds, (size_t)repeats, sizeof(double), compareDoubles);
-  double median = repeats % 2 ? seconds[repeats / 2] : 0.5 * (seconds[repeats / 2 - 1] + seconds[repeats / 2]);
-  double flops = 2.0 * (double)m * (double)n * (double)k;
-  printf("  %6lld x %6lld x %5lld   median %9.2f ms   %7.1f GFLOP/s   (min %.2f ms, max %.2f ms, %d runs)\n", m, n,
-         k, 1e3 * median, flops / median * 1e-9, 1e3 * seconds[0], 1e3 * seconds[repeats - 1], repeats);
-  fflush(stdout);
+  printRate("sgemm", m, n, k, seconds, repeats);
+  typedef void (*Sbgemm)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
+                         float, const bfloat16*, blasint, const bfloat16*, blasint, float, float*, blasint);
+  Sbgemm sbgemm = withBf16 ? (Sbgemm)dlsym(RTLD_DEFAULT, "cblas_sbgemm") : NULL;
+  if (withBf16 && !sbgemm) printf("  sbgemm not in this OpenBLAS (built without BUILD_BFLOAT16): no bf16 floor\n");
+  if (sbgemm) {
+    bfloat16* ab = allocateOrDie((size_t)(m * k) * sizeof(bfloat16), "A (bf16)");
+    bfloat16* bb = allocateOrDie((size_t)(n * k) * sizeof(bfloat16), "B (bf16)");
+    for (long long i = 0; i < m * k; ++i) ab[i] = bf16Of(a[i]);
+    for (long long i = 0; i < n * k; ++i) bb[i] = bf16Of(b[i]);
+    for (int r = -1; r < repeats; ++r) {
+      double t0 = nowSeconds();
+      sbgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, ab, (int)k, bb, (int)k,
+                   0.0f, c, (int)n);
+      double t1 = nowSeconds();
+      if (r >= 0) seconds[r] = t1 - t0;
+    }
+    printRate("sbgemm", m, n, k, seconds, repeats);
+    free(ab);
+    free(bb);
+  }
   free(seconds);
   free(a);
   free(b);
@@ -95,8 +135,10 @@ int main(int argc, char** argv) {
       threads = atoi(argv[++i]);
     } else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) {
       repeats = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--bf16")) {
+      withBf16 = 1;
     } else if (argv[i][0] == '-') {
-      fprintf(stderr, "usage: sgemm_rate [--threads T] [--repeats R] MxNxK [MxNxK ...]\n");
+      fprintf(stderr, "usage: sgemm_rate [--threads T] [--repeats R] [--bf16] MxNxK [MxNxK ...]\n");
       return 2;
     }
   }
@@ -108,6 +150,7 @@ int main(int argc, char** argv) {
   printf("%s; core type %s; %d threads\n", openblas_get_config(), openblas_get_corename(), threads);
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--threads") || !strcmp(argv[i], "--repeats")) { ++i; continue; }
+    if (!strcmp(argv[i], "--bf16")) continue;
     ++shapes;
     failures += measureShape(argv[i], repeats);
   }
