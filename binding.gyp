@@ -26,7 +26,10 @@
       # compiler wrapper; SIGLIP_MPI=off skips it, SIGLIP_MPI=on makes its absence an error.
       "variables": { "siglip_mpi": "<!(node scripts/mpi_flags.js found)" },
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "csrc"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: a native call made while its environment shuts
+      # down (a Worker being terminated) cannot throw into JavaScript; without it node-addon-api
+      # turns that into std::terminate, which aborts the whole process.
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "conditions": [
         ["target_arch=='x64'", {
           "dependencies": ["siglip_kernels_avx2", "siglip_kernels_avx512", "siglip_kernels_avx512_bf16"],

@@ -406,6 +406,29 @@ interface PreparedCall {
   options: NativeRingLossOptions;
 }
 
+type HostInput = NativeMatrix | NativeDeviceMatrix | Int32Array;
+
+// A copy of the host data of a call's inputs: host matrices and label ids (device matrices as
+// they are). A ring call runs once the calls before it on the same ring have finished and
+// reads its inputs then, so it takes this copy at the call: its result is that of the values
+// the inputs held when it was made, whatever the caller does to its arrays meanwhile (mutate,
+// resize, transfer), as for every Promise call of the package (csrc/addon/host_inputs.h).
+function snapshotOf<T extends HostInput | HostInput[] | undefined>(value: T): T {
+  if (value === undefined) return value;
+  if (Array.isArray(value)) return value.map((v) => snapshotOf(v)) as T;
+  if (value instanceof Int32Array) return value.slice() as T;
+  const m = value as NativeMatrix;
+  if (m.data instanceof Float32Array) return { data: m.data.slice(), rows: m.rows, cols: m.cols } as T;
+  return value;
+}
+
+function snapshotCall(call: PreparedCall): PreparedCall {
+  const options = { ...call.options };
+  if (options.imageIds !== undefined) options.imageIds = snapshotOf(options.imageIds);
+  if (options.textIds !== undefined) options.textIds = snapshotOf(options.textIds);
+  return { image: snapshotOf(call.image), text: snapshotOf(call.text), options };
+}
+
 /**
  * A ring of P ranks that computes the SigLIP sigmoid loss of a batch split into P shards
  * (the global batch is the concatenation of the shards in rank order) and its gradients,
@@ -857,7 +880,8 @@ export class Ring {
     wantGrad: boolean,
   ): Promise<NativeRingRankResult<Float32Array | NativeDeviceMatrix>[] | NativeRingRankResult<Float32Array | NativeDeviceMatrix>> {
     const native = this.#live(); // calls made before dispose() still run
-    return this.#enqueue(() => native.sigmoidLoss(call.image, call.text, call.options, wantGrad));
+    const own = snapshotCall(call);
+    return this.#enqueue(() => native.sigmoidLoss(own.image, own.text, own.options, wantGrad));
   }
 
   // Calls run one after another (a transport carries one call at a time).

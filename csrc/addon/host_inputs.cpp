@@ -37,14 +37,20 @@ const void* HostInputs::takeBytes(const Napi::TypedArray& array, const std::stri
 
 void HostInputs::confirmUnchanged(Napi::Env env) const {
   for (const Borrowed& b : borrowed_) {
-    Napi::ArrayBuffer buffer = b.array.ArrayBuffer();
-    const void* data = buffer.IsDetached() ? nullptr : static_cast<const uint8_t*>(buffer.Data()) + b.array.ByteOffset();
-    const size_t bytes = buffer.IsDetached() ? 0 : b.array.ByteLength();
-    if (data != b.data || bytes != b.bytes) {
+    // Asked afresh: node-addon-api's typed array objects cache their length and data pointer.
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    void* data = nullptr;
+    napi_value buffer = nullptr;
+    const bool readable = napi_get_typedarray_info(env, b.array, &type, &length, &data, &buffer, &offset) == napi_ok;
+    const bool detached = !readable || Napi::ArrayBuffer(env, buffer).IsDetached();
+    const size_t bytes = detached ? 0 : length * (b.bytes == 0 ? 0 : b.array.ElementSize());
+    if (detached || data != b.data || bytes != b.bytes) {
       throw typeError(env, b.name,
                       "an array that stays as it is while the call reads its arguments (a getter of a later "
                       "argument detached, transferred or resized it)",
-                      buffer.IsDetached() ? "one that was detached" : "one of " + std::to_string(bytes) + " bytes instead of " + std::to_string(b.bytes));
+                      detached ? std::string("one that was detached")
+                               : "one of " + std::to_string(bytes) + " bytes instead of " + std::to_string(b.bytes));
     }
   }
 }
