@@ -1,6 +1,7 @@
 // One benchmark case, in a process of its own (bench/run.ts spawns it):
 //
 //     node --expose-gc --import tsx bench/case.ts '<CaseSpec as JSON>'
+//     node --expose-gc dist/bench/case.js '<CaseSpec as JSON>'      (an installed package)
 //
 // It builds seeded random inputs, loads the addon, takes a memory baseline, makes the
 // warm-up call(s) (the first one measured for memory), then the timed calls, and prints one
@@ -82,7 +83,7 @@ function makeCall(spec: CaseSpec, image: Float32Array, text: Float32Array): () =
   // Default logit scale and bias (SPEC.md's initial values): the timing does not depend on them.
   // The method name is passed as a string: a method the library's types do not list yet (a
   // new one being added) is still benchmarked once the native side accepts it.
-  const options = { threads: spec.threads, device: 'cpu' as const, method: info.libMethod as never };
+  const options = { threads: spec.threads, device: spec.device ?? 'cpu', method: info.libMethod as never };
   const fwd = spec.pass === 'fwd';
   switch (info.loss) {
     case 'gemm':

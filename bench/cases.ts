@@ -55,6 +55,8 @@ export interface CaseSpec {
   warmup: number; // untimed calls; the first one is also the memory measurement
   repeats: number; // timed calls; the report uses their median
   seed: number;
+  /** Where the losses run (`--device`; default 'cpu'). The GEMM method is CPU-only. */
+  device?: 'cpu' | 'cuda';
 }
 
 export interface CaseResult {

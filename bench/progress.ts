@@ -9,7 +9,20 @@
 // measured GEMM-work rate of the cases done so far (flops over the time their calls took) and
 // the overhead (child start-up, building the inputs) is their mean wall time beyond the calls.
 // Before the first case finishes, the priors below stand in for both.
-import { MultiBar, Presets, type SingleBar } from 'cli-progress';
+import type { MultiBar, SingleBar } from 'cli-progress';
+
+/**
+ * cli-progress, a devDependency: an installed package's `npx siglip-kernels bench` may not
+ * have it, and then prints one plain line per case on a terminal too.
+ */
+function loadCliProgress(): typeof import('cli-progress') | null {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('cli-progress') as typeof import('cli-progress');
+  } catch {
+    return null;
+  }
+}
 
 /** ~150 GFLOP/s: the fused and naive losses on the 2-core development machine (bench/NOTES.md). */
 const PRIOR_FLOPS_PER_MS = 150e6;
@@ -60,8 +73,9 @@ export class BenchProgress {
   constructor(cases: readonly ProgressCase[], stream: NodeJS.WriteStream = process.stderr) {
     this.cases = cases;
     this.stream = stream;
-    this.multi = stream.isTTY
-      ? new MultiBar(
+    const cliProgress = stream.isTTY ? loadCliProgress() : null;
+    this.multi = cliProgress
+      ? new cliProgress.MultiBar(
           {
             stream,
             format: '{bar} {percentage}% | {done}/{count} cases | {elapsed} spent, ~{left} left | {current}',
@@ -71,7 +85,7 @@ export class BenchProgress {
             barsize: 24,
             autopadding: true,
           },
-          Presets.shades_classic,
+          cliProgress.Presets.shades_classic,
         )
       : null;
   }

@@ -7,6 +7,11 @@
 // everything, with a description of the machine, goes to bench/results/cpu-<date>.json.
 // `--report` runs the report suite and writes bench/report/ instead (report_files.ts).
 // bench/NOTES.md explains the columns. `--help` lists flags.
+//
+// An installed package runs the compiled copy (`npx siglip-kernels bench`: dist/bench/run.js,
+// plain JavaScript, no tsx or devDependencies): the cases run dist/bench/case.js, results go to
+// the current directory, and the progress bar and plots appear only where cli-progress and
+// vega are installed.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -36,7 +41,11 @@ import { collectVersions, updateReadme, writeReport } from './report_files.js';
 
 // Located from the script's own path (works whether tsx runs this file as CommonJS or ESM).
 const benchDir = path.dirname(path.resolve(process.argv[1] ?? 'bench/run.ts'));
-const repoRoot = path.dirname(benchDir);
+/** Running as dist/bench/run.js (an installed package, or a clone's compiled copy). */
+const compiled = path.extname(process.argv[1] ?? '') === '.js';
+/** The package root: bench/.. in a clone, dist/bench/../.. when compiled. */
+const repoRoot = compiled ? path.resolve(benchDir, '..', '..') : path.dirname(benchDir);
+const COMMAND = compiled ? 'npx siglip-kernels bench' : 'npm run bench --';
 
 const GiB = 1024 ** 3;
 const POWERS = (from: number, to: number): number[] => {
@@ -45,11 +54,13 @@ const POWERS = (from: number, to: number): number[] => {
   return list;
 };
 
-const USAGE = `usage: npm run bench -- [flags]
+const USAGE = `usage: ${COMMAND} [flags]
 
   --n 512,1024       batch sizes N (= M) to run (default 512…8192; --quick to 4096, --full to 16384)
   --d 768            embedding width D
   --threads T        worker threads (default: all ${os.availableParallelism()} available)
+  --device DEV       cpu (default) or cuda (the losses on GPU 0; needs the CUDA build and a GPU;
+                     the gemm method is CPU-only and left out)
   --methods LIST     any of ${METHODS.join(',')} (default: all)
   --passes LIST      fwd, fwd+bwd or both (default: both; gemm has its own single pass)
   --quick            N = 512…4096
@@ -60,7 +71,7 @@ const USAGE = `usage: npm run bench -- [flags]
                      at most half the machine's memory)
   --timeout SECONDS  per case (default 900)
   --seed S           input RNG seed (default 1)
-  --out FILE         JSON results file (default bench/results/cpu-<date>.json); --no-json for none
+  --out FILE         JSON results file (default ${compiled ? './siglip-kernels-bench-<device>-<date>.json' : 'bench/results/<device>-<date>.json'}); --no-json for none
   --list             print the planned cases (with their repeats) and exit without running any
 
   --report           the report suite: fused sigmoid, chunked softmax (once the library has it),
@@ -77,6 +88,7 @@ interface BenchOptions {
   ns: number[];
   d: number;
   threads: number;
+  device: 'cpu' | 'cuda';
   methods: MethodName[];
   passes: Array<'fwd' | 'fwd+bwd'>;
   full: boolean;
@@ -139,6 +151,7 @@ function parseOptions(argv: string[]): BenchOptions {
         n: { type: 'string' },
         d: { type: 'string' },
         threads: { type: 'string' },
+        device: { type: 'string' },
         methods: { type: 'string' },
         passes: { type: 'string' },
         quick: { type: 'boolean' },
@@ -178,13 +191,19 @@ function parseOptions(argv: string[]): BenchOptions {
         : v.quick || report
           ? POWERS(512, 4096)
           : POWERS(512, 8192);
+  const device = v.device === undefined ? 'cpu' : v.device === 'cpu' || v.device === 'cuda' ? v.device : fail(`Expected --device to be cpu or cuda but received "${v.device}"`);
+  if (device === 'cuda' && v.methods !== undefined && v.methods.split(',').includes('gemm')) fail('the gemm method runs on the CPU only; leave it out of --methods with --device cuda');
+  if (v['update-readme'] && compiled) fail('--update-readme rewrites the repository README: run it from a clone (npm run bench)');
   const halfOfMemory = os.totalmem() / 2;
   const date = new Date().toISOString().replace(/:/g, '-').replace(/\..*$/, '');
   return {
     ns: [...new Set(ns)].sort((a, b) => a - b),
     d: v.d !== undefined ? positiveInteger('--d', v.d) : 768,
     threads: v.threads !== undefined ? positiveInteger('--threads', v.threads) : os.availableParallelism(),
-    methods: v.methods !== undefined ? inTableOrder(list('--methods', v.methods, METHODS)) : report ? inTableOrder(REPORT_METHODS) : [...METHODS],
+    device,
+    methods: (v.methods !== undefined ? inTableOrder(list('--methods', v.methods, METHODS)) : report ? inTableOrder(REPORT_METHODS) : [...METHODS]).filter(
+      (m) => device === 'cpu' || m !== 'gemm',
+    ),
     passes: v.passes !== undefined ? list('--passes', v.passes, ['fwd', 'fwd+bwd'] as const) : ['fwd', 'fwd+bwd'],
     full: v.full === true,
     repeats: v.repeats !== undefined ? positiveInteger('--repeats', v.repeats) : undefined,
@@ -193,10 +212,13 @@ function parseOptions(argv: string[]): BenchOptions {
     timeoutMs: 1000 * (v.timeout !== undefined ? positiveInteger('--timeout', v.timeout) : 900),
     seed: v.seed !== undefined ? positiveInteger('--seed', v.seed) : 1,
     // The report keeps its own results.json; a second copy in bench/results/ only when asked.
-    out: v['no-json'] || (report && v.out === undefined) ? null : path.resolve(v.out ?? path.join(benchDir, 'results', `cpu-${date}.json`)),
+    out:
+      v['no-json'] || (report && v.out === undefined)
+        ? null
+        : path.resolve(v.out ?? (compiled ? `siglip-kernels-bench-${device}-${date}.json` : path.join(benchDir, 'results', `${device}-${date}.json`))),
     listOnly: v.list === true,
     report,
-    reportDir: path.resolve(v['report-dir'] ?? path.join(benchDir, 'report')),
+    reportDir: path.resolve(v['report-dir'] ?? (compiled ? 'siglip-kernels-bench-report' : path.join(benchDir, 'report'))),
     gpuJson: (v['gpu-json'] ?? []).map((f) => path.resolve(f)),
     replot: v.replot === true,
     updateReadme: v['update-readme'] === true,
@@ -223,6 +245,7 @@ function planCases(options: BenchOptions): PlannedCase[] {
       warmup: options.warmup,
       repeats: options.repeats ?? (options.report ? reportRepeats(n) : defaultRepeats(n)),
       seed: options.seed,
+      device: method === 'gemm' ? 'cpu' : options.device,
     };
     const need = estimatedExtraBytes(spec);
     if (need > options.memBudgetBytes) {
@@ -245,7 +268,8 @@ function planCases(options: BenchOptions): PlannedCase[] {
   return planned;
 }
 
-function tsxLoaderUrl(): string {
+function tsxLoaderUrl(): string | null {
+  if (compiled) return null; // dist/bench/case.js is plain JavaScript
   // An absolute URL, so the child finds tsx whatever its working directory.
   const require = createRequire(path.join(repoRoot, 'package.json'));
   return pathToFileURL(require.resolve('tsx')).href;
@@ -255,9 +279,10 @@ function tsxLoaderUrl(): string {
  * Runs one case in a child process. Asynchronous, so the progress bar keeps redrawing while
  * the case runs; the child's stderr (errors, warnings) is passed on through `log`.
  */
-function runCase(spec: CaseSpec, loader: string, timeoutMs: number, log: (text: string) => void): Promise<CaseOutcome> {
+function runCase(spec: CaseSpec, loader: string | null, timeoutMs: number, log: (text: string) => void): Promise<CaseOutcome> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', loader, path.join(benchDir, 'case.ts'), JSON.stringify(spec)], {
+    const script = loader === null ? ['--expose-gc', path.join(benchDir, 'case.js')] : ['--expose-gc', '--import', loader, path.join(benchDir, 'case.ts')];
+    const child = spawn(process.execPath, [...script, JSON.stringify(spec)], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -295,13 +320,13 @@ type Library = typeof import('../lib/index.js');
  * problem, and a method whose call throws (e.g. a softmax method not implemented yet) is
  * reported with the error's message. gemm always exists.
  */
-function probeMethods(lib: Library, methods: readonly MethodName[]): Record<string, string> {
+function probeMethods(lib: Library, methods: readonly MethodName[], device: 'cpu' | 'cuda'): Record<string, string> {
   const unavailable: Record<string, string> = {};
   const x = lib.matrix(Float32Array.from({ length: 32 }, (_, i) => Math.sin(i + 1)), 4, 8);
   for (const method of methods) {
     const info: (typeof METHOD_INFO)[MethodName] = METHOD_INFO[method];
     if (info.loss === 'gemm') continue;
-    const options = { threads: 1, method: info.libMethod as never };
+    const options = { threads: 1, device, method: info.libMethod as never };
     try {
       if (info.loss === 'sigmoid') lib.sigmoidLossWithGradSync(x, x, options);
       else lib.softmaxLossWithGradSync(x, x, options);
@@ -399,7 +424,7 @@ async function main(): Promise<void> {
     return;
   }
   const options = parseOptions(process.argv.slice(2));
-  const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+  const command = `${COMMAND} ${process.argv.slice(2).join(' ')}`.trim();
 
   if (options.replot) {
     const { report, outcomes } = readPreviousReport(options.reportDir);
@@ -428,10 +453,14 @@ async function main(): Promise<void> {
     process.stderr.write(`bench: cannot load the library (build it first: npm run build)\n  ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
   }
+  if (options.device === 'cuda' && !lib.backendInfo().cuda.available) {
+    process.stderr.write(`bench: --device cuda, but CUDA is not available: ${lib.backendInfo().cuda.reason}\n`);
+    process.exit(1);
+  }
 
   // Methods the library does not implement yet: dropped with a note, or listed as skipped
   // when --methods asked for them by name.
-  const unavailable = probeMethods(lib, options.methods);
+  const unavailable = probeMethods(lib, options.methods, options.device);
   for (const [method, why] of Object.entries(unavailable)) process.stderr.write(`bench: ${METHOD_LABELS[method as MethodName]} is not available (${why}); ${options.methodsGiven ? 'listed as skipped' : 'left out'}\n`);
   if (!options.methodsGiven) options.methods = options.methods.filter((m) => unavailable[m] === undefined);
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-// npm's "install" step for siglip-kernels (plain Node, no dependencies of its own):
+// The source build of siglip-kernels in a clone (plain Node, no dependencies of its own). It
+// runs from the root package's `prepare` script, which npm runs on `npm install` in a clone
+// but never for a consumer that installs the package from a registry (they get the prebuilt
+// platform packages; `npx siglip-kernels build [--cuda]` runs this file's CUDA part):
 //
-//   1. The CPU addon, as before: node-gyp-build uses a prebuilt binary from prebuilds/ or
-//      compiles build/Release/siglip_kernels.node with node-gyp. Its failure fails the install.
+//   1. The CPU addon: node-gyp-build keeps a build/Release/siglip_kernels.node that loads, or
+//      compiles one with node-gyp. Its failure fails the install. (--cuda-only skips this.)
 //   2. The CUDA addon, where nvcc is found: cmake-js compiles CMakeLists.txt (CPU backend +
 //      csrc/cuda + the addon) into build-cuda/Release/siglip_kernels.node. The node-gyp
 //      binary in build/ stays; lib/loader.ts picks between the two at run time.
@@ -182,7 +185,7 @@ async function buildCudaAddon(mode) {
   if (!cmakeJs) {
     skip(
       `nvcc was found (${nvcc.file}) but cmake-js is not installed (a devDependency of siglip-kernels: ` +
-        '`npm install cmake-js`, then `npm rebuild siglip-kernels`)',
+        '`npm install -D cmake-js`, then `npx siglip-kernels build --cuda`)',
     );
     return;
   }
@@ -241,7 +244,7 @@ async function buildCudaAddon(mode) {
 
 async function main() {
   const mode = cudaMode(); // checked first: a typo should not cost a CPU build
-  buildCpuAddon();
+  if (!process.argv.includes('--cuda-only')) buildCpuAddon();
   await buildCudaAddon(mode);
 }
 
