@@ -5,7 +5,8 @@
 //   sigmoidLoss(image, text, options, wantGrad)       → { loss, grad? }
 //   softmaxLoss(image, text, options, wantGrad)       → { loss, grad? }
 //   sigmoidLossAsync / softmaxLossAsync (same args)   → Promise of the same
-//   backendInfo()                                     → { simd, simdReason, hardwareThreads, tileRows, tileCols }
+//   backendInfo()                                     → { simd, simdReason, hardwareThreads, tileRows, tileCols,
+//                                                         bf16, bf16Reason }
 //   gemmABt(a, b, m, n, k, threads)                   → Float32Array C = A·Bᵀ (m×n)
 // image/text are { data: Float32Array, rows, cols }; options is
 // { logitScale, logitBias (sigmoid only), imageIds?, textIds?, method: 'fused'|'naive', threads }.
@@ -33,8 +34,7 @@ Napi::Value lossSync(const Napi::CallbackInfo& info, LossKind kind) {
   return withJsErrors(env, [&]() -> Napi::Value {
     const LossCall call = readLossCall(info, kind, InputUse::Borrow);
     const GradientArrays grads = allocateGradients(env, call);
-    const LossResult result = kind == LossKind::Sigmoid ? cpu::sigmoidLoss(call.request, grads.outputs())
-                                                         : cpu::softmaxLoss(call.request, grads.outputs());
+    const LossResult result = runCpuLoss(kind, call, grads.outputs());
     return lossResultToJs(env, kind, result, grads);
   });
 }
@@ -66,6 +66,8 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
     out.Set("hardwareThreads", Napi::Number::New(env, cpuInfo.hardwareThreads));
     out.Set("tileRows", Napi::Number::New(env, cpuInfo.tileRows));
     out.Set("tileCols", Napi::Number::New(env, cpuInfo.tileCols));
+    out.Set("bf16", Napi::String::New(env, cpuInfo.bf16));
+    out.Set("bf16Reason", Napi::String::New(env, cpuInfo.bf16Reason));
 #ifdef SIGLIP_WITH_CUDA
     out.Set("cuda", cudaBackendInfo(env));
 #endif

@@ -129,7 +129,7 @@ Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, 
   return array;
 }
 
-MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& inputs) {
+MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& inputs, const uint16_t** bf16Bits) {
   Napi::Env env = value.Env();
   if (!isPlainObjectLike(value)) {
     throw typeError(env, name, "an object { data: Float32Array, rows, cols }", describeValue(value));
@@ -143,15 +143,25 @@ MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& in
     throw rangeError(env, name, "rows × cols small enough to address",
                      std::to_string(rows) + " × " + std::to_string(cols));
   }
-  const Napi::Float32Array array = readFloat32Array(object.Get("data"), name + ".data", rows * cols);
+  Napi::Value data = object.Get("data");
+  if (bf16Bits && data.IsTypedArray() && data.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array) {
+    Napi::Uint16Array bits = data.As<Napi::Uint16Array>();
+    if (isDetached(bits) || static_cast<int64_t>(bits.ElementLength()) != rows * cols) {
+      throw rangeError(env, name + ".data", "a Uint16Array of length " + std::to_string(rows * cols) + ", not detached",
+                       describeValue(data));
+    }
+    *bf16Bits = inputs.take(bits, name + ".data");
+    return MatrixView{nullptr, rows, cols};
+  }
+  const Napi::Float32Array array = readFloat32Array(data, name + ".data", rows * cols);
   return MatrixView{inputs.take(array, name + ".data"), rows, cols};
 }
 
 LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use) {
   Napi::Env env = info.Env();
   LossCall call(use);
-  call.request.image = readMatrix(info[0], "image", call.inputs);
-  call.request.text = readMatrix(info[1], "text", call.inputs);
+  call.request.image = readMatrix(info[0], "image", call.inputs, &call.bits.image);
+  call.request.text = readMatrix(info[1], "text", call.inputs, &call.bits.text);
   const MatrixView& image = call.request.image;
   const MatrixView& text = call.request.text;
 
@@ -190,10 +200,41 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse us
 
   call.request.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
 
+  // precision: absent or 'fp32'; 'bf16' for the fused sigmoid (float32 or bfloat16-bit inputs).
+  Napi::Value precision = options.Get("precision");
+  const char* precisions = kind == LossKind::Sigmoid ? "'fp32', 'bf16' or no precision" : "'fp32' or no precision";
+  if (!precision.IsUndefined()) {
+    if (!precision.IsString()) throw typeError(env, "options.precision", precisions, describeValue(precision));
+    const std::string name = precision.As<Napi::String>().Utf8Value();
+    if (name == "bf16" && kind == LossKind::Sigmoid && call.request.method == Method::Fused) {
+      call.precision = cpu::Precision::BF16;
+    } else if (name != "fp32") {
+      throw rangeError(env, "options.precision",
+                       kind == LossKind::Sigmoid && name == "bf16" ? "'fp32' with method 'naive'" : precisions,
+                       describeValue(precision));
+    }
+  }
+  if (call.bits.image || call.bits.text) {
+    const char* which = call.bits.image ? "image.data" : "text.data";
+    if (call.precision != cpu::Precision::BF16) {
+      throw typeError(env, which, "a Float32Array (a Uint16Array of bfloat16 bits needs precision 'bf16')",
+                      "a Uint16Array");
+    }
+    if (!call.bits.image || !call.bits.text) {
+      throw typeError(env, call.bits.image ? "text.data" : "image.data",
+                      "a Uint16Array of bfloat16 bits (as the other input)", "a Float32Array");
+    }
+  }
+
   if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
   call.wantGrad = info[3].As<Napi::Boolean>().Value();
   call.inputs.confirmUnchanged(env);  // the options' getters ran after image and text were read
   return call;
+}
+
+LossResult runCpuLoss(LossKind kind, const LossCall& call, GradientOutputs grads) {
+  if (call.precision == cpu::Precision::BF16) return cpu::sigmoidLossBf16(call.request, call.bits, grads);
+  return kind == LossKind::Sigmoid ? cpu::sigmoidLoss(call.request, grads) : cpu::softmaxLoss(call.request, grads);
 }
 
 GradientOutputs GradientArrays::outputs() const {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/loss_request.h"
+#include "cpu/cpu_backend.h"
 #include "host_inputs.h"
 
 namespace siglip::addon {
@@ -33,8 +34,11 @@ const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t l
 // options[key] as label ids (readIdArray, named "options.<key>"), or null when absent.
 const int32_t* readIds(Napi::Object options, const char* key, int64_t length, HostInputs& inputs);
 
-// {data: Float32Array, rows, cols}; the view's memory as `inputs` gives it.
-MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& inputs);
+// {data: Float32Array, rows, cols}; the view's memory as `inputs` gives it. With `bf16Bits`,
+// data may also be a Uint16Array of bfloat16 bits: then *bf16Bits points at them and the
+// view's data is null (it gives the shape).
+MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& inputs,
+                      const uint16_t** bf16Bits = nullptr);
 
 // One loss call's arguments: (image, text, options, wantGrad). The request points into
 // `inputs` (copies for an asynchronous call, the caller's arrays for a synchronous one).
@@ -43,8 +47,14 @@ struct LossCall {
   LossRequest request;
   bool wantGrad = false;
   HostInputs inputs;
+  // options.precision 'bf16' (sigmoid only): the GEMMs in bfloat16, on float32 inputs or on
+  // Uint16Array bfloat16 bits (`bits`).
+  cpu::Precision precision = cpu::Precision::FP32;
+  cpu::Bf16Inputs bits;
 };
 LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use);
+// The CPU loss the call asks for (float32 or bf16); any thread.
+LossResult runCpuLoss(LossKind kind, const LossCall& call, GradientOutputs grads);
 
 // Gradient outputs, allocated on the JS thread (N×D and M×D), or empty when not wanted.
 struct GradientArrays {

@@ -44,6 +44,9 @@ class HostInputs {
   const int32_t* take(const Napi::Int32Array& array, const std::string& name) {
     return static_cast<const int32_t*>(takeBytes(array, name));
   }
+  const uint16_t* take(const Napi::Uint16Array& array, const std::string& name) {  // bfloat16 bits
+    return static_cast<const uint16_t*>(takeBytes(array, name));
+  }
 
   // An object (a DeviceMatrix handle) the call needs alive until it ends.
   void keepAlive(Napi::Object object) { kept_.push_back(object); }

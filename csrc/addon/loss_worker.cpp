@@ -21,8 +21,7 @@ LossWorker::LossWorker(Napi::Env env, LossKind kind, LossCall&& call, const Grad
 
 void LossWorker::Execute() {
   try {
-    result_ = kind_ == LossKind::Sigmoid ? cpu::sigmoidLoss(call_.request, outputs_)
-                                          : cpu::softmaxLoss(call_.request, outputs_);
+    result_ = runCpuLoss(kind_, call_, outputs_);
   } catch (...) {
     error_ = captureCurrentException();
   }
