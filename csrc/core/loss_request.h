@@ -2,8 +2,12 @@
 // Every backend (CPU fused, CPU naive, CUDA, the ring) consumes a LossRequest and fills a
 // LossResult plus, when asked, the two gradient matrices.
 #pragma once
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
+#include "errors.h"
 #include "matrix_view.h"
 
 namespace siglip {
@@ -43,11 +47,26 @@ struct LossResult {
 // The sigmoid loss and its scalar gradients from the sums over all pairs (SPEC.md):
 //   softplusSum = Σ softplus(-u_ij), dLogitSum = Σ -z_ij·σ(-u_ij), dLogitSimSum = Σ -z_ij·σ(-u_ij)·S_ij;
 //   L = softplusSum / N, ∂L/∂b = dLogitSum / N, ∂L/∂s = t · dLogitSimSum / N.
-// Every backend ends with this, so the normalisation exists once.
+// Every backend ends with this, so the normalisation (and the overflow check) exists once.
+//
+// Every backend forms the logits t·S + b in float32. When |t·S| passes float32's range
+// (3.4e38: logitScale near its bound of 80 with embeddings far from unit length) a logit is
+// ±Infinity: +Infinity is harmless (its pair's term and gradient are exactly 0, as in
+// float64), but -Infinity makes its softplus term, and so the loss, infinite, where the
+// float64 loss is a finite ~t·|S|/N. That case is refused, never returned as a silent
+// Infinity (issue 10, item 8).
 inline LossResult sigmoidLossFromSums(double softplusSum, double dLogitSum, double dLogitSimSum, double temperature,
                                       double normalizer, bool withGradients) {
   LossResult result;
   result.loss = softplusSum / normalizer;
+  if (!std::isfinite(result.loss)) {
+    char t[32];
+    std::snprintf(t, sizeof t, "%.6g", temperature);
+    throw invalidArgument(ErrorKind::Range, "options.logitScale",
+                          "a temperature t = exp(logitScale) with which every logit t·S + b fits in float32 "
+                          "(|t·S| < 3.4e38; normalise the embeddings or lower logitScale)",
+                          std::string("t = ") + t + ", with which a logit overflowed to -Infinity");
+  }
   if (withGradients) {
     result.dLogitBias = dLogitSum / normalizer;
     result.dLogitScale = temperature * dLogitSimSum / normalizer;

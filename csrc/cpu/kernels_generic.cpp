@@ -47,7 +47,7 @@ void expInPlaceGeneric(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
 }
 
-// exp(x) for x ≤ 0, exactly 0 below -87 and for NaN (as the SIMD sets' expOrZero).
+// exp(x) for x ≤ 0, exactly 0 below -87 and for NaN (as the SIMD sets' expNonPositive).
 inline float expOrZero(float x) { return x >= -87.0f ? std::exp(x) : 0.0f; }
 
 inline bool softmaxPositive(const SoftmaxTileParams& p, int64_t r, int64_t c) {

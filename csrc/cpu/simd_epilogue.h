@@ -16,13 +16,19 @@
 
 namespace siglip::cpu::simd {
 
-// exp(x) for x ≤ 0 (x is clamped below at -87, where the result is ~1e-38 instead of a
-// denormal or 0: harmless for every caller). Cody–Waite reduction x = n·ln2 + r, then a
-// degree-7 polynomial on |r| ≤ ln2/2 (the classic Cephes expf coefficients).
+// exp(x) for x ≤ 0, exactly 0 below -87 (and for -Infinity): Cody–Waite reduction
+// x = n·ln2 + r, then a degree-7 polynomial on |r| ≤ ln2/2 (the classic Cephes expf
+// coefficients), evaluated on x clamped at -87 so that 2^n stays a normal float.
+// The 0 matters: when t·S overflows float32 (logitScale near 80 and large embeddings) u is
+// ±Infinity, σ(-u) must be 0, and the ~1.6e-38 of the clamp times t·S ≈ 1e38 in ∂s would
+// be a spurious gradient of order 1 (issue 10, item 7). Results below e^-87 ≈ 1.6e-38 are
+// denormals in float32 and contribute nothing a float sum could keep.
 template <class V>
 inline typename V::F expNonPositive(typename V::F x) {
   using F = typename V::F;
-  x = V::max(x, V::set1(-87.0f));
+  const F floor = V::set1(-87.0f);
+  const typename V::M representable = V::greaterEqual(x, floor);  // false for -Infinity and NaN
+  x = V::max(x, floor);
   const F n = V::roundNearest(V::mul(x, V::set1(1.44269504088896341f)));
   F r = V::fmadd(n, V::set1(-0.693359375f), x);
   r = V::fmadd(n, V::set1(2.12194440e-4f), r);
@@ -33,7 +39,7 @@ inline typename V::F expNonPositive(typename V::F x) {
   p = V::fmadd(p, r, V::set1(1.6666665459e-1f));
   p = V::fmadd(p, r, V::set1(5.0000001201e-1f));
   p = V::fmadd(V::mul(p, r), r, V::add(r, V::set1(1.0f)));
-  return V::scaleByPow2(p, n);
+  return V::select(representable, V::scaleByPow2(p, n), V::set1(0.0f));
 }
 
 // log1p(e) for e ∈ [0, 1] (see the file comment).
@@ -113,13 +119,6 @@ void sigmoidEpilogue(float* tile, int64_t ld, int64_t rows, int64_t cols, const 
 // Besides the traits above they use V::sub, V::bits (a lane mask as an integer, lane k in
 // bit k) and V::addToDoubles (W float lanes added to W doubles in memory).
 
-// exp(x) for x ≤ 0, and exactly 0 below -87 (where expNonPositive returns its clamp,
-// ~1e-38) and for NaN: a logit 87 below its row's max adds nothing to a sum that is at
-// least 1, and exact zeros keep denormals out of the gradient GEMMs.
-template <class V>
-inline typename V::F expOrZero(typename V::F x) {
-  return V::select(V::greaterEqual(x, V::set1(-87.0f)), expNonPositive<V>(x), V::set1(0.0f));
-}
 
 // The positive pairs among columns j .. j+width-1 of tile row r, as lane bits.
 template <class V>
@@ -184,13 +183,13 @@ void softmaxStatsEpilogue(const float* tile, int64_t ld, int64_t rows, int64_t c
       const int width = cols - j < V::W ? int(cols - j) : V::W;
       if (width == V::W) {
         const F s = V::load(row + j);
-        V::accumulate(rowSum, expOrZero<V>(V::mul(t, V::sub(s, rowMax))));
-        V::addToDoubles(out.colSum + j, expOrZero<V>(V::mul(t, V::sub(s, V::load(out.colMaxS + j)))));
+        V::accumulate(rowSum, expNonPositive<V>(V::mul(t, V::sub(s, rowMax))));
+        V::addToDoubles(out.colSum + j, expNonPositive<V>(V::mul(t, V::sub(s, V::load(out.colMaxS + j)))));
       } else {
         const F s = V::loadN(row + j, width);
-        V::accumulate(rowSum, V::select(V::firstN(width), expOrZero<V>(V::mul(t, V::sub(s, rowMax))), zero));
+        V::accumulate(rowSum, V::select(V::firstN(width), expNonPositive<V>(V::mul(t, V::sub(s, rowMax))), zero));
         alignas(64) float colTerms[V::W];
-        V::store(colTerms, expOrZero<V>(V::mul(t, V::sub(s, V::loadN(out.colMaxS + j, width)))));
+        V::store(colTerms, expNonPositive<V>(V::mul(t, V::sub(s, V::loadN(out.colMaxS + j, width)))));
         for (int k = 0; k < width; ++k) out.colSum[j + k] += colTerms[k];
       }
       for (unsigned lanes = positiveLanes<V>(p, r, j, width), k = 0; lanes; lanes >>= 1, ++k) {
@@ -227,8 +226,8 @@ double softmaxGradientEpilogue(float* tile, int64_t ld, int64_t rows, int64_t co
       const F colMax = full ? V::load(p.colMaxS + j) : V::loadN(p.colMaxS + j, width);
       const F colLogSum = full ? V::load(p.colLogSum + j) : V::loadN(p.colLogSum + j, width);
       // P = exp(t·(S - max S) - log Σ)
-      const F pRow = expOrZero<V>(V::sub(V::mul(t, V::sub(s, rowMax)), rowLogSum));
-      const F pCol = expOrZero<V>(V::sub(V::mul(t, V::sub(s, colMax)), colLogSum));
+      const F pRow = expNonPositive<V>(V::sub(V::mul(t, V::sub(s, rowMax)), rowLogSum));
+      const F pCol = expNonPositive<V>(V::sub(V::mul(t, V::sub(s, colMax)), colLogSum));
       F h = V::fmadd(rowScale, pRow, V::mul(colScale, pCol));
       if (const unsigned positive = positiveLanes<V>(p, r, j, width)) {
         alignas(64) float hLanes[V::W], sLanes[V::W];

@@ -33,7 +33,7 @@ struct LineGradStats {
   double target;
 };
 
-// exp(x) for x ≤ 0: exactly 0 below −87 and for NaN (as the CPU kernels' expOrZero).
+// exp(x) for x ≤ 0: exactly 0 below −87 and for NaN (as the CPU kernels' expNonPositive).
 __device__ __forceinline__ float softmaxExpOrZero(float x) { return x >= -87.0f ? expf(x) : 0.0f; }
 
 // Folds `part` into `into` (mergeLogSumExp of chunked_softmax.cpp): only ever exp of a
