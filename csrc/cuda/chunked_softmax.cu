@@ -100,7 +100,7 @@ LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, Cuda
     LineStats* colStats = rowStats + n;
     DeviceBuffer rowParts(device, size_t(gemmGridCols(bc, exact)) * size_t(br) * sizeof(LineStats));
     DeviceBuffer colParts(device, size_t(gemmGridRows(br, exact)) * size_t(bc) * sizeof(LineStats));
-    initLineStatsKernel<<<blocksFor(n + m, kLineThreads), kLineThreads, 0, s>>>(rowStats, n + m);
+    launchKernel(initLineStatsKernel, blocksFor(n + m, kLineThreads), kLineThreads, 0, s, rowStats, n + m);
     SIGLIP_CUDA_CHECK_LAUNCH("initLineStatsKernel");
     for (int64_t r0 = 0; r0 < n; r0 += br) {
       const int64_t rows = std::min(br, n - r0);
@@ -118,10 +118,10 @@ LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, Cuda
         ep.rowLines = rows;
         ep.colLines = cols;
         launchGemm<T, false, true>(GemmOperands<T>{x + r0 * d, d, y + c0 * d, d, rows, cols, d}, ep, exact, s);
-        mergeLinePartialsKernel<<<blocksFor(rows, kLineThreads), kLineThreads, 0, s>>>(
+        launchKernel(mergeLinePartialsKernel, blocksFor(rows, kLineThreads), kLineThreads, 0, s,
             ep.rowPartials, rows, gemmGridCols(cols, exact), temperature, rowStats + r0);
         SIGLIP_CUDA_CHECK_LAUNCH("mergeLinePartialsKernel");
-        mergeLinePartialsKernel<<<blocksFor(cols, kLineThreads), kLineThreads, 0, s>>>(
+        launchKernel(mergeLinePartialsKernel, blocksFor(cols, kLineThreads), kLineThreads, 0, s,
             ep.colPartials, cols, gemmGridRows(rows, exact), temperature, colStats + c0);
         SIGLIP_CUDA_CHECK_LAUNCH("mergeLinePartialsKernel");
       }
@@ -189,7 +189,7 @@ LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, Cuda
       ep.storeScale = storeScale;
       ep.partials = static_cast<double*>(partials.data());
       launchGemm<T, false, true>(GemmOperands<T>{x + r0 * d, d, y + c0 * d, d, rows, cols, d}, ep, exact, s);
-      accumulatePartialsKernel<<<1, kAccumulateThreads, 0, s>>>(ep.partials, gemmBlockCount(rows, cols, exact), totalsPtr);
+      launchKernel(accumulatePartialsKernel, 1, kAccumulateThreads, 0, s, ep.partials, gemmBlockCount(rows, cols, exact), totalsPtr);
       SIGLIP_CUDA_CHECK_LAUNCH("accumulatePartialsKernel");
       backward.run({h, ldh, x + r0 * d, y + c0 * d, rows, cols, d, grads.image + r0 * d, grads.text + c0 * d, alpha, true});
     }

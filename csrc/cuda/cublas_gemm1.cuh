@@ -87,7 +87,7 @@ int64_t cublasGemm1(const CublasLease& cublas, const GemmOperands<T>& op, float*
                            1.0f, 0.0f),
                "S = X·Yᵀ", op.m, op.n, op.k, "SIGLIP_GEMM1=tile");
   const int64_t blocks = cublasGemm1Blocks(op.m, ep.ldg);
-  sigmoidPassKernel<T><<<unsigned(blocks), kPassThreads, 0, stream>>>(s, int(op.m), int(op.n), ep);
+  launchKernel(sigmoidPassKernel<T>, unsigned(blocks), kPassThreads, 0, stream, s, int(op.m), int(op.n), ep);
   SIGLIP_CUDA_CHECK_LAUNCH("sigmoidPassKernel");
   return blocks;
 }

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <string>
+#include <utility>
 
 #include "../core/errors.h"
 #include "cuda_backend.h"
@@ -64,6 +65,27 @@ template <> struct DTypeTraits<__half> {
 // (still ≤ 65504) and the scale is divided out of the backward GEMMs' alpha.
 template <class T> constexpr float kGradStoreScale = 1.0f;
 template <> constexpr float kGradStoreScale<__half> = 32768.0f;
+
+// Every kernel launch goes through here: `<<<…>>>` under nvcc; in the CPU emulation of the
+// CUDA execution model (test/cuda-emulated, SIGLIP_CUDA_EMULATION), which compiles these
+// sources as C++, the emulator's launcher. The arguments convert to the kernel's parameter
+// types as they would at a `<<<…>>>` launch.
+template <class... Params, class... Args>
+inline void launchKernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t sharedBytes, cudaStream_t stream,
+                         Args&&... args) {
+#ifdef SIGLIP_CUDA_EMULATION
+  ::siglip_emu::launch(kernel, grid, block, sharedBytes, stream, std::forward<Args>(args)...);
+#else
+  kernel<<<grid, block, sharedBytes, stream>>>(std::forward<Args>(args)...);
+#endif
+}
+
+// `extern __shared__ T name[]` (dynamic shared memory), which C++ cannot spell.
+#ifdef SIGLIP_CUDA_EMULATION
+#define SIGLIP_DYNAMIC_SHARED(type, name) SIGLIP_EMU_DYNAMIC_SHARED(type, name)
+#else
+#define SIGLIP_DYNAMIC_SHARED(type, name) extern __shared__ __align__(128) type name[]
+#endif
 
 inline int blocksFor(int64_t items, int threads) { return int((items + threads - 1) / threads); }
 

@@ -114,7 +114,7 @@ void CudaRingBackend::add(float* dst, const float* src, int64_t count) {
   if (count <= 0) return;
   DeviceGuard guard(device_);
   const int blocks = int(std::min<int64_t>(4096, (count + 255) / 256));
-  addKernel<<<blocks, 256, 0, stream_>>>(dst, src, count);
+  launchKernel(addKernel, blocks, 256, 0, stream_, dst, src, count);
   SIGLIP_CUDA_CHECK_LAUNCH("addKernel");
   synchronize();
 }

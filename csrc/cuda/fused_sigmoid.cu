@@ -181,7 +181,7 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
       }
       // G is complete here: the second stream may start on it while the partials are summed.
       if (overlap) ws.overlap.handOff(stream, p);
-      accumulatePartialsKernel<<<1, kAccumulateThreads, 0, stream>>>(ep.partials, partials, totals);
+      launchKernel(accumulatePartialsKernel, 1, kAccumulateThreads, 0, stream, ep.partials, partials, totals);
       SIGLIP_CUDA_CHECK_LAUNCH("accumulatePartialsKernel");
       if (!wantGrad) continue;
       backward.run({gBlock, ldg, x + r0 * d, y + c0 * d, rows, cols, d, dImage + r0 * d, dText + c0 * d, alpha, true});

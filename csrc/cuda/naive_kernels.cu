@@ -65,7 +65,7 @@ LossResult naiveSigmoid(const CudaLossRequest& req, const DeviceIds& ids, CudaGr
   ep.rowIds = ids.image;
   ep.colIds = ids.text;
   ep.partials = static_cast<double*>(partials.data());
-  applyEpilogueKernel<<<kElementwiseBlocks, kElementwiseThreads, 0, stream.get()>>>(static_cast<const float*>(s.data()), n, m, ep);
+  launchKernel(applyEpilogueKernel<SigmoidEpilogue<T>>, kElementwiseBlocks, kElementwiseThreads, 0, stream.get(), static_cast<const float*>(s.data()), n, m, ep);
   SIGLIP_CUDA_CHECK_LAUNCH("applyEpilogueKernel");
   if (grads.wanted())
     backwardGemms<T>(req, static_cast<const T*>(g.data()), float(temperature / double(n)) / kGradStoreScale<T>, grads,
@@ -187,17 +187,17 @@ LossResult naiveSoftmax(const CudaLossRequest& req, const DeviceIds& ids, CudaGr
   // Row and column statistics: max (float), log-sum (double), gap (double), count (int32).
   DeviceBuffer rowMax(device, n * 4), colMax(device, m * 4), rowLogSum(device, n * 8), colLogSum(device, m * 8);
   DeviceBuffer rowGap(device, n * 8), colGap(device, m * 8), rowCount(device, n * 4), colCount(device, m * 4);
-  softmaxRowStatsKernel<<<unsigned(n), 256, 0, stream.get()>>>(sp, m, t, static_cast<float*>(rowMax.data()),
+  launchKernel(softmaxRowStatsKernel, unsigned(n), 256, 0, stream.get(), sp, m, t, static_cast<float*>(rowMax.data()),
                                                                static_cast<double*>(rowLogSum.data()));
   SIGLIP_CUDA_CHECK_LAUNCH("softmaxRowStatsKernel");
-  softmaxColumnStatsKernel<<<blocksFor(m, 128), 128, 0, stream.get()>>>(sp, n, m, t, static_cast<float*>(colMax.data()),
+  launchKernel(softmaxColumnStatsKernel, blocksFor(m, 128), 128, 0, stream.get(), sp, n, m, t, static_cast<float*>(colMax.data()),
                                                                         static_cast<double*>(colLogSum.data()));
   SIGLIP_CUDA_CHECK_LAUNCH("softmaxColumnStatsKernel");
-  softmaxPositiveGapKernel<<<blocksFor(n, 128), 128, 0, stream.get()>>>(
+  launchKernel(softmaxPositiveGapKernel, blocksFor(n, 128), 128, 0, stream.get(),
       sp, n, m, t, ids.image, ids.text, false, static_cast<const float*>(rowMax.data()), static_cast<double*>(rowGap.data()),
       static_cast<int32_t*>(rowCount.data()));
   SIGLIP_CUDA_CHECK_LAUNCH("softmaxPositiveGapKernel");
-  softmaxPositiveGapKernel<<<blocksFor(m, 128), 128, 0, stream.get()>>>(
+  launchKernel(softmaxPositiveGapKernel, blocksFor(m, 128), 128, 0, stream.get(),
       sp, n, m, t, ids.text, ids.image, true, static_cast<const float*>(colMax.data()), static_cast<double*>(colGap.data()),
       static_cast<int32_t*>(colCount.data()));
   SIGLIP_CUDA_CHECK_LAUNCH("softmaxPositiveGapKernel");
@@ -223,7 +223,7 @@ LossResult naiveSoftmax(const CudaLossRequest& req, const DeviceIds& ids, CudaGr
                             static_cast<const int32_t*>(rowCount.data()), static_cast<const int32_t*>(colCount.data()),
                             ids.image, ids.text, float(double(n) / double(m)),
                             float(kGradStoreScale<T> / (1.0 + double(n) / double(m)))};
-  softmaxGradientKernel<T><<<kElementwiseBlocks, kElementwiseThreads, 0, stream.get()>>>(
+  launchKernel(softmaxGradientKernel<T>, kElementwiseBlocks, kElementwiseThreads, 0, stream.get(),
       sp, p, static_cast<T*>(g.data()), static_cast<double*>(partials.data()));
   SIGLIP_CUDA_CHECK_LAUNCH("softmaxGradientKernel");
   // ∂L/∂S = t·H = t/(2N) · (2N·H): the stored scale comes out of alpha.

@@ -69,11 +69,11 @@ LossResult simpleSigmoid(const CudaLossRequest& req, const DeviceIds& ids, CudaG
   }
   const T* x = static_cast<const T*>(req.image.data);
   const T* y = static_cast<const T*>(req.text.data);
-  simpleImageRowKernel<T><<<blocksFor(n, 128), 128, 0, stream.get()>>>(x, y, p, grads.image,
+  launchKernel(simpleImageRowKernel<T>, blocksFor(n, 128), 128, 0, stream.get(), x, y, p, grads.image,
                                                                         static_cast<double*>(rowSums.data()));
   SIGLIP_CUDA_CHECK_LAUNCH("simpleImageRowKernel");
   if (grads.wanted()) {
-    simpleTextRowKernel<T><<<blocksFor(m, 128), 128, 0, stream.get()>>>(x, y, p, grads.text);
+    launchKernel(simpleTextRowKernel<T>, blocksFor(m, 128), 128, 0, stream.get(), x, y, p, grads.text);
     SIGLIP_CUDA_CHECK_LAUNCH("simpleTextRowKernel");
   }
   stream.synchronize();

@@ -22,7 +22,7 @@ void checkFiniteOnDevice(const DeviceMatrixView& m, const char* name, cudaStream
   const int blocks = int(std::min<int64_t>(4096, (count + 255) / 256));
   dispatchDType(m.dtype, [&](auto tag) {
     using T = decltype(tag);
-    firstNonFiniteKernel<T><<<blocks, 256, 0, stream>>>(static_cast<const T*>(m.data), count,
+    launchKernel(firstNonFiniteKernel<T>, blocks, 256, 0, stream, static_cast<const T*>(m.data), count,
                                                         static_cast<unsigned long long*>(flag.data()));
     SIGLIP_CUDA_CHECK_LAUNCH("firstNonFiniteKernel");
     return 0;

@@ -27,14 +27,14 @@ void launchGemm(const GemmOperands<T>& op, const Epilogue& ep, bool exactFloat32
   if constexpr (std::is_same<T, float>::value) {
     if (exactFloat32) {
       const dim3 grid(unsigned((op.n + kSimtBN - 1) / kSimtBN), unsigned((op.m + kSimtBM - 1) / kSimtBM));
-      simtGemmKernel<A_COL, B_COL, Epilogue><<<grid, kSimtThreads, 0, stream>>>(op, ep);
+      launchKernel(simtGemmKernel<A_COL, B_COL, Epilogue>, grid, kSimtThreads, 0, stream, op, ep);
       SIGLIP_CUDA_CHECK_LAUNCH("simtGemmKernel");
       return;
     }
   }
   if (selectedTileGemm() == TileGemm::Pipelined && launchPipelinedGemm<T, A_COL, B_COL>(op, ep, stream)) return;
   const dim3 grid(unsigned((op.n + kTcBN - 1) / kTcBN), unsigned((op.m + kTcBM - 1) / kTcBM));
-  simpleTensorCoreGemmKernel<T, A_COL, B_COL, Epilogue><<<grid, kTcThreads, 0, stream>>>(op, ep);
+  launchKernel(simpleTensorCoreGemmKernel<T, A_COL, B_COL, Epilogue>, grid, kTcThreads, 0, stream, op, ep);
   SIGLIP_CUDA_CHECK_LAUNCH("simpleTensorCoreGemmKernel");
 }
 

@@ -40,15 +40,30 @@ constexpr int pipelinedSmemBytes() {
 // Copies 16 bytes global → shared, of which the first `srcBytes` (0…16) are read and the rest
 // zero-filled. Both addresses 16-byte aligned. .cg: through L2 only (each chunk is used once
 // per CTA, from shared memory).
+// (In the CPU emulation, test/cuda-emulated, the three wrappers call its cp.async model.)
 __device__ __forceinline__ void cpAsync16(void* smemDst, const void* gmemSrc, int srcBytes) {
+#ifdef SIGLIP_CUDA_EMULATION
+  ::siglip_emu::cpAsync16(smemDst, gmemSrc, srcBytes);
+#else
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smemDst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmemSrc), "r"(srcBytes) : "memory");
+#endif
 }
-__device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cpAsyncCommit() {
+#ifdef SIGLIP_CUDA_EMULATION
+  ::siglip_emu::cpAsyncCommit();
+#else
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
 // Waits until at most `Pending` of this thread's committed groups are still in flight.
 template <int Pending>
 __device__ __forceinline__ void cpAsyncWait() {
+#ifdef SIGLIP_CUDA_EMULATION
+  ::siglip_emu::cpAsyncWait(Pending);
+#else
   asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+#endif
 }
 
 // Starts the copy of an OUTER × INNER block (INNER contiguous in global memory, stride `ld`
@@ -101,7 +116,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) pipelinedTensorCoreGemmKernel(G
   using L = SliceLayout<T, A_COL, B_COL, BK>;
   static_assert(L::kBytes % 128 == 0 && (L::kAElems * int(sizeof(T))) % 128 == 0,
                 "stages and their B blocks start 128-byte aligned (WMMA needs 32, cp.async 16)");
-  extern __shared__ __align__(128) unsigned char smem[];
+  SIGLIP_DYNAMIC_SHARED(unsigned char, smem);
   T* stages = reinterpret_cast<T*>(smem);
 
   const int warp = threadIdx.x / 32;
@@ -181,7 +196,7 @@ bool launchPipelinedGemm(const GemmOperands<T>& op, const Epilogue& ep, cudaStre
   }
   if (state < 0) return false;
   const dim3 grid(unsigned((op.n + kTcBN - 1) / kTcBN), unsigned((op.m + kTcBM - 1) / kTcBM));
-  kernel<<<grid, kTcThreads, kBytes, stream>>>(op, ep);
+  launchKernel(kernel, grid, kTcThreads, kBytes, stream, op, ep);
   SIGLIP_CUDA_CHECK_LAUNCH("pipelinedTensorCoreGemmKernel");
   return true;
 }
