@@ -22,13 +22,13 @@
 import { cudaAddon } from './cuda';
 import type { DeviceMatrix } from './device_matrix';
 import { loadAddon } from './loader';
-import { checkFitsTypedArray, matrix, type Matrix } from './matrix';
+import { type BFloat16Matrix, checkFitsTypedArray, matrix, type Matrix } from './matrix';
 import { MAX_THREADS, defaultThreads } from './options';
 import type { SigmoidLossOptions, SoftmaxLossOptions } from './options';
 import { type LossOutput, prepareLossCall, runLossAsync, runLossSync } from './request';
 import { checkFloat32Array, checkIntegerInRange, checkPositiveInteger, invalidValue } from './validate';
 
-export { matrix, type Matrix };
+export { matrix, type Matrix, type BFloat16Matrix };
 export { DeviceMatrix, ERR_SIGLIP_DISPOSED, type DeviceMatrixOptions, type DType } from './device_matrix';
 export { fromBFloat16, fromFloat16, toBFloat16, toFloat16 } from './half';
 export type { CudaDevice } from './cuda';
@@ -70,8 +70,11 @@ export {
   type RingStats,
 } from './ring';
 
-/** A loss input: a host {@link Matrix} or a {@link DeviceMatrix} (both inputs of one call are the same kind). */
-export type LossInput = Matrix | DeviceMatrix;
+/**
+ * A loss input: a host {@link Matrix}, a host {@link BFloat16Matrix} (the CPU's fused sigmoid
+ * with `precision: 'bf16'`) or a {@link DeviceMatrix} (both inputs of one call are the same kind).
+ */
+export type LossInput = Matrix | BFloat16Matrix | DeviceMatrix;
 
 /**
  * Gradients of the sigmoid loss with respect to each input. `G` is `Float32Array` (gradients
@@ -220,7 +223,11 @@ export function sigmoidLossWithGradSync(
   text: LossInput,
   options: SigmoidLossOptions & ToHost,
 ): SigmoidLossWithGrad;
-export function sigmoidLossWithGradSync(image: Matrix, text: Matrix, options?: SigmoidLossOptions): SigmoidLossWithGrad;
+export function sigmoidLossWithGradSync(
+  image: Matrix | BFloat16Matrix,
+  text: Matrix | BFloat16Matrix,
+  options?: SigmoidLossOptions,
+): SigmoidLossWithGrad;
 export function sigmoidLossWithGradSync(
   image: DeviceMatrix,
   text: DeviceMatrix,
@@ -263,8 +270,8 @@ export function sigmoidLossWithGrad(
   options: SigmoidLossOptions & ToHost,
 ): Promise<SigmoidLossWithGrad>;
 export function sigmoidLossWithGrad(
-  image: Matrix,
-  text: Matrix,
+  image: Matrix | BFloat16Matrix,
+  text: Matrix | BFloat16Matrix,
   options?: SigmoidLossOptions,
 ): Promise<SigmoidLossWithGrad>;
 export function sigmoidLossWithGrad(
@@ -427,6 +434,14 @@ export interface BackendInfo {
   simd: string;
   /** Why that kernel set (detected CPU features, or the SIGLIP_SIMD environment override). */
   simdReason: string;
+  /**
+   * The kernel of `precision: 'bf16'` on the CPU: `'avx512_bf16'` (vdpbf16ps, where the
+   * processor has AVX512_BF16) or `'convert'` (inputs rounded to bfloat16, then multiplied by
+   * the float32 kernels: the same numbers' kind of error, not faster).
+   */
+  bf16: string;
+  /** Why that one (detected features, or the SIGLIP_BF16=convert environment override). */
+  bf16Reason: string;
   /** Hardware threads the native code sees. */
   hardwareThreads: number;
   /** The thread count calls use when `threads` is not given. */
@@ -550,6 +565,8 @@ export function backendInfo(): BackendInfo {
     binaryReason: reason,
     simd: info.simd,
     simdReason: info.simdReason,
+    bf16: info.bf16,
+    bf16Reason: info.bf16Reason,
     hardwareThreads: info.hardwareThreads,
     defaultThreads: defaultThreads(),
     tile: { rows: info.tileRows, cols: info.tileCols },

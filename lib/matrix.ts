@@ -21,6 +21,20 @@ export type Matrix = {
   cols: number;
 };
 
+/**
+ * A row-major bfloat16 matrix on the host: `rows × cols` bfloat16 bit patterns in `data`, as
+ * {@link toBFloat16} makes them (the layout a `'bfloat16'` DeviceMatrix uploads). The CPU
+ * takes it for the sigmoid loss with `precision: 'bf16'`; the gradients come back as float32.
+ */
+export type BFloat16Matrix = {
+  /** rows × cols bfloat16 bit patterns, row after row. */
+  data: Uint16Array;
+  /** Number of rows (embeddings), a positive integer. */
+  rows: number;
+  /** Number of columns (the embedding width D), a positive integer. */
+  cols: number;
+};
+
 /** The most bytes one typed array may hold in this Node.js (2^32 in Node 20, 2^53 − 1 later). */
 const MAX_TYPED_ARRAY_BYTES = bufferConstants.MAX_LENGTH;
 
@@ -77,6 +91,25 @@ function checkParts(data: unknown, rows: unknown, cols: unknown, names: MatrixNa
  */
 export function matrix(data: Float32Array, rows: number, cols: number): Matrix {
   return checkParts(data, rows, cols, { matrix: 'rows × cols', data: 'data', rows: 'rows', cols: 'cols' });
+}
+
+/**
+ * Checks that `value` is a {@link Matrix} or, when its data is a Uint16Array, a
+ * {@link BFloat16Matrix} (whether bfloat16 is allowed is the caller's to check).
+ *
+ * @internal
+ */
+export function checkHostMatrix(argument: string, value: unknown): Matrix | BFloat16Matrix {
+  const data = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)['data'] : undefined;
+  if (!(data instanceof Uint16Array) || ArrayBuffer.isView(value)) return checkMatrix(argument, value);
+  const { rows, cols } = value as Record<string, unknown>;
+  const r = checkPositiveInteger(`${argument}.rows`, rows);
+  const c = checkPositiveInteger(`${argument}.cols`, cols);
+  checkFitsTypedArray(argument, r, c);
+  if (data.length !== r * c) {
+    throw invalidValue(`${argument}.data`, `a Uint16Array of length ${r * c} (rows × cols = ${r} × ${c})`, data);
+  }
+  return { data, rows: r, cols: c };
 }
 
 /**

@@ -13,6 +13,15 @@ export interface NativeMatrix {
   cols: number;
 }
 
+/** bfloat16 bits, which the CPU addon takes for image and text with precision 'bf16'. */
+export interface NativeBf16Matrix {
+  data: Uint16Array;
+  rows: number;
+  cols: number;
+}
+
+export type NativeHostMatrix = NativeMatrix | NativeBf16Matrix;
+
 /** Fully resolved options: the addon has no defaults. */
 export interface NativeLossOptions {
   logitScale: number;
@@ -22,6 +31,8 @@ export interface NativeLossOptions {
   textIds?: Int32Array;
   method: 'fused' | 'naive' | 'chunked';
   threads: number;
+  /** 'bf16': the fused sigmoid's GEMMs in bfloat16. Absent: float32. */
+  precision?: 'fp32' | 'bf16';
 }
 
 export interface NativeLossResult {
@@ -35,6 +46,8 @@ export interface NativeBackendInfo {
   hardwareThreads: number;
   tileRows: number;
   tileCols: number;
+  bf16: string;
+  bf16Reason: string;
   /** CUDA build only. */
   cuda?: NativeCudaDevices & { compiled: true; gemm: NativeCudaGemmPaths };
 }
@@ -230,17 +243,18 @@ export interface NativeAddon extends Partial<NativeCudaAddon> {
   ncclUniqueId?(): Uint8Array;
   /** CUDA build only. */
   ncclInfo?(): { available: boolean; reason: string; library: string; version: string };
-  sigmoidLoss(image: NativeMatrix, text: NativeMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
-  softmaxLoss(image: NativeMatrix, text: NativeMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
+  // Uint16Array inputs (bfloat16 bits) only with precision 'bf16' (the fused sigmoid).
+  sigmoidLoss(image: NativeHostMatrix, text: NativeHostMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
+  softmaxLoss(image: NativeHostMatrix, text: NativeHostMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
   sigmoidLossAsync(
-    image: NativeMatrix,
-    text: NativeMatrix,
+    image: NativeHostMatrix,
+    text: NativeHostMatrix,
     options: NativeLossOptions,
     wantGrad: boolean,
   ): Promise<NativeLossResult>;
   softmaxLossAsync(
-    image: NativeMatrix,
-    text: NativeMatrix,
+    image: NativeHostMatrix,
+    text: NativeHostMatrix,
     options: NativeLossOptions,
     wantGrad: boolean,
   ): Promise<NativeLossResult>;

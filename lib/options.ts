@@ -73,9 +73,12 @@ export interface CommonLossOptions {
   /**
    * CUDA: how float32 inputs are multiplied, default `'tf32'` (tolerance ≈ 5e-3 relative;
    * `'fp32'` matches the CPU's 1e-5). 16-bit inputs take only `'tf32'` (or nothing). The CPU
-   * always multiplies in float32 and accepts only `'fp32'` (or nothing).
+   * multiplies in float32 (`'fp32'`, the default) or, for the fused sigmoid, in bfloat16
+   * (`'bf16'`: inputs rounded to bfloat16 as they are packed, or given as a
+   * {@link BFloat16Matrix}; float32 sums, epilogue and gradients; tolerance 2e-2 relative;
+   * `vdpbf16ps` where the processor has AVX512_BF16, see `backendInfo().bf16`).
    */
-  precision?: Precision;
+  precision?: Precision | 'bf16';
   /**
    * Where gradients are returned. Default: `'host'` (Float32Arrays) for Matrix inputs,
    * `'device'` (new float32 DeviceMatrix objects, to dispose()) for DeviceMatrix inputs.
@@ -232,10 +235,18 @@ function checkMethod(
   throw invalidValue('options.method', expected, value);
 }
 
-function checkPrecision(value: unknown, target: Target['target'], dtype: DType): Precision {
+function checkPrecision(
+  value: unknown,
+  target: Target['target'],
+  dtype: DType,
+  bf16Allowed: boolean,
+): Precision | 'bf16' {
+  if (value === 'bf16' && target === 'cpu' && bf16Allowed) return value;
   const expected =
     target === 'cpu'
-      ? "'fp32' or no precision (the CPU multiplies in float32; 'tf32' needs device 'cuda')"
+      ? bf16Allowed
+        ? "'fp32', 'bf16' or no precision ('tf32' needs device 'cuda')"
+        : "'fp32' or no precision ('bf16' is the CPU's fused sigmoid only; 'tf32' needs device 'cuda')"
       : dtype === 'float32'
         ? "'tf32' or 'fp32'"
         : `'tf32' or no precision (${dtype} inputs always use tensor cores with float32 accumulation)`;
@@ -322,7 +333,12 @@ export function resolveLossOptions(
     options['threads'] === undefined
       ? defaultThreads()
       : checkIntegerInRange('options.threads', options['threads'], 1, MAX_THREADS);
-  const precision = checkPrecision(options['precision'], device.target, inputs?.dtype ?? 'float32');
+  const precision = checkPrecision(
+    options['precision'],
+    device.target,
+    inputs?.dtype ?? 'float32',
+    kind === 'sigmoid' && method === 'fused',
+  );
   const gradients = checkGradients(options['gradients'], device.target, inputs);
   const logitBias =
     kind !== 'sigmoid'
@@ -336,10 +352,12 @@ export function resolveLossOptions(
   if (device.target === 'cpu') {
     // checkMethod allows 'simple' only on CUDA.
     const cpuMethod = method as 'fused' | 'naive' | 'chunked';
-    return { target: 'cpu', options: { logitScale, ...bias, ...ids, method: cpuMethod, threads } };
+    const bf16 = precision === 'bf16' ? { precision } : {};
+    return { target: 'cpu', options: { logitScale, ...bias, ...ids, method: cpuMethod, threads, ...bf16 } };
   }
   return {
     target: 'cuda',
-    options: { logitScale, ...bias, ...ids, method, precision, gradients, device: device.ordinal },
+    // checkPrecision allows 'bf16' only on the CPU.
+    options: { logitScale, ...bias, ...ids, method, precision: precision as Precision, gradients, device: device.ordinal },
   };
 }

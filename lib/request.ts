@@ -9,11 +9,12 @@
 import { cudaAddon } from './cuda';
 import { DeviceMatrix, liveNative, wrapNative } from './device_matrix';
 import { loadAddon } from './loader';
-import { checkMatrix, type Matrix } from './matrix';
+import { type BFloat16Matrix, checkHostMatrix, type Matrix } from './matrix';
 import type {
   NativeCudaAddon,
   NativeCudaLossOptions,
   NativeDeviceMatrix,
+  NativeHostMatrix,
   NativeLossOptions,
   NativeMatrix,
 } from './native';
@@ -23,7 +24,7 @@ import { Description, invalidType, invalidValue } from './validate';
 type Kind = 'sigmoid' | 'softmax';
 
 export type LossCall =
-  | { target: 'cpu'; image: NativeMatrix; text: NativeMatrix; options: NativeLossOptions }
+  | { target: 'cpu'; image: NativeHostMatrix; text: NativeHostMatrix; options: NativeLossOptions }
   | {
       target: 'cuda';
       addon: NativeCudaAddon;
@@ -73,8 +74,8 @@ export function prepareLossCall(kind: Kind, image: unknown, text: unknown, optio
     y = { rows: text.rows, cols: text.cols };
     inputs = deviceInputs(image, text);
   } else {
-    x = checkMatrix('image', image);
-    y = checkMatrix('text', text);
+    x = checkHostMatrix('image', image);
+    y = checkHostMatrix('text', text);
   }
   if (x.cols !== y.cols) {
     throw invalidValue(
@@ -95,8 +96,32 @@ export function prepareLossCall(kind: Kind, image: unknown, text: unknown, optio
   // or on the GPU for CUDA calls, whose message names image or text and gives the index, row
   // and column. Scanning here too would put an O(N·D) pass on the JavaScript thread of every
   // Promise call.
+  // bfloat16 bits on the host: the CPU's precision 'bf16' only, for both inputs.
+  const bits = (v: InputShape) => (v as { data?: unknown }).data instanceof Uint16Array;
+  if (bits(x) || bits(y)) {
+    const [argument, value] = bits(x)
+      ? ['image.data', (x as BFloat16Matrix).data]
+      : ['text.data', (y as BFloat16Matrix).data];
+    if (resolved.target !== 'cpu' || resolved.options.precision !== 'bf16') {
+      const expected =
+        resolved.target === 'cpu'
+          ? "a Float32Array (a Uint16Array of bfloat16 bits needs precision 'bf16')"
+          : "a Float32Array (on CUDA, bfloat16 inputs are DeviceMatrix objects of dtype 'bfloat16')";
+      throw invalidType(argument, expected, value);
+    }
+    if (bits(x) !== bits(y)) {
+      const other = bits(x) ? 'text.data' : 'image.data';
+      const floats = bits(x) ? (y as Matrix).data : (x as Matrix).data;
+      throw invalidType(other, `a Uint16Array of bfloat16 bits (as ${argument})`, floats);
+    }
+  }
   if (resolved.target === 'cpu') {
-    return { target: 'cpu', image: x as Matrix, text: y as Matrix, options: resolved.options };
+    return {
+      target: 'cpu',
+      image: x as Matrix | BFloat16Matrix,
+      text: y as Matrix | BFloat16Matrix,
+      options: resolved.options,
+    };
   }
   return {
     target: 'cuda',
