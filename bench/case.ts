@@ -83,7 +83,8 @@ function makeCall(spec: CaseSpec, image: Float32Array, text: Float32Array): () =
   // Default logit scale and bias (SPEC.md's initial values): the timing does not depend on them.
   // The method name is passed as a string: a method the library's types do not list yet (a
   // new one being added) is still benchmarked once the native side accepts it.
-  const options = { threads: spec.threads, device: spec.device ?? 'cpu', method: info.libMethod as never };
+  const precision = info.precision === undefined ? {} : { precision: info.precision as never };
+  const options = { threads: spec.threads, device: spec.device ?? 'cpu', method: info.libMethod as never, ...precision };
   const fwd = spec.pass === 'fwd';
   switch (info.loss) {
     case 'gemm':

@@ -10,6 +10,8 @@ export interface MethodInfo {
   loss: 'sigmoid' | 'softmax' | 'gemm';
   /** The `options.method` passed to the loss (absent for gemm). */
   libMethod?: string;
+  /** The `options.precision` passed to the loss, when not the default. */
+  precision?: string;
   /** N×M float32 buffers it holds at its peak, forward and forward+backward (see estimatedSquareBuffers). */
   squareBuffers: { fwd: number; 'fwd+bwd': number };
 }
@@ -22,6 +24,14 @@ export interface MethodInfo {
  */
 export const METHOD_INFO = {
   fused: { label: 'fused sigmoid', loss: 'sigmoid', libMethod: 'fused', squareBuffers: { fwd: 0, 'fwd+bwd': 0 } },
+  // The fused sigmoid with its GEMMs in bfloat16 (float32 inputs rounded as they are packed; CPU).
+  bf16: {
+    label: 'fused sigmoid bf16',
+    loss: 'sigmoid',
+    libMethod: 'fused',
+    precision: 'bf16',
+    squareBuffers: { fwd: 0, 'fwd+bwd': 0 },
+  },
   // O(N) memory: row and column statistics, no N×M buffer.
   'chunked-softmax': { label: 'chunked softmax', loss: 'softmax', libMethod: 'chunked', squareBuffers: { fwd: 0, 'fwd+bwd': 0 } },
   // The logits and, with gradients, G.
@@ -38,7 +48,7 @@ export type MethodName = keyof typeof METHOD_INFO;
 export const METHODS = Object.keys(METHOD_INFO) as MethodName[];
 
 /** The methods `--report` runs (the plots' lines), when the library implements them. */
-export const REPORT_METHODS: readonly MethodName[] = ['fused', 'chunked-softmax', 'naive-sigmoid', 'naive-softmax'];
+export const REPORT_METHODS: readonly MethodName[] = ['fused', 'bf16', 'chunked-softmax', 'naive-sigmoid', 'naive-softmax'];
 
 /** fwd: the loss only. fwd+bwd: the loss and all four gradients. gemm: one A·Bᵀ product. */
 export type Pass = 'fwd' | 'fwd+bwd' | 'gemm';

@@ -326,7 +326,8 @@ function probeMethods(lib: Library, methods: readonly MethodName[], device: 'cpu
   for (const method of methods) {
     const info: (typeof METHOD_INFO)[MethodName] = METHOD_INFO[method];
     if (info.loss === 'gemm') continue;
-    const options = { threads: 1, device, method: info.libMethod as never };
+    const precision = 'precision' in info ? { precision: info.precision as never } : {};
+    const options = { threads: 1, device, method: info.libMethod as never, ...precision };
     try {
       if (info.loss === 'sigmoid') lib.sigmoidLossWithGradSync(x, x, options);
       else lib.softmaxLossWithGradSync(x, x, options);
