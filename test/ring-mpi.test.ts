@@ -31,7 +31,7 @@ interface Run {
   seconds: number;
 }
 
-function mpiRun(ranks: number, mode: string): Promise<Run> {
+function mpiRun(ranks: number, mode: string, mpirunOptions: string[] = []): Promise<Run> {
   const env = {
     ...process.env,
     OMPI_ALLOW_RUN_AS_ROOT: '1',
@@ -42,7 +42,7 @@ function mpiRun(ranks: number, mode: string): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       mpirun!,
-      ['-np', String(ranks), process.execPath, '--import', 'tsx', worker, mode],
+      [...mpirunOptions, '-np', String(ranks), process.execPath, '--import', 'tsx', worker, mode],
       { cwd: root, env, timeout: 30_000, maxBuffer: 16 << 20 },
       (error, stdout, stderr) => {
         const lines = stdout
@@ -103,6 +103,28 @@ if (why !== '') {
         t.regex(line['message'] as string, /stopped: rank 1 failed: Expected only finite values/);
       }
     }
+  });
+
+  test.serial('mpirun -np 3 with recovery enabled: when rank 1 is killed, the survivors reject within the timeout and exit', async (t) => {
+    // With orte_enable_recovery the launcher keeps the job alive after a rank dies, so each
+    // survivor must end by itself: before the fix they waited forever in MPI_Finalize.
+    const run = await mpiRun(3, 'die:1', ['--mca', 'orte_enable_recovery', '1']);
+    const timeoutSeconds = 3;
+    t.true(run.seconds < timeoutSeconds + 12, `every process ended after ${run.seconds} s (timeout ${timeoutSeconds} s)`);
+    t.is(run.lines.length, 2, run.output);
+    for (const line of run.lines) {
+      t.not(line['rank'], 1);
+      t.like(line, { rejected: true, code: 'ERR_SIGLIP_RING_FAILED' }, JSON.stringify(line));
+      t.true((line['seconds'] as number) < timeoutSeconds + 2, JSON.stringify(line));
+    }
+    t.log(`2 survivors rejected and exited; the job ended after ${run.seconds.toFixed(1)} s`);
+  });
+
+  test.serial('mpirun -np 3 (default): when rank 1 is killed, mpirun ends the whole job within seconds', async (t) => {
+    const run = await mpiRun(3, 'die:1');
+    t.not(run.code, 0);
+    t.true(run.seconds < 10, `the job ended after ${run.seconds} s`);
+    t.log(`mpirun ended the job ${run.seconds.toFixed(1)} s after the start (the killed rank dies at once)`);
   });
 
   test.serial('mpirun -np 3: ranks that disagree on the direction all reject, naming the difference', async (t) => {

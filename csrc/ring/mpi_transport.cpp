@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -17,9 +18,16 @@ namespace {
 
 std::mutex mpiMutex;       // MPI_THREAD_SERIALIZED: one MPI call at a time in this process
 bool initialisedHere = false;
+// Set once a wait timed out or MPI itself failed: a peer may be dead. MPI_Finalize is
+// collective in practice (Open MPI ends with a fence over every rank) and would wait forever
+// for it, so finalizeMpi() skips it then (see there). A failure that every rank learnt of
+// through an abort message (bad data on one rank, ranks that disagree) leaves every peer
+// alive, and MPI is finalised as usual.
+std::atomic<bool> peerMayBeDead{false};
 constexpr int kAbortTag = 1 << 20;  // above every ring tag (at most 4·P + 4)
 
 [[noreturn]] void throwMpi(int code, const std::string& what) {
+  peerMayBeDead = true;
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(code, text, &length);
@@ -153,6 +161,7 @@ class MpiTransport : public Transport {
       if (std::chrono::steady_clock::now() > deadline) {
         std::lock_guard<std::mutex> lock(mpiMutex);
         if (!collective) MPI_Cancel(&request);
+        peerMayBeDead = true;
         throw Error(ErrorKind::Internal, "ring",
                     "ring rank " + std::to_string(rank_) + " timed out after " + std::to_string(timeout_.count()) +
                         " ms waiting for " + what);
@@ -197,6 +206,10 @@ std::unique_ptr<Transport> createMpiTransport(std::chrono::milliseconds timeout)
 }
 
 void finalizeMpi() {
+  // After a failure the peers may be dead, and MPI_Finalize would wait for them forever (a
+  // launcher that keeps the job alive, e.g. mpirun --mca orte_enable_recovery 1, never kills
+  // the survivors). The process exits without it; the launcher reports the unfinalised exit.
+  if (peerMayBeDead) return;
   std::lock_guard<std::mutex> lock(mpiMutex);
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
