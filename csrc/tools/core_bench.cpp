@@ -18,7 +18,7 @@
 // threads; spin-waits count), steadier than wall time on a machine shared with other work.
 //
 //   siglip_core_bench [--gemm M N K] [--n N] [--d D] [--threads T] [--runs R] [--naive] [--softmax]
-//                     [--bf16] [--only gemm|loss]
+//                     [--bf16] [--only gemm|loss|bf16]   (bf16: only the bf16 loss on bf16 inputs)
 // Defaults: --gemm 4096 4096 768, --n 8192 --d 768, --threads = hardware threads, --runs 5.
 #include <algorithm>
 #include <chrono>
@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--gemm M N K] [--n N] [--d D] [--threads T] [--runs R] [--naive] [--softmax] "
-                   "[--bf16] [--only gemm|loss]\n",
+                   "[--bf16] [--only gemm|loss|bf16]\n",
                    argv[0]);
       return 2;
     }
@@ -188,6 +188,10 @@ int main(int argc, char** argv) {
               info.simd.c_str(), info.simdReason.c_str(), info.hardwareThreads, info.tileRows, info.tileCols, runs);
   if (bf16) std::printf("bf16 kernel %s (%s)\n", info.bf16.c_str(), info.bf16Reason.c_str());
   try {
+    if (only == "bf16") {
+      benchLossBf16(true, n, d, threads, runs);
+      return 0;
+    }
     if (only.empty() || only == "gemm") {
       const std::vector<float> a = randomUnitRows(gm, gk, 3), b = randomUnitRows(gn, gk, 4);
       std::vector<float> c(size_t(gm * gn));
