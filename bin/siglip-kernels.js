@@ -91,8 +91,10 @@ function build(args) {
 }
 
 function info(args) {
+  // The loader's errors say what to do; print the message, not a stack trace.
   const script =
-    `const s = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))}); const i = s.backendInfo();` +
+    `let i; try { i = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))}).backendInfo(); } ` +
+    `catch (e) { console.error(e.code === 'ERR_SIGLIP_ADDON_LOAD' ? e.message : e.stack); process.exit(1); } ` +
     (args.includes('--reason-only')
       ? `console.log('${TAG} now loads ' + i.binaryPath + '\\n  (' + i.binaryReason + ')');`
       : 'console.log(JSON.stringify(i, null, 2));');
