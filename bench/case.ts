@@ -25,6 +25,7 @@ import { writeFileSync } from 'node:fs';
 
 import { backendInfo, gemmABt, matrix, sigmoidLossSync, sigmoidLossWithGradSync, softmaxLossSync, softmaxLossWithGradSync } from '../lib/index.js';
 import { type CaseResult, type CaseSpec, METHOD_INFO, type MethodInfo, METHODS, median, seededUniform } from './cases.js';
+import { loadTfjs, tfjsSigmoidCall } from './tfjs_autodiff.js';
 
 function seededGaussian(seed: number): () => number {
   const uniform = seededUniform(seed);
@@ -76,7 +77,7 @@ interface CallOutcome {
   outputBytes: number;
 }
 
-function makeCall(spec: CaseSpec, image: Float32Array, text: Float32Array): () => CallOutcome {
+function makeCall(spec: CaseSpec, image: Float32Array, text: Float32Array, tf: Awaited<ReturnType<typeof loadTfjs>> | null): () => CallOutcome {
   const x = matrix(image, spec.n, spec.d);
   const y = matrix(text, spec.m, spec.d);
   const info: MethodInfo = METHOD_INFO[spec.method];
@@ -87,6 +88,8 @@ function makeCall(spec: CaseSpec, image: Float32Array, text: Float32Array): () =
   const options = { threads: spec.threads, device: spec.device ?? 'cpu', method: info.libMethod as never, ...precision };
   const fwd = spec.pass === 'fwd';
   switch (info.loss) {
+    case 'tfjs':
+      return tfjsSigmoidCall(tf!, image, text, spec.n, spec.m, spec.d, !fwd);
     case 'gemm':
       return () => {
         const c = gemmABt(image, text, spec.n, spec.m, spec.d, spec.threads);
@@ -148,13 +151,15 @@ function parseSpec(argument: string | undefined): CaseSpec {
   return spec;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const spec = parseSpec(process.argv[2]);
+  // Loaded before the inputs exist, so that its code and heap belong to the baseline.
+  const tf = METHOD_INFO[spec.method].loss === 'tfjs' ? await loadTfjs() : null;
 
   const setupStart = performance.now();
   const { image, text } = buildInputs(spec);
   const setupMs = performance.now() - setupStart;
-  const call = makeCall(spec, image, text);
+  const call = makeCall(spec, image, text, tf);
 
   // Loads the addon (its code pages and static data belong to the baseline) without running
   // a kernel: a small call here would also allocate any per-thread tile buffers a backend
@@ -207,9 +212,7 @@ function main(): void {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-try {
-  main();
-} catch (error) {
+main().catch((error: unknown) => {
   process.stderr.write(`bench/case.ts: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exitCode = 1;
-}
+});

@@ -6,14 +6,16 @@
 export interface MethodInfo {
   /** The name tables, plots and progress lines use. */
   label: string;
-  /** Which call runs it: `sigmoidLoss*Sync`, `softmaxLoss*Sync`, or `gemmABt`. */
-  loss: 'sigmoid' | 'softmax' | 'gemm';
+  /** Which call runs it: `sigmoidLoss*Sync`, `softmaxLoss*Sync`, `gemmABt`, or the sigmoid loss in tfjs ops (bench/tfjs_autodiff.ts). */
+  loss: 'sigmoid' | 'softmax' | 'gemm' | 'tfjs';
   /** The `options.method` passed to the loss (absent for gemm). */
   libMethod?: string;
   /** The `options.precision` passed to the loss, when not the default. */
   precision?: string;
   /** N×M float32 buffers it holds at its peak, forward and forward+backward (see estimatedSquareBuffers). */
   squareBuffers: { fwd: number; 'fwd+bwd': number };
+  /** The largest N the report runs it at (slow methods; other runs take any --n). */
+  reportMaxN?: number;
 }
 
 /**
@@ -40,6 +42,11 @@ export const METHOD_INFO = {
   'naive-softmax': { label: 'naive softmax', loss: 'softmax', libMethod: 'naive', squareBuffers: { fwd: 2, 'fwd+bwd': 3 } },
   // Its output C.
   gemm: { label: 'gemm A·Bᵀ', loss: 'gemm', squareBuffers: { fwd: 1, 'fwd+bwd': 1 } },
+  // The sigmoid loss in TensorFlow.js ops on its CPU backend, gradients by tfjs's autodiff: what
+  // a tfjs user has without siglip-kernels/tfjs. Every intermediate is N×M (logits, its pieces,
+  // softplus) and the tape keeps them for the backward pass. Single-threaded JavaScript: about
+  // 18 s per fwd+bwd call at N = 1024, D = 768, so the report stops at N = 1024.
+  'tfjs-autodiff': { label: 'tfjs autodiff', loss: 'tfjs', squareBuffers: { fwd: 6, 'fwd+bwd': 16 }, reportMaxN: 1024 },
 } as const satisfies Record<string, MethodInfo>;
 
 export type MethodName = keyof typeof METHOD_INFO;
@@ -47,8 +54,11 @@ export type MethodName = keyof typeof METHOD_INFO;
 /** The methods `--methods` accepts, in the order the table lists them. */
 export const METHODS = Object.keys(METHOD_INFO) as MethodName[];
 
+/** The methods a run without --methods times: all but tfjs autodiff (minutes per case at the default N; ask for it by name). */
+export const DEFAULT_METHODS: readonly MethodName[] = METHODS.filter((m) => m !== 'tfjs-autodiff');
+
 /** The methods `--report` runs (the plots' lines), when the library implements them. */
-export const REPORT_METHODS: readonly MethodName[] = ['fused', 'bf16', 'chunked-softmax', 'naive-sigmoid', 'naive-softmax'];
+export const REPORT_METHODS: readonly MethodName[] = ['fused', 'bf16', 'chunked-softmax', 'naive-sigmoid', 'naive-softmax', 'tfjs-autodiff'];
 
 /** fwd: the loss only. fwd+bwd: the loss and all four gradients. gemm: one A·Bᵀ product. */
 export type Pass = 'fwd' | 'fwd+bwd' | 'gemm';

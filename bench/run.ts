@@ -24,6 +24,7 @@ import {
   type CaseResult,
   type CaseSpec,
   caseFlops,
+  DEFAULT_METHODS,
   defaultRepeats,
   estimatedExtraBytes,
   METHOD_INFO,
@@ -61,7 +62,8 @@ const USAGE = `usage: ${COMMAND} [flags]
   --threads T        worker threads (default: all ${os.availableParallelism()} available)
   --device DEV       cpu (default) or cuda (the losses on GPU 0; needs the CUDA build and a GPU;
                      the gemm method is CPU-only and left out)
-  --methods LIST     any of ${METHODS.join(',')} (default: all)
+  --methods LIST     any of ${METHODS.join(',')} (default: all but tfjs-autodiff, which needs
+                     @tensorflow/tfjs and takes seconds to minutes per case)
   --passes LIST      fwd, fwd+bwd or both (default: both; gemm has its own single pass)
   --quick            N = 512…4096
   --full             N = 512…16384, plus fused sigmoid fwd+bwd at N = 32768, D = 256
@@ -75,7 +77,8 @@ const USAGE = `usage: ${COMMAND} [flags]
   --list             print the planned cases (with their repeats) and exit without running any
 
   --report           the report suite: fused sigmoid, chunked softmax (once the library has it),
-                     naive sigmoid, naive softmax; fwd and fwd+bwd; N = 512…4096 (under two minutes
+                     naive sigmoid, naive softmax, tfjs autodiff (N ≤ 1024, about a minute of the run;
+                     needs @tensorflow/tfjs); fwd and fwd+bwd; N = 512…4096 (about three minutes
                      on 2 cores), or 512…16384 with --full; D = 768. Writes bench/report/:
                      results.json, time.svg/.png, memory.svg/.png, and prints a summary table
   --report-dir DIR   where --report writes (default bench/report)
@@ -201,8 +204,8 @@ function parseOptions(argv: string[]): BenchOptions {
     d: v.d !== undefined ? positiveInteger('--d', v.d) : 768,
     threads: v.threads !== undefined ? positiveInteger('--threads', v.threads) : os.availableParallelism(),
     device,
-    methods: (v.methods !== undefined ? inTableOrder(list('--methods', v.methods, METHODS)) : report ? inTableOrder(REPORT_METHODS) : [...METHODS]).filter(
-      (m) => device === 'cpu' || m !== 'gemm',
+    methods: (v.methods !== undefined ? inTableOrder(list('--methods', v.methods, METHODS)) : report ? inTableOrder(REPORT_METHODS) : [...DEFAULT_METHODS]).filter(
+      (m) => device === 'cpu' || (m !== 'gemm' && m !== 'tfjs-autodiff'),
     ),
     passes: v.passes !== undefined ? list('--passes', v.passes, ['fwd', 'fwd+bwd'] as const) : ['fwd', 'fwd+bwd'],
     full: v.full === true,
@@ -243,12 +246,16 @@ function planCases(options: BenchOptions): PlannedCase[] {
       d,
       threads: options.threads,
       warmup: options.warmup,
-      repeats: options.repeats ?? (options.report ? reportRepeats(n) : defaultRepeats(n)),
+      // tfjs autodiff: one timed call in the report (each is seconds long, and its plot line is orders above the others).
+      repeats: options.repeats ?? (options.report ? (METHOD_INFO[method].loss === 'tfjs' ? 1 : reportRepeats(n)) : defaultRepeats(n)),
       seed: options.seed,
       device: method === 'gemm' ? 'cpu' : options.device,
     };
     const need = estimatedExtraBytes(spec);
-    if (need > options.memBudgetBytes) {
+    const reportMaxN = (METHOD_INFO[method] as { reportMaxN?: number }).reportMaxN;
+    if (options.report && reportMaxN !== undefined && n > reportMaxN) {
+      planned.push({ spec, skipReason: `the report runs ${METHOD_INFO[method].label} up to N = ${reportMaxN} (its calls take minutes beyond)` });
+    } else if (need > options.memBudgetBytes) {
       const skipReason = `its N×N buffers need ~${formatBytes(need)}, over the ${formatBytes(options.memBudgetBytes)} --mem-budget`;
       planned.push({ spec, skipReason });
     } else {
@@ -325,7 +332,7 @@ function probeMethods(lib: Library, methods: readonly MethodName[], device: 'cpu
   const x = lib.matrix(Float32Array.from({ length: 32 }, (_, i) => Math.sin(i + 1)), 4, 8);
   for (const method of methods) {
     const info: (typeof METHOD_INFO)[MethodName] = METHOD_INFO[method];
-    if (info.loss === 'gemm') continue;
+    if (info.loss === 'gemm' || info.loss === 'tfjs') continue;
     const precision = 'precision' in info ? { precision: info.precision as never } : {};
     const options = { threads: 1, device, method: info.libMethod as never, ...precision };
     try {
