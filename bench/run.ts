@@ -332,7 +332,15 @@ function probeMethods(lib: Library, methods: readonly MethodName[], device: 'cpu
   const x = lib.matrix(Float32Array.from({ length: 32 }, (_, i) => Math.sin(i + 1)), 4, 8);
   for (const method of methods) {
     const info: (typeof METHOD_INFO)[MethodName] = METHOD_INFO[method];
-    if (info.loss === 'gemm' || info.loss === 'tfjs') continue;
+    if (info.loss === 'gemm') continue;
+    if (info.loss === 'tfjs') {
+      try {
+        createRequire(path.join(repoRoot, 'package.json')).resolve('@tensorflow/tfjs');
+      } catch {
+        unavailable[method] = 'it needs @tensorflow/tfjs, which is not installed (npm install @tensorflow/tfjs)';
+      }
+      continue;
+    }
     const precision = 'precision' in info ? { precision: info.precision as never } : {};
     const options = { threads: 1, device, method: info.libMethod as never, ...precision };
     try {
