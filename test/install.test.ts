@@ -228,6 +228,7 @@ if (!enabled) {
     const lines = install.output.split('\n').filter((line) => !/EBADENGINE/.test(line));
     const scriptWarnings = lines.filter((line) => /siglip-kernels/.test(line) && /script|gyp|approve|rebuild/i.test(line));
     t.deepEqual(scriptWarnings, [], 'no install-script warning names this package');
+    t.deepEqual(lines.filter((line) => /install-scripts|allowScripts/.test(line)), [], 'npm blocked no install script at all');
     t.deepEqual(lines.filter((line) => /gyp (info|ERR)|node-gyp|cmake-js|CXX\(target\)/i.test(line)), [], 'nothing was compiled');
 
     const pkgDir = path.join(dir, 'node_modules', 'siglip-kernels');
@@ -314,6 +315,17 @@ if (!enabled) {
 
   test.serial('npm 12 (npx npm@12, install scripts blocked by default): the same install, no warning', (t) => {
     installAndCheck(t, 'npm12');
+
+    // The control: npm 12 does warn about a dependency whose install script it blocks, in the
+    // words the checks above look for, so their silence means something.
+    const control = path.join(work, 'control');
+    fs.mkdirSync(path.join(control, 'dep'), { recursive: true });
+    fs.mkdirSync(path.join(control, 'app'));
+    fs.writeFileSync(path.join(control, 'dep', 'package.json'), JSON.stringify({ name: 'dep-with-script', version: '1.0.0', scripts: { install: 'node -e 0' } }));
+    fs.writeFileSync(path.join(control, 'app', 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
+    const blocked = run(path.join(control, 'app'), 'npx', ['--yes', 'npm@12', 'install', '../dep']);
+    t.is(blocked.status, 0, blocked.output);
+    t.regex(blocked.output, /install-scripts.*\n.*dep-with-script@1\.0\.0 \(install: node -e 0\)/);
   });
 
   test.serial('the main tarball: no build directories, tests or binaries; its size', (t) => {
