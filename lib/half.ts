@@ -6,17 +6,22 @@
  *
  * @packageDocumentation
  */
-import { checkFloat32Array, invalidType } from './validate';
+import { checkFloat32Array, invalidType, isDetachedView, typedArrayMemory } from './validate';
 import { types } from 'node:util';
 
+// The arrays' own memory (typedArrayMemory), never their possibly overridden properties: a
+// subclass whose `length` lies must not turn into a bare "Invalid typed array length".
 function checkUint16Array(argument: string, value: unknown): Uint16Array {
   if (!types.isUint16Array(value)) throw invalidType(argument, 'a Uint16Array of 16-bit float bits', value);
-  return value;
+  if (isDetachedView(value)) throw invalidType(argument, 'a Uint16Array that is not detached (its buffer was transferred)', value);
+  const { buffer, byteOffset, length } = typedArrayMemory(value);
+  return new Uint16Array(buffer, byteOffset, length);
 }
 
 /** The bits of a Float32Array (no copy). */
 function bitsOf(values: Float32Array): Uint32Array {
-  return new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const { buffer, byteOffset, length } = typedArrayMemory(values);
+  return new Uint32Array(buffer, byteOffset, length);
 }
 
 /**

@@ -12,6 +12,8 @@
  *
  * @packageDocumentation
  */
+import { types } from 'node:util';
+
 import { type CudaDevice, cudaAddon, isCudaDeviceName, resolveCudaOrdinal } from './cuda';
 import { DeviceMatrix, ERR_SIGLIP_DISPOSED, liveNative, wrapNative } from './device_matrix';
 import { loadAddon } from './loader';
@@ -39,8 +41,10 @@ import {
   errorWithCode,
   invalidType,
   invalidValue,
+  isDetachedView,
   isPlainObject,
   type SiglipError,
+  typedArrayMemory,
 } from './validate';
 
 /** `code` of the error {@link Ring.mpi} throws where the addon was built without MPI. */
@@ -621,8 +625,11 @@ export class Ring {
     const rank = checkIntegerInRange('options.rank', o['rank'], 0, size - 1);
     const idExpected = 'a Uint8Array of 128 bytes (from Ring.ncclUniqueId() on one rank)';
     const id = o['id'];
-    if (!(id instanceof Uint8Array)) throw invalidType('options.id', idExpected, id);
-    if (id.length !== 128) throw invalidValue('options.id', idExpected, id);
+    // util.types, not instanceof: a Proxy of a Uint8Array passes instanceof, then fails on
+    // every access with a bare TypeError.
+    if (!types.isUint8Array(id)) throw invalidType('options.id', idExpected, id);
+    if (isDetachedView(id)) throw invalidType('options.id', idExpected, id);
+    if (typedArrayMemory(id).length !== 128) throw invalidValue('options.id', idExpected, id);
     const device = o['device'];
     const deviceExpected = "'cuda' or 'cuda:N' (the GPU of this rank)";
     if (typeof device !== 'string') throw invalidType('options.device', deviceExpected, device);
@@ -844,9 +851,10 @@ export class Ring {
     if (this.kind === 'local') {
       throw invalidType('ring', "an MPI or NCCL ring (a local ring's ranks are threads of this process)", new Description('a local ring'));
     }
-    if (!(bytes instanceof Uint8Array)) throw invalidType('bytes', 'a Uint8Array', bytes);
-    if (bytes.length > MAX_ALL_GATHER_BYTES) throw invalidValue('bytes', 'at most 1 MiB (1048576 bytes)', new Description(`${bytes.length} bytes`));
-    const copy = bytes.slice();
+    if (!types.isUint8Array(bytes) || isDetachedView(bytes)) throw invalidType('bytes', 'a Uint8Array that is not detached', bytes);
+    const { buffer, byteOffset, length } = typedArrayMemory(bytes);
+    if (length > MAX_ALL_GATHER_BYTES) throw invalidValue('bytes', 'at most 1 MiB (1048576 bytes)', new Description(`${length} bytes`));
+    const copy = new Uint8Array(buffer, byteOffset, length).slice();
     const all = await this.#enqueue(() => native.allGather(copy));
     return Array.from({ length: this.size }, (_, r) => all.slice(r * copy.length, (r + 1) * copy.length));
   }

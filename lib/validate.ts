@@ -82,9 +82,9 @@ export function describe(value: unknown): string {
   }
   if (ArrayBuffer.isView(value)) {
     const name = value.constructor?.name ?? 'typed array';
+    if (types.isDataView(value)) return `a ${name}`;
     if (isDetachedView(value)) return `a detached ${name}`;
-    const length = (value as { length?: number }).length;
-    return typeof length === 'number' ? `a ${name} of length ${length}` : `a ${name}`;
+    return `a ${name} of length ${lengthOf(value)}`;
   }
   if (Array.isArray(value)) return `an Array of length ${value.length}`;
   if (value instanceof ArrayBuffer) return 'an ArrayBuffer';
@@ -92,10 +92,30 @@ export function describe(value: unknown): string {
   return name && name !== 'Object' ? `an instance of ${name}` : 'an object';
 }
 
+// %TypedArray%.prototype's own getters: a subclass (or an object with a typed array as its
+// prototype) can override `length`, `buffer` or `byteOffset` and lie; these cannot.
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
+function intrinsicGetter<T>(name: string): (view: ArrayBufferView) => T {
+  const get = Object.getOwnPropertyDescriptor(typedArrayPrototype, name)!.get!;
+  return (view) => Reflect.apply(get, view, []) as T;
+}
+const lengthOf = intrinsicGetter<number>('length');
+const bufferOf = intrinsicGetter<ArrayBufferLike>('buffer');
+const byteOffsetOf = intrinsicGetter<number>('byteOffset');
+const byteLengthOf = intrinsicGetter<number>('byteLength');
+
+/**
+ * A typed array's true memory, whatever its own properties say: its element count, buffer
+ * and byte offset as the engine knows them.
+ */
+export function typedArrayMemory(view: ArrayBufferView): { buffer: ArrayBufferLike; byteOffset: number; length: number } {
+  return { buffer: bufferOf(view), byteOffset: byteOffsetOf(view), length: lengthOf(view) };
+}
+
 /** A detached view: its buffer was transferred (postMessage, structuredClone) and it has no bytes left. */
 export function isDetachedView(view: ArrayBufferView): boolean {
-  if (view.byteLength !== 0) return false;
-  const buffer = view.buffer as ArrayBuffer & { detached?: boolean };
+  if (byteLengthOf(view) !== 0) return false;
+  const buffer = bufferOf(view) as ArrayBuffer & { detached?: boolean };
   if (typeof buffer.detached === 'boolean') return buffer.detached; // ES2024 (Node 22+)
   try {
     new Uint8Array(buffer); // throws TypeError on a detached buffer, and only then

@@ -137,6 +137,18 @@ if (why !== '') {
     }
   });
 
+  test.serial('mpirun -np 3: logitScales that differ by 1e-12 are rejected with both values printed exactly', async (t) => {
+    const run = await mpiRun(3, 'disagree:scale');
+    t.is(run.code, 0, run.output);
+    t.is(run.lines.length, 3, run.output);
+    for (const line of run.lines) {
+      t.true(line['rejected'], JSON.stringify(line));
+      const values = [...(line['message'] as string).matchAll(/logitScale ([0-9.e+-]+)/g)].map((m) => m[1]);
+      t.is(values.length, 2, line['message'] as string);
+      t.not(values[0], values[1], line['message'] as string);
+    }
+  });
+
   test.serial('mpirun -np 3: allGather gives every rank all ranks\' bytes; lengths that differ are an error on every rank', async (t) => {
     const run = await mpiRun(3, 'gather');
     t.is(run.code, 0, run.output);

@@ -2,6 +2,8 @@
 // these, and the N-API layer turns it into a JavaScript TypeError / RangeError / Error
 // with the same message. `argument` names the offending argument so callers see which one.
 #pragma once
+#include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -31,6 +33,16 @@ class Error : public std::runtime_error {
 inline Error invalidArgument(ErrorKind kind, const std::string& argument, const std::string& expected,
                              const std::string& received) {
   return Error(kind, argument, "Expected " + expected + " for " + argument + " but received " + received);
+}
+
+// A double in a message, exactly: the shortest-looking form is not enough where two values
+// that differ by 1e-12 must not print the same ("ring ranks disagree"). %.17g round-trips.
+inline std::string formatNumber(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.17g", v);
+  return buffer;
 }
 
 }  // namespace siglip

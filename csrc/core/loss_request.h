@@ -4,7 +4,6 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 
 #include "errors.h"
@@ -60,12 +59,10 @@ inline LossResult sigmoidLossFromSums(double softplusSum, double dLogitSum, doub
   LossResult result;
   result.loss = softplusSum / normalizer;
   if (!std::isfinite(result.loss)) {
-    char t[32];
-    std::snprintf(t, sizeof t, "%.6g", temperature);
     throw invalidArgument(ErrorKind::Range, "options.logitScale",
                           "a temperature t = exp(logitScale) with which every logit t·S + b fits in float32 "
                           "(|t·S| < 3.4e38; normalise the embeddings or lower logitScale)",
-                          std::string("t = ") + t + ", with which a logit overflowed to -Infinity");
+                          "t = " + formatNumber(temperature) + ", with which a logit overflowed to -Infinity");
   }
   if (withGradients) {
     result.dLogitBias = dLogitSum / normalizer;

@@ -25,14 +25,6 @@ constexpr int kMaxThreads = 1024;
 // enough below 2^63 that offsets like rows*cols + cols cannot wrap in int64 arithmetic.
 constexpr uint64_t kMaxBytes = uint64_t(1) << 62;
 
-std::string formatDouble(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.17g", v);
-  return buffer;
-}
-
 std::string formatFloat(float v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
@@ -122,11 +114,11 @@ void validateLossRequest(LossKind kind, const LossRequest& request, DataScan sca
   const bool hasImageIds = request.imageIds != nullptr;
   const bool hasTextIds = request.textIds != nullptr;
   if (hasImageIds && !hasTextIds) {
-    throw invalidArgument(ErrorKind::Type, "textIds", "label ids (imageIds and textIds are given together)",
+    throw invalidArgument(ErrorKind::Type, "options.textIds", "label ids (imageIds and textIds are given together)",
                           "none");
   }
   if (hasTextIds && !hasImageIds) {
-    throw invalidArgument(ErrorKind::Type, "imageIds", "label ids (imageIds and textIds are given together)",
+    throw invalidArgument(ErrorKind::Type, "options.imageIds", "label ids (imageIds and textIds are given together)",
                           "none");
   }
   if (!hasImageIds && image.rows != text.rows) {
@@ -139,11 +131,11 @@ void validateLossRequest(LossKind kind, const LossRequest& request, DataScan sca
   if (!std::isfinite(request.logitScale) || std::fabs(request.logitScale) > kMaxAbsLogitScale) {
     throw invalidArgument(ErrorKind::Range, "options.logitScale",
                           "a finite number in [-80, 80] (the temperature exp(logitScale) must be a finite float32)",
-                          formatDouble(request.logitScale));
+                          formatNumber(request.logitScale));
   }
   if (!std::isfinite(request.logitBias) || std::fabs(request.logitBias) > double(FLT_MAX)) {
     throw invalidArgument(ErrorKind::Range, "options.logitBias", "a finite number (representable as float32)",
-                          formatDouble(request.logitBias));
+                          formatNumber(request.logitBias));
   }
   if (request.threads < 1 || request.threads > kMaxThreads) {
     throw invalidArgument(ErrorKind::Range, "options.threads", "an integer from 1 to 1024",
@@ -151,13 +143,15 @@ void validateLossRequest(LossKind kind, const LossRequest& request, DataScan sca
   }
 
   if (scan == DataScan::Host) {
-    checkFinite(image, "image");
-    checkFinite(text, "text");
+    checkFinite(image, "image.data");  // named as the caller wrote them
+    checkFinite(text, "text.data");
   }
 
   if (kind == LossKind::Softmax && hasImageIds) {
-    checkEveryRowHasPositive(request.imageIds, image.rows, "imageIds", request.textIds, text.rows, "textIds");
-    checkEveryRowHasPositive(request.textIds, text.rows, "textIds", request.imageIds, image.rows, "imageIds");
+    checkEveryRowHasPositive(request.imageIds, image.rows, "options.imageIds", request.textIds, text.rows,
+                             "options.textIds");
+    checkEveryRowHasPositive(request.textIds, text.rows, "options.textIds", request.imageIds, image.rows,
+                             "options.imageIds");
   }
 }
 

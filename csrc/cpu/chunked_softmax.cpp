@@ -222,7 +222,7 @@ LossResult chunkedSoftmaxLoss(const KernelSet& ks, const LossRequest& req, Gradi
   });
 
   if (!rowStats.finite() || !colStats.finite()) {
-    throw invalidArgument(ErrorKind::Range, "image",
+    throw invalidArgument(ErrorKind::Range, "image.data",
                           "embeddings whose dot products with text are finite float32 numbers",
                           "rows whose dot products overflow float32 (normalise the embeddings)");
   }

@@ -49,8 +49,8 @@ LossResult sigmoidLossBf16(const LossRequest& request, Bf16Inputs bits, Gradient
         }
       }
     };
-    scan(bits.image, request.image, "image");
-    scan(bits.text, request.text, "text");
+    scan(bits.image, request.image, "image.data");
+    scan(bits.text, request.text, "text.data");
   }
   return fusedSigmoidLoss(activeKernels(), request, grads, Precision::BF16, bits);
 }

@@ -133,7 +133,7 @@ LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, Cuda
   const std::vector<LineStats> rowLines(lines.begin(), lines.begin() + n);
   const std::vector<LineStats> colLines(lines.begin() + n, lines.end());
   if (!finiteLines(rowLines) || !finiteLines(colLines)) {
-    throw invalidArgument(ErrorKind::Range, "image",
+    throw invalidArgument(ErrorKind::Range, "image.data",
                           "embeddings whose dot products with text are finite float32 numbers",
                           "rows whose dot products overflow float32 (normalise the embeddings)");
   }

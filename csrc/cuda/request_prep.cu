@@ -84,8 +84,8 @@ void validateCudaRequest(LossKind kind, const CudaLossRequest& req, const CudaGr
 
   DeviceGuard guard(req.image.device);
   Stream stream(req.image.device);
-  checkFiniteOnDevice(req.image, "image", stream.get());
-  checkFiniteOnDevice(req.text, "text", stream.get());
+  checkFiniteOnDevice(req.image, "image.data", stream.get());
+  checkFiniteOnDevice(req.text, "text.data", stream.get());
 }
 
 DeviceIds uploadIds(const CudaLossRequest& req) {

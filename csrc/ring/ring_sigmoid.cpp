@@ -63,7 +63,7 @@ struct Lane {
 
 std::string describe(const ShardHeader& h) {
   return "D=" + std::to_string(h.cols) + (h.hasIds ? " with" : " without") + " ids, logitScale " +
-         std::to_string(h.logitScale) + ", logitBias " + std::to_string(h.logitBias) +
+         formatNumber(h.logitScale) + ", logitBias " + formatNumber(h.logitBias) +
          (h.twoWay ? ", two-way" : ", one-way");
 }
 
@@ -75,10 +75,10 @@ LossResult runRing(Transport& tp, RingBackend& be, const RingShard& shard, const
   const int64_t d = shard.image.cols;
   const uint64_t bytesBefore = tp.bytesSent();  // the transport counts over its whole life
   if (shard.text.cols != d)
-    throw invalidArgument(ErrorKind::Range, "text", std::to_string(d) + " columns (as image)",
+    throw invalidArgument(ErrorKind::Range, "text.cols", std::to_string(d) + " columns (as image)",
                           std::to_string(shard.text.cols));
   if ((shard.imageIds == nullptr) != (shard.textIds == nullptr))
-    throw invalidArgument(ErrorKind::Type, "textIds", "imageIds and textIds given together", "only one of them");
+    throw invalidArgument(ErrorKind::Type, "options.textIds", "imageIds and textIds given together", "only one of them");
 
   // 1. Sizes and options from every rank; all must agree on D, ids and the scalars.
   const ShardHeader mine{shard.image.rows, shard.text.rows, d, shard.imageIds ? 1 : 0,
