@@ -36,6 +36,6 @@ test('fromFloat16 of a detached Uint16Array names the argument and says why', (t
 
 test('Ring.nccl with a Proxy of a Uint8Array as its id is a TypeError naming options.id', async (t) => {
   const id = new Proxy(new Uint8Array(128), {});
-  const error = await t.throwsAsync(Ring.nccl({ rank: 0, size: 1, id }), { instanceOf: TypeError, message: /for options\.id but received/ });
+  const error = await t.throwsAsync(Ring.nccl({ rank: 0, size: 1, id, device: 'cuda:0' }), { instanceOf: TypeError, message: /for options\.id but received/ });
   t.like(error, { code: 'ERR_INVALID_ARG_TYPE', argument: 'options.id' });
 });
