@@ -560,7 +560,7 @@ export class Ring {
    * initialised on first use and finalised when the process exits. Each call on the ring takes
    * this rank's shard only. Needs an addon built with MPI: `npm install` finds it through the
    * `mpicxx` wrapper (Open MPI or MPICH; on Debian and Ubuntu `apt-get install openmpi-bin
-   * libopenmpi-dev`, then `npm rebuild siglip-kernels`).
+   * libopenmpi-dev`, then `npx siglip-kernels build`; the prebuilt platform packages have no MPI).
    *
    * @param options - `threads` (default cores / ranks on this machine), `timeoutMs` (default 60 000).
    * @returns a Promise of the Ring.
@@ -587,7 +587,8 @@ export class Ring {
       throw errorWithCode(
         'Ring.mpi() needs the MPI transport, but this build of siglip-kernels has none: no MPI was found when ' +
           'the addon was compiled. Install MPI with its compiler wrapper mpicxx (Debian/Ubuntu: apt-get install ' +
-          'openmpi-bin libopenmpi-dev) and rebuild (npm rebuild siglip-kernels); Ring.local() needs no MPI.',
+          'openmpi-bin libopenmpi-dev) and build from source (npx siglip-kernels build; in a clone, npm install): ' +
+          'the prebuilt platform packages have no MPI. Ring.local() needs no MPI.',
         ERR_SIGLIP_NO_MPI,
       );
     }

@@ -288,6 +288,10 @@ if (!enabled) {
       t.log('no CUDA package in this release (release:pack found no nvcc)');
     }
 
+    // The prebuilt CPU addon has no MPI: Ring.mpi() says to build from source.
+    const mpi = run(dir, 'node', ['-e', "require('siglip-kernels').Ring.mpi().then(() => console.log('resolved'), (e) => console.log(e.code + ': ' + e.message))"]);
+    t.regex(mpi.output, /^ERR_SIGLIP_NO_MPI: .*npx siglip-kernels build/m);
+
     // npx siglip-kernels bench --quick (N narrowed to 512 to keep CI short): table and JSON.
     const out = path.join(dir, 'bench.json');
     const bench = run(dir, 'npx', ['siglip-kernels', 'bench', '--quick', '--n', '512', '--repeats', '1', '--out', out]);
@@ -307,6 +311,25 @@ if (!enabled) {
     t.regex(missing.output, /npx siglip-kernels build/);
     t.regex(missing.output, /@siglip-kernels\/linux-x64-gnu is not installed/);
     t.notRegex(missing.output, /^\s+at /m, 'no stack trace');
+  });
+
+  test.serial('npx siglip-kernels build: a build from source in the installed package is used before the platform package', (t) => {
+    const dir = path.join(work, 'consumer-build');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer-build', version: '1.0.0', private: true }));
+    t.is(run(dir, 'npm', ['install', `siglip-kernels@${manifest.main.version}`]).status, 0);
+    // This time with the machine's PATH (compiler, make, python3); MPI left out to keep it short.
+    // node-gyp needs Node's headers: this machine's npm config may point at them (nodedir),
+    // where the consumer npmrc of this test does not.
+    const nodedir = execFileSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' }).trim();
+    const env = { ...consumerEnv(), PATH: process.env['PATH'] ?? '', SIGLIP_MPI: 'off', JOBS: '2', ...(/^(undefined|null|)$/.test(nodedir) ? {} : { npm_config_nodedir: nodedir }) };
+    const build = run(dir, 'npx', ['siglip-kernels', 'build'], env);
+    t.is(build.status, 0, build.output);
+    t.log(`npx siglip-kernels build: ${build.seconds.toFixed(1)} s`);
+    t.regex(build.output, /now loads .*node_modules[\\/]siglip-kernels[\\/]build[\\/]Release[\\/]siglip_kernels\.node/);
+    const r = lastJson(run(dir, 'node', ['-e', REQUIRE_CHECK], env).output);
+    t.regex(r.binaryReason, /using the CPU build: compiled locally by node-gyp \(build\/Release\)/);
+    t.true(Math.abs(r.loss - expectedLoss()) <= 1e-6 * Math.abs(r.loss));
   });
 
   test.serial('npm --ignore-scripts: the same install, nothing to skip', (t) => {
