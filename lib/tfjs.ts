@@ -351,3 +351,125 @@ export function softmaxLoss(
 ): tfc.Scalar {
   return runLoss('softmax', tf, image, text, logitScale, undefined, options);
 }
+
+/** Options of {@link ringSigmoidLoss}: this rank's label ids (every rank gives ids or none does). */
+export interface TfjsRingLossOptions {
+  /** Label ids of this rank's image rows (an Int32Array or a rank-1 int32 tensor). */
+  imageIds?: TfjsIds;
+  /** Label ids of this rank's text rows. */
+  textIds?: TfjsIds;
+}
+
+/** What {@link ringSigmoidLoss} resolves to: the global loss, and an op that hands the ring's gradients to a tape. */
+export interface TfjsRingLoss {
+  /** The loss L of the global batch (every rank's shards), the same number on every rank. */
+  loss: number;
+  /** What this rank did (steps, bytes, time computing and waiting). */
+  stats: RingStats;
+  /**
+   * The loss as a TensorFlow.js op (a float32 scalar) whose gradients are the ring's: ∂L/∂image
+   * and ∂L/∂text for this rank's rows, and the global ∂L/∂logitScale and ∂L/∂logitBias. Call
+   * it under the tape (`tf.variableGrads`, `optimizer.minimize`) with this step's shard
+   * embeddings computed again by the towers, so that the gradients flow on to their weights;
+   * it makes no native call. The shapes must be those of the shards given to the ring.
+   */
+  attach(image: tfc.Tensor2D, text: tfc.Tensor2D, logitScale: tfc.Scalar, logitBias: tfc.Scalar): tfc.Scalar;
+}
+
+/**
+ * The sigmoid loss of a batch sharded over the ranks of an MPI or NCCL {@link Ring} (one
+ * process per rank), for data-parallel training with TensorFlow.js. Ring calls are
+ * asynchronous and a tfjs tape is not (`tf.variableGrads` takes a synchronous function), so a
+ * step has two phases: compute this rank's shard embeddings, `await ringSigmoidLoss(…)` (the
+ * ring computes the global loss and every gradient), then, under the tape, recompute the
+ * embeddings and pass them to `attach`, which hands the ring's gradients to the tape; the
+ * towers' forward pass runs twice, the loss once.
+ *
+ * Averaging: the gradients are those of the global loss L. Each rank's tower-weight gradients
+ * are its rows' share of ∂L/∂W: **sum** them over the ranks (with `ring.allGather`, up to 1 MiB
+ * per call), or, for a framework that averages, multiply the average by P. ∂L/∂logitScale and
+ * ∂L/∂logitBias are already global and equal on every rank: use them as they are.
+ *
+ * @param tf - the application's TensorFlow.js module.
+ * @param ring - an MPI or NCCL ring (`Ring.mpi()`, `Ring.nccl()`); a local ring is refused.
+ * @param imageShard - this rank's image embeddings, a float32 `tf.Tensor2D` (n_r × D).
+ * @param textShard - this rank's text embeddings (m_r × D).
+ * @param logitScale - s, a float32 scalar tensor (its value is read; every rank passes the same).
+ * @param logitBias - b, a float32 scalar tensor.
+ * @param options - this rank's label ids.
+ * @returns a Promise of {@link TfjsRingLoss}; it rejects with the ring's errors (see `Ring.sigmoidLossWithGrad`).
+ *
+ * @example
+ * ```ts
+ * // requires: mpi
+ * import * as tf from '@tensorflow/tfjs';
+ * import { Ring } from 'siglip-kernels';
+ * import { ringSigmoidLoss } from 'siglip-kernels/tfjs';
+ *
+ * const ring = await Ring.mpi();
+ * const w = tf.variable(tf.randomNormal([8, 4], 0, 1, 'float32', 1)); // the same seed on every rank
+ * const [s, b] = [tf.variable(tf.scalar(Math.log(10))), tf.variable(tf.scalar(-10))];
+ * const x = tf.randomNormal([16, 8]), y = tf.randomNormal([16, 8]);   // this rank's batch
+ * const embed = (v: tf.Tensor) => tf.tidy(() => { const e = tf.matMul(v as tf.Tensor2D, w); return tf.div(e, tf.norm(e, 'euclidean', 1, true)) as tf.Tensor2D; });
+ * const [ex, ey] = [embed(x), embed(y)];
+ * const step = await ringSigmoidLoss(tf, ring, ex, ey, s, b);
+ * tf.dispose([ex, ey]);
+ * const { value, grads } = tf.variableGrads(() => step.attach(embed(x), embed(y), s, b));
+ * // sum grads[w.name] over the ranks (ring.allGather), keep grads[s.name] and grads[b.name] as they are
+ * tf.dispose([value, ...Object.values(grads)]);
+ * ring.dispose();
+ * ```
+ */
+export async function ringSigmoidLoss(
+  tf: TensorFlow,
+  ring: Ring,
+  imageShard: tfc.Tensor2D,
+  textShard: tfc.Tensor2D,
+  logitScale: tfc.Scalar,
+  logitBias: tfc.Scalar,
+  options?: TfjsRingLossOptions,
+): Promise<TfjsRingLoss> {
+  const { tf: tfm, inputs, read } = prepare('sigmoid', tf, imageShard, textShard, logitScale, logitBias, options);
+  const r = ring as unknown;
+  if (typeof r !== 'object' || r === null || typeof (r as Ring).sigmoidLossWithGrad !== 'function') {
+    throw invalidType('ring', 'a Ring (Ring.mpi() or Ring.nccl())', r);
+  }
+  if ((r as Ring).kind === 'local') {
+    throw invalidType('ring', 'an MPI or NCCL ring (one shard per process; a local ring takes every rank’s shards at once)', new Description('a local ring'));
+  }
+  const call = read(); // the ring checks the options (it refuses threads and method: it has its own)
+  const result = await (r as Ring).sigmoidLossWithGrad(call.image, call.text, call.options as Parameters<Ring['sigmoidLossWithGrad']>[2] & object);
+  const [image, text] = inputs as [tfc.Tensor2D, tfc.Tensor2D];
+  const shapes = [image.shape, text.shape] as const;
+  const grad = result.grad as { image: Float32Array; text: Float32Array; logitScale: number; logitBias: number };
+  return {
+    loss: result.loss,
+    stats: result.stats,
+    attach: (imageArg, textArg, scaleArg, biasArg) => {
+      const x = checkEmbeddings(tfm, 'image', imageArg);
+      const y = checkEmbeddings(tfm, 'text', textArg);
+      for (const [name, t, shape] of [['image', x, shapes[0]], ['text', y, shapes[1]]] as const) {
+        if (t.shape[0] !== shape[0] || t.shape[1] !== shape[1]) {
+          throw invalidValue(name, `a tensor of shape [${shape.join(', ')}] (the shard given to the ring)`, tensorDescription(t));
+        }
+      }
+      const s = checkScalar(tfm, 'logitScale', scaleArg);
+      const b = checkScalar(tfm, 'logitBias', biasArg);
+      const forward = (): { value: tfc.Scalar; gradFunc: (dy: tfc.Scalar) => tfc.Tensor[] } => ({
+        value: tfm.scalar(result.loss, 'float32'),
+        gradFunc: (dy: tfc.Scalar) => {
+          // attach() may be called more than once: scale copies, never the ring's arrays.
+          const k = dy.dataSync()[0]!;
+          const scaled = (g: Float32Array) => (k === 1 ? g : g.map((v) => v * k));
+          return [
+            tfm.tensor2d(scaled(grad.image), [shapes[0][0], shapes[0][1]], 'float32'),
+            tfm.tensor2d(scaled(grad.text), [shapes[1][0], shapes[1][1]], 'float32'),
+            tfm.scalar(grad.logitScale * k, 'float32'),
+            tfm.scalar(grad.logitBias * k, 'float32'),
+          ];
+        },
+      });
+      return tfm.customGrad<tfc.Scalar>(forward)(x, y, s, b);
+    },
+  };
+}

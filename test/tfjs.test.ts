@@ -4,8 +4,8 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 
-import { matrix, sigmoidLossSync, sigmoidLossWithGradSync } from '../lib/index';
-import { nativeCalls, sigmoidLoss, softmaxLoss } from '../lib/tfjs';
+import { matrix, Ring, sigmoidLossSync, sigmoidLossWithGradSync } from '../lib/index';
+import { nativeCalls, ringSigmoidLoss, sigmoidLoss, softmaxLoss } from '../lib/tfjs';
 import { randomUnitRows, relativeError, rng } from './helpers/reference';
 import { registerTfjsSuite } from './helpers/tfjs_suite';
 
@@ -121,5 +121,17 @@ test('bad arguments throw the package’s messages, naming the argument, and lea
 
   tf.dispose([rank1, int2d, narrow, fewer, floatIds, nan, flat, tooLarge]);
   t.is(tf.memory().numTensors, before, 'tensors leaked by failed calls');
+  tf.dispose([image, text, s, b]);
+});
+
+test('ringSigmoidLoss refuses a local ring (one shard per process) and non-rings, naming ring', async (t) => {
+  const { image, text, s, b } = inputs(6);
+  const ring = await Ring.local({ ranks: 2 });
+  const before = tf.memory().numTensors;
+  await t.throwsAsync(ringSigmoidLoss(tf, ring, image, text, s, b), { instanceOf: TypeError, message: /Expected an MPI or NCCL ring .* for ring but received a local ring/ });
+  await t.throwsAsync(ringSigmoidLoss(tf, {} as never, image, text, s, b), { instanceOf: TypeError, message: /for ring but received an object/ });
+  await t.throwsAsync(ringSigmoidLoss(tf, ring, image, text, s, tf.tensor1d([1]) as never), { instanceOf: RangeError, message: /for logitBias/ });
+  t.is(tf.memory().numTensors, before + 1, 'only the test’s own rank-1 tensor');
+  ring.dispose();
   tf.dispose([image, text, s, b]);
 });
