@@ -77,8 +77,8 @@ const USAGE = `usage: ${COMMAND} [flags]
   --list             print the planned cases (with their repeats) and exit without running any
 
   --report           the report suite: fused sigmoid, chunked softmax (once the library has it),
-                     naive sigmoid, naive softmax, tfjs autodiff (N ≤ 1024, about a minute of the run;
-                     needs @tensorflow/tfjs); fwd and fwd+bwd; N = 512…4096 (about three minutes
+                     naive sigmoid, naive softmax, tfjs autodiff (N ≤ 1024, about 45 s of the run;
+                     needs @tensorflow/tfjs); fwd and fwd+bwd; N = 512…4096 (under two minutes
                      on 2 cores), or 512…16384 with --full; D = 768. Writes bench/report/:
                      results.json, time.svg/.png, memory.svg/.png, and prints a summary table
   --report-dir DIR   where --report writes (default bench/report)
