@@ -16,8 +16,8 @@
  * Copies: on the CPU backend `dataSync()` returns the tensor's own Float32Array, and the
  * gradient tensors wrap the arrays the native call returns, so nothing is copied. The WASM
  * backend keeps tensors in the WebAssembly heap: reading the inputs copies them out, and the
- * gradients are copied in (bench/NOTES.md has the cost). Other backends (WebGL, WebGPU) work
- * but download the inputs from the GPU on each call.
+ * gradients are copied in (bench/NOTES.md has the cost). GPU backends (WebGL, WebGPU) would
+ * download the inputs on every call and are not tested.
  *
  * @packageDocumentation
  */
