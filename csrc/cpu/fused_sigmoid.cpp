@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -36,19 +37,53 @@ namespace {
 // The GEMMs of the tile loop, in float32 (gemm.h) or bfloat16 (gemm_bf16.h). An engine
 // packs the row block X_i (as the A of X_i·Y_jᵀ and the B of Gᵀ·X_i), names the operands
 // Y_jᵀ, Y_j, G and Gᵀ, and multiplies.
+//
+// Y's column blocks are packed once per call, in both layouts (Y_jᵀ for X_i·Y_jᵀ, Y_j for
+// G·Y_j), by all the workers before the tile loop, instead of once per tile (every row block
+// reads every Y_j again: N/192 times). Packing is an exact copy, so results are the same bits
+// either way; above kMaxPrepackedText bytes (the fused loss promises little extra memory: at
+// N = 8192, D = 768 this is bf16's 25 MB, while float32's 50 MB packs per tile) the engines
+// pack per tile as before, and SIGLIP_PREPACK=off makes them always do so (for the checks).
+constexpr int64_t kMaxPrepackedText = int64_t(32) << 20;
+
+bool prepackAllowed(int64_t bytes) {
+  static const bool off = [] {
+    const char* env = std::getenv("SIGLIP_PREPACK");
+    return env != nullptr && std::strcmp(env, "off") == 0;
+  }();
+  return !off && bytes <= kMaxPrepackedText;
+}
+
 struct Fp32Engine {
   using Workspace = GemmWorkspace;
   using Operand = GemmOperand;
-  static constexpr bool kPrepacksText = false;
   const KernelSet& ks;
   const float* x;
   const float* y;
   int64_t d;
+  int64_t sizeBT, sizeB;     // floats per column block of the two packed layouts
+  bool prepacked = false;
+  AlignedBuffer textAsBT;    // per column block j: Y_jᵀ packed as the B of X_i·Y_jᵀ (K = D)
+  AlignedBuffer textAsB;     // per column block j: Y_j packed as the B of G·Y_j (K = tile columns)
 
+  Fp32Engine(const KernelSet& k, const float* xs, const float* ys, int64_t dd, int64_t m, bool wantGrad)
+      : ks(k), x(xs), y(ys), d(dd), sizeBT(packedSizeB(k, dd, kTileCols)), sizeB(packedSizeB(k, kTileCols, dd)) {
+    const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
+    const int64_t floats = colBlocks * (sizeBT + (wantGrad ? sizeB : 0));
+    prepacked = prepackAllowed(floats * int64_t(sizeof(float)));
+    if (prepacked) {
+      textAsBT.resize(size_t(colBlocks * sizeBT));
+      if (wantGrad) textAsB.resize(size_t(colBlocks * sizeB));
+    }
+  }
   Workspace workspace() const { return GemmWorkspace(ks); }
   int64_t imageSizeA() const { return packedSizeA(ks, kTileRows, d); }
   int64_t imageSizeB() const { return packedSizeB(ks, kTileRows, d); }
-  void prepareText(int64_t, bool) {}
+  void prepareText(int64_t jb, int64_t cols, bool wantGrad) {
+    const float* yj = y + jb * kTileCols * d;
+    packWholeB(ks, StridedView{yj, 1, d}, d, cols, textAsBT.data() + jb * sizeBT);
+    if (wantGrad) packWholeB(ks, StridedView{yj, d, 1}, cols, d, textAsB.data() + jb * sizeB);
+  }
   Operand packImageA(int64_t i0, int64_t rows, float* out) const {
     packWholeA(ks, StridedView{x + i0 * d, d, 1}, rows, d, out);
     return {StridedView{x + i0 * d, d, 1}, out};
@@ -57,8 +92,12 @@ struct Fp32Engine {
     packWholeB(ks, StridedView{x + i0 * d, d, 1}, rows, d, out);
     return {StridedView{x + i0 * d, d, 1}, out};
   }
-  Operand textT(int64_t j0, int64_t) const { return {StridedView{y + j0 * d, 1, d}}; }
-  Operand text(int64_t j0, int64_t) const { return {StridedView{y + j0 * d, d, 1}}; }
+  Operand textT(int64_t j0) {
+    return {StridedView{y + j0 * d, 1, d}, prepacked ? textAsBT.data() + (j0 / kTileCols) * sizeBT : nullptr};
+  }
+  Operand text(int64_t j0) {
+    return {StridedView{y + j0 * d, d, 1}, prepacked ? textAsB.data() + (j0 / kTileCols) * sizeB : nullptr};
+  }
   static Operand tile(const float* s) { return {StridedView{s, kTileCols, 1}}; }
   static Operand tileT(const float* s) { return {StridedView{s, 1, kTileCols}}; }
   void gemm(int64_t m, int64_t n, int64_t k, Operand a, Operand b, float* c, int64_t ldc, bool add,
@@ -67,39 +106,35 @@ struct Fp32Engine {
   }
 };
 
-// bf16: X and Y (float32 or bf16 bits) and the tiles of t·G are rounded to bf16 when packed.
-// Y's column blocks are packed once per call, in both layouts (Y_jᵀ and Y_j), by all the
-// workers before the tile loop, instead of once per tile: every row block reads them again,
-// and a packed bf16 block is half the bytes of the float32 source.
+// bf16: X and Y (float32 or bf16 bits) and the tiles of t·G are rounded to bf16 when packed
+// (Y's blocks packed ahead as for float32: half the bytes).
 struct Bf16Engine {
   using Workspace = Bf16Workspace;
   using Operand = Bf16Operand;
-  static constexpr bool kPrepacksText = true;
   const Bf16Kernel& kn;
   SourceView x;  // N×D, row-major
   SourceView y;  // M×D, row-major
   int64_t d;
-  int64_t m;
-  AlignedBuffer textAsBT;  // per column block j: Y_jᵀ packed as the B of X_i·Y_jᵀ (K = D)
-  AlignedBuffer textAsB;   // per column block j: Y_j packed as the B of G·Y_j (K = tile columns)
-  int64_t sizeBT = 0, sizeB = 0;
+  int64_t sizeBT, sizeB;  // floats (buffer units) per column block of the two packed layouts
+  bool prepacked = false;
+  AlignedBuffer textAsBT;
+  AlignedBuffer textAsB;
 
-  Bf16Engine(const Bf16Kernel& k, SourceView xs, SourceView ys, int64_t dd, int64_t mm)
-      : kn(k), x(xs), y(ys), d(dd), m(mm) {
-    sizeBT = bf16PackedSizeB(kn, d, kTileCols);
-    sizeB = bf16PackedSizeB(kn, kTileCols, d);
+  Bf16Engine(const Bf16Kernel& k, SourceView xs, SourceView ys, int64_t dd, int64_t m, bool wantGrad)
+      : kn(k), x(xs), y(ys), d(dd), sizeBT(bf16PackedSizeB(k, dd, kTileCols)), sizeB(bf16PackedSizeB(k, kTileCols, dd)) {
     const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
-    textAsBT.resize(size_t(sizeBT * colBlocks));
-    textAsB.resize(size_t(sizeB * colBlocks));
+    const int64_t floats = colBlocks * (sizeBT + (wantGrad ? sizeB : 0));
+    prepacked = prepackAllowed(floats * int64_t(sizeof(float)));
+    if (prepacked) {
+      textAsBT.resize(size_t(colBlocks * sizeBT));
+      if (wantGrad) textAsB.resize(size_t(colBlocks * sizeB));
+    }
   }
   Workspace workspace() const { return Bf16Workspace(kn); }
   int64_t imageSizeA() const { return bf16PackedSizeA(kn, kTileRows, d); }
   int64_t imageSizeB() const { return bf16PackedSizeB(kn, kTileRows, d); }
-  // Column block jb's two packed layouts (Y_j only when the gradients need it).
-  void prepareText(int64_t jb, bool wantGrad) {
-    const int64_t j0 = jb * kTileCols;
-    const int64_t cols = std::min(kTileCols, m - j0);
-    const SourceView yj = y.offset(j0, 0);
+  void prepareText(int64_t jb, int64_t cols, bool wantGrad) {
+    const SourceView yj = y.offset(jb * kTileCols, 0);
     bf16PackWholeB(kn, SourceView{yj.data, 1, d, yj.type}, d, cols, textAsBT.data() + jb * sizeBT);
     if (wantGrad) bf16PackWholeB(kn, SourceView{yj.data, d, 1, yj.type}, cols, d, textAsB.data() + jb * sizeB);
   }
@@ -113,12 +148,12 @@ struct Bf16Engine {
     bf16PackWholeB(kn, xi, rows, d, out);
     return {xi, out};
   }
-  Operand textT(int64_t j0, int64_t) {
+  Operand textT(int64_t j0) {
     const SourceView yj = y.offset(j0, 0);
-    return {SourceView{yj.data, 1, d, yj.type}, textAsBT.data() + (j0 / kTileCols) * sizeBT};
+    return {SourceView{yj.data, 1, d, yj.type}, prepacked ? textAsBT.data() + (j0 / kTileCols) * sizeBT : nullptr};
   }
-  Operand text(int64_t j0, int64_t) {
-    return {y.offset(j0, 0), textAsB.data() + (j0 / kTileCols) * sizeB};
+  Operand text(int64_t j0) {
+    return {y.offset(j0, 0), prepacked ? textAsB.data() + (j0 / kTileCols) * sizeB : nullptr};
   }
   static Operand tile(const float* s) { return {SourceView{s, kTileCols, 1, Element::F32}}; }
   static Operand tileT(const float* s) { return {SourceView{s, 1, kTileCols, Element::F32}}; }
@@ -166,12 +201,13 @@ PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const SigmoidBloc
   params.gradScale = float(temperature / req.normalizer);
   params.wantGradient = wantGrad;
 
-  // Packing Y ahead (the bf16 engine; a no-op for float32): exact copies, so any split of
-  // the column blocks over the workers gives the same bits.
-  if constexpr (Engine::kPrepacksText) {
+  // Packing Y ahead (see kMaxPrepackedText): exact copies, so any split of the column blocks
+  // over the workers gives the same bits.
+  if (engine.prepacked) {
     const int packers = int(std::max<int64_t>(1, std::min<int64_t>(req.threads, colBlocks)));
     ThreadPool::shared().run(packers, [&](int w) {
-      for (int64_t jb = w; jb < colBlocks; jb += packers) engine.prepareText(jb, wantGrad);
+      for (int64_t jb = w; jb < colBlocks; jb += packers)
+        engine.prepareText(jb, std::min(kTileCols, m - jb * kTileCols), wantGrad);
     });
   }
 
@@ -199,7 +235,7 @@ PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const SigmoidBloc
         const int64_t j0 = jb * kTileCols;
         const int64_t cols = std::min(kTileCols, m - j0);
         float* s = me.tiles[jb % 2].data();
-        engine.gemm(rows, cols, d, imageAsA, engine.textT(j0, cols), s, kTileCols, false, me.gemm);
+        engine.gemm(rows, cols, d, imageAsA, engine.textT(j0), s, kTileCols, false, me.gemm);
 
         SigmoidTileParams tileParams = params;
         tileParams.rowOffset = req.imageOffset + i0;
@@ -213,7 +249,7 @@ PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const SigmoidBloc
         rowBlockSums[size_t(ib)].add(tileSums);
         if (!wantGrad) continue;
 
-        engine.gemm(rows, d, cols, Engine::tile(s), engine.text(j0, cols), grads.image + i0 * d, d, true, me.gemm);
+        engine.gemm(rows, d, cols, Engine::tile(s), engine.text(j0), grads.image + i0 * d, d, true, me.gemm);
         if (jb > 0) accumulateTextGrad(jb - 1);
       }
       if (wantGrad) accumulateTextGrad(colBlocks - 1);
@@ -235,10 +271,10 @@ PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* 
       return bits ? SourceView{bits, d, 1, Element::BF16} : SourceView{f, d, 1, Element::F32};
     };
     Bf16Engine engine(kn, source(req.image.data, req.imageBf16), source(req.text.data, req.textBf16), d,
-                      req.text.rows);
+                      req.text.rows, dImage != nullptr);
     return fusedSigmoidLoop(ks, engine, req, dImage, dText);
   }
-  Fp32Engine engine{ks, req.image.data, req.text.data, req.image.cols};
+  Fp32Engine engine(ks, req.image.data, req.text.data, req.image.cols, req.text.rows, dImage != nullptr);
   return fusedSigmoidLoop(ks, engine, req, dImage, dText);
 }
 
