@@ -333,9 +333,9 @@ void checkBadRequests() {
       {"width mismatch", LossKind::Sigmoid, "text", ErrorKind::Range, [](LossRequest& r) { r.text.cols = 2; }},
       {"N != M without ids", LossKind::Sigmoid, "text", ErrorKind::Range, [](LossRequest& r) { r.text.rows = 3; }},
       {"N != M without ids", LossKind::Softmax, "text", ErrorKind::Range, [](LossRequest& r) { r.image.rows = 3; }},
-      {"imageIds only", LossKind::Sigmoid, "textIds", ErrorKind::Type,
+      {"imageIds only", LossKind::Sigmoid, "options.textIds", ErrorKind::Type,
        [&](LossRequest& r) { r.imageIds = fourIds; }},
-      {"textIds only", LossKind::Softmax, "imageIds", ErrorKind::Type, [&](LossRequest& r) { r.textIds = fourIds; }},
+      {"textIds only", LossKind::Softmax, "options.imageIds", ErrorKind::Type, [&](LossRequest& r) { r.textIds = fourIds; }},
       {"rows*cols*4 overflows", LossKind::Sigmoid, "image", ErrorKind::Range,
        [&](LossRequest& r) { r.image.rows = huge; r.image.cols = huge; r.text.cols = huge; }},
       {"int64 max rows", LossKind::Sigmoid, "text", ErrorKind::Range,
@@ -352,13 +352,13 @@ void checkBadRequests() {
        [](LossRequest& r) { r.logitBias = -std::numeric_limits<double>::infinity(); }},
       {"threads 0", LossKind::Sigmoid, "options.threads", ErrorKind::Range, [](LossRequest& r) { r.threads = 0; }},
       {"threads 1025", LossKind::Softmax, "options.threads", ErrorKind::Range, [](LossRequest& r) { r.threads = 1025; }},
-      {"NaN in text", LossKind::Sigmoid, "text", ErrorKind::Range,
+      {"NaN in text", LossKind::Sigmoid, "text.data", ErrorKind::Range,
        [&](LossRequest& r) { y[5] = std::numeric_limits<float>::quiet_NaN(); r.text.data = y.data(); }},
-      {"Inf in image", LossKind::Softmax, "image", ErrorKind::Range,
+      {"Inf in image", LossKind::Softmax, "image.data", ErrorKind::Range,
        [&](LossRequest& r) { x[11] = std::numeric_limits<float>::infinity(); r.image.data = x.data(); }},
-      {"softmax ids: image without positive", LossKind::Softmax, "imageIds", ErrorKind::Range,
+      {"softmax ids: image without positive", LossKind::Softmax, "options.imageIds", ErrorKind::Range,
        [&](LossRequest& r) { r.imageIds = fourIds; r.textIds = unmatched; }},
-      {"softmax ids: text without positive", LossKind::Softmax, "textIds", ErrorKind::Range,
+      {"softmax ids: text without positive", LossKind::Softmax, "options.textIds", ErrorKind::Range,
        [&](LossRequest& r) { r.image.rows = 3; r.imageIds = fourIds; r.textIds = fourIds; }},  // text id 4: no image
   };
 
@@ -418,7 +418,7 @@ void checkOverflowingSimilarities() {
   try {
     cpu::softmaxLoss(r, {});
   } catch (const Error& e) {
-    ok = e.argument() == "image" && e.kind() == ErrorKind::Range && std::strncmp(e.what(), "Expected ", 9) == 0;
+    ok = e.argument() == "image.data" && e.kind() == ErrorKind::Range && std::strncmp(e.what(), "Expected ", 9) == 0;
     verdict = e.what();
   } catch (const std::exception& e) {
     verdict = std::string("threw a non-siglip exception: ") + e.what();

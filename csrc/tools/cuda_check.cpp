@@ -847,11 +847,11 @@ void checkBadRequests() {
          sc::sigmoidLoss(r, {});
        }},
       {"DeviceBuffer of 2^50 bytes", {ErrorKind::OutOfMemory}, "", [] { sc::DeviceBuffer b(0, size_t(1) << 50); }},
-      {"NaN in image (float32)", {ErrorKind::Range}, "image",
+      {"NaN in image (float32)", {ErrorKind::Range}, "image.data",
        [&] { sc::sigmoidLoss(request(dxn, dy, sc::DType::Float32), {}); }},
-      {"Inf in text (bfloat16)", {ErrorKind::Range}, "text",
+      {"Inf in text (bfloat16)", {ErrorKind::Range}, "text.data",
        [&] { sc::sigmoidLoss(request(dxb, dyi, sc::DType::BFloat16), {}); }},
-      {"NaN in image, softmax", {ErrorKind::Range}, "image",
+      {"NaN in image, softmax", {ErrorKind::Range}, "image.data",
        [&] {
          auto r = request(dxn, dy, sc::DType::Float32);
          r.method = Method::Naive;
