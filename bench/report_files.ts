@@ -182,6 +182,13 @@ export async function writeReport(input: ReportInput): Promise<{ summary: string
   };
   const ds = [...new Set(plotted.filter((r) => r.source === 'cpu').map((r) => r.d))];
   const where = `${ds.length === 1 ? `D = ${ds[0]}, ` : ''}${machineLine}${input.gpu.length > 0 ? ` + ${input.gpu.map((g) => g.device).join(', ')}` : ''}`;
+  // vega, vega-lite and @resvg/resvg-js are devDependencies: an installed package's
+  // `npx siglip-kernels bench --report` may lack them, and then writes the JSON and the table only.
+  const missing = await missingPlotLibraries();
+  if (missing.length > 0) {
+    process.stderr.write(`bench: no plots (${missing.join(', ')} not installed: npm install ${missing.join(' ')} adds them)\n`);
+    return { summary, files };
+  }
   const time = await writeLinePlot(
     plotted.map((r) => ({ x: r.n, y: r.timeMs, series: r.series, facet: r.pass, gflops: r.gflops })),
     { ...common, out: path.join(input.dir, 'time'), title: 'Time per call (median)', subtitle: where, y: { title: 'time (ms)', log: true } },
@@ -200,6 +207,19 @@ export async function writeReport(input: ReportInput): Promise<{ summary: string
   );
   files.push(time.svg, time.png, memory.svg, memory.png);
   return { summary, files };
+}
+
+/** The plotting libraries that cannot be loaded here (empty when all can). */
+async function missingPlotLibraries(): Promise<string[]> {
+  const missing: string[] = [];
+  for (const name of ['vega', 'vega-lite', '@resvg/resvg-js']) {
+    try {
+      await import(name);
+    } catch {
+      missing.push(name);
+    }
+  }
+  return missing;
 }
 
 /**
