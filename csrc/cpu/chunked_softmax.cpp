@@ -173,6 +173,9 @@ LossResult chunkedSoftmaxLoss(const KernelSet& ks, const LossRequest& req, Gradi
   LineStats rowStats(n), colStats(m);
   std::vector<double> rowBlockHDotS(wantGrad ? size_t(rowBlocks) : 0, 0.0);  // Σ H ⊙ S per row block
   auto colProgress = progressCounters(colBlocks);
+  // Y_jᵀ (both passes) and Y_j (pass 2) packed once per call where that is small (gemm.h).
+  PackedText text(ks, y, m, d, kTileCols, wantGrad);
+  text.packAll(req.threads);
 
   auto tileParams = [&](int64_t i0, int64_t j0) {
     SoftmaxTileParams p;
@@ -210,7 +213,7 @@ LossResult chunkedSoftmaxLoss(const KernelSet& ks, const LossRequest& req, Gradi
         const int64_t j0 = jb * kTileCols;
         const int64_t cols = std::min(kTileCols, m - j0);
         float* s = me.tile.data();
-        gemm(ks, rows, cols, d, imageAsA, GemmOperand{StridedView{y + j0 * d, 1, d}}, s, kTileCols, false, me.gemm);
+        gemm(ks, rows, cols, d, imageAsA, text.transposed(j0), s, kTileCols, false, me.gemm);
         SoftmaxTilePartials partials = me.partials(int(jb % 2));
         ks.softmaxStatsEpilogue(s, kTileCols, rows, cols, tileParams(i0, j0), partials);
         rowStats.merge(temperature, i0, me.rowMaxS.data(), me.rowSum.data(), me.rowPositiveSumS.data(),
@@ -260,9 +263,8 @@ LossResult chunkedSoftmaxLoss(const KernelSet& ks, const LossRequest& req, Gradi
       for (int64_t jb = 0; jb < colBlocks; ++jb) {
         const int64_t j0 = jb * kTileCols;
         const int64_t cols = std::min(kTileCols, m - j0);
-        const float* yj = y + j0 * d;
         float* s = tiles[jb % 2];
-        gemm(ks, rows, cols, d, imageAsA, GemmOperand{StridedView{yj, 1, d}}, s, kTileCols, false, me.gemm);
+        gemm(ks, rows, cols, d, imageAsA, text.transposed(j0), s, kTileCols, false, me.gemm);
         SoftmaxTileParams p = tileParams(i0, j0);
         p.rowMaxS = rowStats.maxS.data() + i0;
         p.rowLogSum = rowStats.logSum.data() + i0;
@@ -275,8 +277,8 @@ LossResult chunkedSoftmaxLoss(const KernelSet& ks, const LossRequest& req, Gradi
         p.rowScale = 1.0 / (2.0 * double(n));
         p.colScale = 1.0 / (2.0 * double(m));
         hDotS += ks.softmaxGradientEpilogue(s, kTileCols, rows, cols, p);
-        gemm(ks, rows, d, cols, GemmOperand{StridedView{s, kTileCols, 1}}, GemmOperand{StridedView{yj, d, 1}},
-             grads.image + i0 * d, d, true, me.gemm);
+        gemm(ks, rows, d, cols, GemmOperand{StridedView{s, kTileCols, 1}}, text.rows(j0), grads.image + i0 * d, d,
+             true, me.gemm);
         if (jb > 0) accumulateTextGrad(jb - 1);
       }
       accumulateTextGrad(colBlocks - 1);

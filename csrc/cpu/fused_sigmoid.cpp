@@ -38,52 +38,24 @@ namespace {
 // packs the row block X_i (as the A of X_i·Y_jᵀ and the B of Gᵀ·X_i), names the operands
 // Y_jᵀ, Y_j, G and Gᵀ, and multiplies.
 //
-// Y's column blocks are packed once per call, in both layouts (Y_jᵀ for X_i·Y_jᵀ, Y_j for
-// G·Y_j), by all the workers before the tile loop, instead of once per tile (every row block
-// reads every Y_j again: N/192 times). Packing is an exact copy, so results are the same bits
-// either way; above kMaxPrepackedText bytes (the fused loss promises little extra memory: at
-// N = 8192, D = 768 this is bf16's 25 MB, while float32's 50 MB packs per tile) the engines
-// pack per tile as before, and SIGLIP_PREPACK=off makes them always do so (for the checks).
-constexpr int64_t kMaxPrepackedText = int64_t(32) << 20;
-
-bool prepackAllowed(int64_t bytes) {
-  static const bool off = [] {
-    const char* env = std::getenv("SIGLIP_PREPACK");
-    return env != nullptr && std::strcmp(env, "off") == 0;
-  }();
-  return !off && bytes <= kMaxPrepackedText;
-}
+// Y's column blocks are packed once per call (PackedText, gemm.h; the bf16 engine likewise),
+// within kPrepackTextLimit bytes: at N = 8192, D = 768 bf16's 25 MB, while float32's 50 MB
+// packs per tile as before.
 
 struct Fp32Engine {
   using Workspace = GemmWorkspace;
   using Operand = GemmOperand;
   const KernelSet& ks;
   const float* x;
-  const float* y;
   int64_t d;
-  int64_t sizeBT, sizeB;     // floats per column block of the two packed layouts
-  bool prepacked = false;
-  AlignedBuffer textAsBT;    // per column block j: Y_jᵀ packed as the B of X_i·Y_jᵀ (K = D)
-  AlignedBuffer textAsB;     // per column block j: Y_j packed as the B of G·Y_j (K = tile columns)
+  PackedText text_;
 
   Fp32Engine(const KernelSet& k, const float* xs, const float* ys, int64_t dd, int64_t m, bool wantGrad)
-      : ks(k), x(xs), y(ys), d(dd), sizeBT(packedSizeB(k, dd, kTileCols)), sizeB(packedSizeB(k, kTileCols, dd)) {
-    const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
-    const int64_t floats = colBlocks * (sizeBT + (wantGrad ? sizeB : 0));
-    prepacked = prepackAllowed(floats * int64_t(sizeof(float)));
-    if (prepacked) {
-      textAsBT.resize(size_t(colBlocks * sizeBT));
-      if (wantGrad) textAsB.resize(size_t(colBlocks * sizeB));
-    }
-  }
+      : ks(k), x(xs), d(dd), text_(k, ys, m, dd, kTileCols, wantGrad) {}
   Workspace workspace() const { return GemmWorkspace(ks); }
   int64_t imageSizeA() const { return packedSizeA(ks, kTileRows, d); }
   int64_t imageSizeB() const { return packedSizeB(ks, kTileRows, d); }
-  void prepareText(int64_t jb, int64_t cols, bool wantGrad) {
-    const float* yj = y + jb * kTileCols * d;
-    packWholeB(ks, StridedView{yj, 1, d}, d, cols, textAsBT.data() + jb * sizeBT);
-    if (wantGrad) packWholeB(ks, StridedView{yj, d, 1}, cols, d, textAsB.data() + jb * sizeB);
-  }
+  void prepareText(int threads, bool) { text_.packAll(threads); }
   Operand packImageA(int64_t i0, int64_t rows, float* out) const {
     packWholeA(ks, StridedView{x + i0 * d, d, 1}, rows, d, out);
     return {StridedView{x + i0 * d, d, 1}, out};
@@ -92,12 +64,8 @@ struct Fp32Engine {
     packWholeB(ks, StridedView{x + i0 * d, d, 1}, rows, d, out);
     return {StridedView{x + i0 * d, d, 1}, out};
   }
-  Operand textT(int64_t j0) {
-    return {StridedView{y + j0 * d, 1, d}, prepacked ? textAsBT.data() + (j0 / kTileCols) * sizeBT : nullptr};
-  }
-  Operand text(int64_t j0) {
-    return {StridedView{y + j0 * d, d, 1}, prepacked ? textAsB.data() + (j0 / kTileCols) * sizeB : nullptr};
-  }
+  Operand textT(int64_t j0) { return text_.transposed(j0); }
+  Operand text(int64_t j0) { return text_.rows(j0); }
   static Operand tile(const float* s) { return {StridedView{s, kTileCols, 1}}; }
   static Operand tileT(const float* s) { return {StridedView{s, 1, kTileCols}}; }
   void gemm(int64_t m, int64_t n, int64_t k, Operand a, Operand b, float* c, int64_t ldc, bool add,
@@ -115,25 +83,35 @@ struct Bf16Engine {
   SourceView x;  // N×D, row-major
   SourceView y;  // M×D, row-major
   int64_t d;
+  int64_t m;
   int64_t sizeBT, sizeB;  // floats (buffer units) per column block of the two packed layouts
   bool prepacked = false;
   AlignedBuffer textAsBT;
   AlignedBuffer textAsB;
 
-  Bf16Engine(const Bf16Kernel& k, SourceView xs, SourceView ys, int64_t dd, int64_t m, bool wantGrad)
-      : kn(k), x(xs), y(ys), d(dd), sizeBT(bf16PackedSizeB(k, dd, kTileCols)), sizeB(bf16PackedSizeB(k, kTileCols, dd)) {
-    const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
+  Bf16Engine(const Bf16Kernel& k, SourceView xs, SourceView ys, int64_t dd, int64_t mm, bool wantGrad)
+      : kn(k), x(xs), y(ys), d(dd), m(mm), sizeBT(bf16PackedSizeB(k, dd, kTileCols)), sizeB(bf16PackedSizeB(k, kTileCols, dd)) {
+    const int64_t colBlocks = (mm + kTileCols - 1) / kTileCols;
     const int64_t floats = colBlocks * (sizeBT + (wantGrad ? sizeB : 0));
-    prepacked = prepackAllowed(floats * int64_t(sizeof(float)));
+    prepacked = prepackTextAllowed(floats * int64_t(sizeof(float)));
     if (prepacked) {
       textAsBT.resize(size_t(colBlocks * sizeBT));
       if (wantGrad) textAsB.resize(size_t(colBlocks * sizeB));
     }
   }
   Workspace workspace() const { return Bf16Workspace(kn); }
+  // Every column block's packed layouts, split over the pool's workers (exact copies: any split).
+  void prepareText(int threads, bool wantGrad) {
+    if (!prepacked) return;
+    const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
+    const int packers = int(std::max<int64_t>(1, std::min<int64_t>(threads, colBlocks)));
+    ThreadPool::shared().run(packers, [&](int w) {
+      for (int64_t jb = w; jb < colBlocks; jb += packers) packBlock(jb, std::min(kTileCols, m - jb * kTileCols), wantGrad);
+    });
+  }
   int64_t imageSizeA() const { return bf16PackedSizeA(kn, kTileRows, d); }
   int64_t imageSizeB() const { return bf16PackedSizeB(kn, kTileRows, d); }
-  void prepareText(int64_t jb, int64_t cols, bool wantGrad) {
+  void packBlock(int64_t jb, int64_t cols, bool wantGrad) {
     const SourceView yj = y.offset(jb * kTileCols, 0);
     bf16PackWholeB(kn, SourceView{yj.data, 1, d, yj.type}, d, cols, textAsBT.data() + jb * sizeBT);
     if (wantGrad) bf16PackWholeB(kn, SourceView{yj.data, d, 1, yj.type}, cols, d, textAsB.data() + jb * sizeB);
@@ -201,15 +179,7 @@ PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const SigmoidBloc
   params.gradScale = float(temperature / req.normalizer);
   params.wantGradient = wantGrad;
 
-  // Packing Y ahead (see kMaxPrepackedText): exact copies, so any split of the column blocks
-  // over the workers gives the same bits.
-  if (engine.prepacked) {
-    const int packers = int(std::max<int64_t>(1, std::min<int64_t>(req.threads, colBlocks)));
-    ThreadPool::shared().run(packers, [&](int w) {
-      for (int64_t jb = w; jb < colBlocks; jb += packers)
-        engine.prepareText(jb, std::min(kTileCols, m - jb * kTileCols), wantGrad);
-    });
-  }
+  engine.prepareText(req.threads, wantGrad);  // Y packed ahead, where it is (see above)
 
   std::atomic<int64_t> nextRowBlock{0};
   ThreadPool::shared().run(workers, [&](int w) {

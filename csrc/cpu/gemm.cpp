@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -139,6 +140,49 @@ void gemm(const KernelSet& ks, int64_t m, int64_t n, int64_t k, GemmOperand a, G
       }
     }
   }
+}
+
+bool prepackTextAllowed(int64_t bytes) {
+  static const bool off = [] {
+    const char* env = std::getenv("SIGLIP_PREPACK");
+    return env != nullptr && std::strcmp(env, "off") == 0;
+  }();
+  return !off && bytes <= kPrepackTextLimit;
+}
+
+PackedText::PackedText(const KernelSet& ks, const float* y, int64_t m, int64_t d, int64_t blockRows, bool rowsToo)
+    : ks_(ks), y_(y), m_(m), d_(d), blockRows_(blockRows), rowsToo_(rowsToo),
+      sizeT_(packedSizeB(ks, d, blockRows)), sizeR_(packedSizeB(ks, blockRows, d)) {
+  const int64_t blocks = (m + blockRows - 1) / blockRows;
+  const int64_t floats = blocks * (sizeT_ + (rowsToo ? sizeR_ : 0));
+  enabled_ = prepackTextAllowed(floats * int64_t(sizeof(float)));
+  if (enabled_) {
+    transposed_.resize(size_t(blocks * sizeT_));
+    if (rowsToo) rows_.resize(size_t(blocks * sizeR_));
+  }
+}
+
+void PackedText::packAll(int threads) {
+  if (!enabled_) return;
+  const int64_t blocks = (m_ + blockRows_ - 1) / blockRows_;
+  const int workers = int(std::max<int64_t>(1, std::min<int64_t>(threads, blocks)));
+  ThreadPool::shared().run(workers, [&](int w) {
+    for (int64_t jb = w; jb < blocks; jb += workers) {
+      const float* yj = y_ + jb * blockRows_ * d_;
+      const int64_t cols = std::min(blockRows_, m_ - jb * blockRows_);
+      packWholeB(ks_, StridedView{yj, 1, d_}, d_, cols, transposed_.data() + jb * sizeT_);
+      if (rowsToo_) packWholeB(ks_, StridedView{yj, d_, 1}, cols, d_, rows_.data() + jb * sizeR_);
+    }
+  });
+}
+
+GemmOperand PackedText::transposed(int64_t j0) {
+  return {StridedView{y_ + j0 * d_, 1, d_}, enabled_ ? transposed_.data() + (j0 / blockRows_) * sizeT_ : nullptr};
+}
+
+GemmOperand PackedText::rows(int64_t j0) {
+  return {StridedView{y_ + j0 * d_, d_, 1},
+          enabled_ && rowsToo_ ? rows_.data() + (j0 / blockRows_) * sizeR_ : nullptr};
 }
 
 void parallelGemm(const KernelSet& ks, int64_t m, int64_t n, int64_t k, StridedView a, StridedView b, float* c,

@@ -32,6 +32,35 @@ int64_t packedSizeB(const KernelSet& kernels, int64_t k, int64_t n);
 void packWholeA(const KernelSet& kernels, StridedView a, int64_t m, int64_t k, float* out);
 void packWholeB(const KernelSet& kernels, StridedView b, int64_t k, int64_t n, float* out);
 
+// The text matrix Y (m×d, row-major) packed once per call, per column block of `blockRows`
+// rows, in the layouts the tile loops read it in: Y_jᵀ as the B of X_i·Y_jᵀ (K = d) and, with
+// `rowsToo`, Y_j as the B of G·Y_j (K = the block's rows). The tile loops otherwise pack them
+// again for every tile (N/192 times per call). Packing is an exact copy with the blocking the
+// GEMMs use anyway, so results are the same bits packed or not; it is skipped (operands fall
+// back to strided views, packed per GEMM call) above prepackTextLimit() bytes, or always under
+// SIGLIP_PREPACK=off (for the checks).
+bool prepackTextAllowed(int64_t bytes);
+constexpr int64_t kPrepackTextLimit = int64_t(32) << 20;
+
+class PackedText {
+ public:
+  PackedText(const KernelSet& kernels, const float* y, int64_t m, int64_t d, int64_t blockRows, bool rowsToo);
+  bool enabled() const { return enabled_; }
+  // Packs every block, split over `threads` pool workers (a no-op when not enabled).
+  void packAll(int threads);
+  GemmOperand transposed(int64_t j0);  // Y_jᵀ (j0 = jb · blockRows)
+  GemmOperand rows(int64_t j0);        // Y_j
+
+ private:
+  const KernelSet& ks_;
+  const float* y_;
+  int64_t m_, d_, blockRows_;
+  bool rowsToo_;
+  int64_t sizeT_, sizeR_;
+  bool enabled_ = false;
+  AlignedBuffer transposed_, rows_;
+};
+
 // Single-threaded. `accumulate` adds to C instead of overwriting it.
 void gemm(const KernelSet& kernels, int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b, float* c,
           int64_t ldc, bool accumulate, GemmWorkspace& workspace);
