@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -75,8 +77,9 @@ Bf16Choice chooseBf16() {
   const bool hardware = cpuHasAvx512Bf16();
   std::string why;
 #if defined(SIGLIP_HAVE_X86_KERNELS)
-  // The native kernel also needs the AVX-512 state the fp32 set's dispatch checked.
-  const bool avx512 = &fp32 == &avx512Kernels();
+  // The native kernel also needs the AVX-512 state the fp32 set's dispatch checked. (By name:
+  // calling avx512Kernels() would run code built for AVX-512 on a processor that may lack it.)
+  const bool avx512 = std::strcmp(fp32.name, "avx512") == 0;
   if (requested == "convert") {
     why = "SIGLIP_BF16=convert";
   } else if (hardware && avx512) {
@@ -106,15 +109,15 @@ Bf16Kernel makeConvertKernel(const KernelSet& fp32) {
 }  // namespace
 
 const Bf16Kernel& convertBf16Kernel(const KernelSet& fp32) {
-  // One per kernel set (there are at most three); built once each.
-  static const Bf16Kernel generic = makeConvertKernel(genericKernels());
-#if defined(SIGLIP_HAVE_X86_KERNELS)
-  static const Bf16Kernel avx2 = makeConvertKernel(avx2Kernels());
-  static const Bf16Kernel avx512 = makeConvertKernel(avx512Kernels());
-  if (&fp32 == &avx2Kernels()) return avx2;
-  if (&fp32 == &avx512Kernels()) return avx512;
-#endif
-  return generic;
+  // One per kernel set asked for (at most three), made on first use: only for sets the caller
+  // has, never touching another set's code (built for instructions this processor may lack).
+  static std::mutex mutex;
+  static std::vector<std::unique_ptr<Bf16Kernel>> made;
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const auto& k : made)
+    if (k->fp32 == &fp32) return *k;
+  made.push_back(std::make_unique<Bf16Kernel>(makeConvertKernel(fp32)));
+  return *made.back();
 }
 
 const Bf16Kernel& activeBf16Kernel() { return bf16Choice().kernel; }
