@@ -133,6 +133,10 @@ const KernelSet& avx2Kernels();
 const KernelSet& avx512Kernels();
 #endif
 
+// The L2 cache per core in bytes, from CPUID (AMD leaf 0x80000006, Intel leaf 4); 0 when
+// unknown. Kernel sets size their packed A block by it.
+int64_t l2CacheBytes();
+
 // The set in use (chosen once) and a sentence saying why.
 const KernelSet& activeKernels();
 const char* activeKernelsReason();

@@ -77,6 +77,33 @@ const Choice& choice() {
 
 }  // namespace
 
+int64_t l2CacheBytes() {
+#if defined(SIGLIP_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return 0;
+  const bool amd = ebx == 0x68747541u;  // "Auth"enticAMD
+  if (amd) {
+    if (!__get_cpuid(0x80000006u, &eax, &ebx, &ecx, &edx)) return 0;
+    return int64_t(ecx >> 16) * 1024;  // ECX[31:16]: L2 size in KiB
+  }
+  // Intel: the deterministic cache parameters (leaf 4), the level-2 data or unified cache.
+  if (eax < 4) return 0;
+  for (unsigned sub = 0; sub < 16; ++sub) {
+    __cpuid_count(4, sub, eax, ebx, ecx, edx);
+    const unsigned type = eax & 0x1f, level = (eax >> 5) & 0x7;
+    if (type == 0) break;
+    if (level == 2 && (type == 1 || type == 3)) {
+      const int64_t ways = ((ebx >> 22) & 0x3ff) + 1, partitions = ((ebx >> 12) & 0x3ff) + 1;
+      const int64_t line = (ebx & 0xfff) + 1, sets = int64_t(ecx) + 1;
+      return ways * partitions * line * sets;
+    }
+  }
+  return 0;
+#else
+  return 0;
+#endif
+}
+
 const KernelSet& activeKernels() { return *choice().set; }
 const char* activeKernelsReason() { return choice().reason.c_str(); }
 
