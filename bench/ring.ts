@@ -40,7 +40,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { type Matrix, Ring, type RingDirection, type RingStats, matrix, sigmoidLossWithGrad } from '../lib/index.js';
+import { type LocalRing, type Matrix, Ring, type RingDirection, type RingStats, matrix, sigmoidLossWithGrad } from '../lib/index.js';
 import { runRingMpiBench } from './ring_mpi.js';
 import { median, seededUniform } from './cases.js';
 import { pad, shardRows, unitRows } from './ring_support.js';
@@ -102,7 +102,7 @@ async function runChild(spec: ChildSpec): Promise<ChildResult> {
 
   let run: () => Promise<{ loss: number }>;
   let last: Partial<ChildResult> = {};
-  let ring: Ring | undefined;
+  let ring: LocalRing | undefined;
   if (spec.method === 'ring') {
     ring = await Ring.local({ ranks, threads: spec.threads });
     run = async () => {

@@ -23,7 +23,7 @@ import { cudaAddon } from './cuda';
 import type { DeviceMatrix } from './device_matrix';
 import { loadAddon } from './loader';
 import { type BFloat16Matrix, checkFitsTypedArray, matrix, type Matrix } from './matrix';
-import { MAX_THREADS, defaultThreads } from './options';
+import { checkThreads, defaultThreads } from './options';
 import type { SigmoidLossOptions, SoftmaxLossOptions } from './options';
 import { type LossOutput, prepareLossCall, runLossAsync, runLossSync } from './request';
 import { checkFloat32Array, checkIntegerInRange, checkPositiveInteger, invalidValue } from './validate';
@@ -55,6 +55,8 @@ export {
   ERR_SIGLIP_NO_MPI,
   ERR_SIGLIP_RING_FAILED,
   MAX_RING_RANKS,
+  LocalRing,
+  RankRing,
   Ring,
   type LocalRingLossOptions,
   type LocalRingLossWithGrad,
@@ -646,7 +648,7 @@ export function gemmABt(a: Float32Array, b: Float32Array, m: number, n: number, 
   const rowsA = checkPositiveInteger('m', m);
   const rowsB = checkPositiveInteger('n', n);
   const width = checkPositiveInteger('k', k);
-  const t = threads === undefined ? defaultThreads() : checkIntegerInRange('threads', threads, 1, MAX_THREADS);
+  const t = threads === undefined ? defaultThreads() : checkThreads('threads', threads);
   const arrayA = checkFloat32Array('a', a);
   const arrayB = checkFloat32Array('b', b);
   if (arrayA.length !== rowsA * width) throw invalidValue('a', `a Float32Array of length m × k = ${rowsA * width}`, arrayA);

@@ -194,9 +194,6 @@ export interface NativeRingLossOptions {
   /** NCCL rings. */
   precision?: 'tf32' | 'fp32';
   gradients?: 'host' | 'device';
-  /** Local rings, the internal test hook. */
-  failRank?: number;
-  failMode?: 'abort' | 'absent';
 }
 
 /** The native ring object (csrc/addon/ring_bindings.h). */
@@ -214,6 +211,8 @@ export interface NativeRing {
   connect(): Promise<void>;
   /** mpi/nccl rings: every rank's bytes (all the same length), concatenated in rank order. */
   allGather(bytes: Uint8Array): Promise<Uint8Array>;
+  /** local rings, the test seam (csrc/addon/ring_test_fault.h): rank `rank` of the next call fails. */
+  testFault(rank: number, mode?: 'abort' | 'absent'): void;
   dispose(): void;
 }
 
@@ -235,7 +234,18 @@ export interface NativeRingBuildInfo {
   nccl: boolean;
 }
 
+/** csrc/core/limits.h, the addon's `limits` export (frozen). */
+export interface NativeLimits {
+  readonly maxAbsLogitScale: number;
+  readonly maxThreads: number;
+  readonly maxRingRanks: number;
+  readonly defaultRingTimeoutMs: number;
+  readonly maxRingTimeoutMs: number;
+  readonly maxAllGatherBytes: number;
+}
+
 export interface NativeAddon extends Partial<NativeCudaAddon> {
+  limits: NativeLimits;
   RingHandle: NativeRingClass;
   ringBuildInfo(): NativeRingBuildInfo;
   mpiFinalize(): void;

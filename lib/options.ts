@@ -7,6 +7,7 @@ import * as os from 'node:os';
 
 import { type CudaDevice, ERR_SIGLIP_NO_CUDA, isCudaDeviceName, resolveCudaOrdinal } from './cuda';
 import type { DType } from './device_matrix';
+import { MAX_THREADS, limits } from './limits';
 import type { NativeCudaLossOptions, NativeLossOptions } from './native';
 import {
   Description,
@@ -111,8 +112,7 @@ export const DEFAULT_SIGMOID_LOGIT_SCALE = Math.log(10);
 export const DEFAULT_SIGMOID_LOGIT_BIAS = -10;
 /** Default softmax logitScale: ln(1/0.07) (CLIP's init). */
 export const DEFAULT_SOFTMAX_LOGIT_SCALE = Math.log(1 / 0.07);
-/** The most threads a call may ask for. */
-export const MAX_THREADS = 1024;
+export { MAX_THREADS };
 
 export { ERR_SIGLIP_NO_CUDA };
 /**
@@ -124,7 +124,12 @@ export const ERR_SIGLIP_NOT_IMPLEMENTED = 'ERR_SIGLIP_NOT_IMPLEMENTED';
 /** The default thread count: the parallelism Node.js reports (at least 1, at most MAX_THREADS). */
 export function defaultThreads(): number {
   const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.min(Math.max(1, n), MAX_THREADS);
+  return Math.min(Math.max(1, n), limits().maxThreads);
+}
+
+/** options.threads: an integer from 1 to the core's limit (csrc/core/limits.h). */
+export function checkThreads(argument: string, value: unknown): number {
+  return checkIntegerInRange(argument, value, 1, limits().maxThreads);
 }
 
 type LossKind = 'sigmoid' | 'softmax';
@@ -160,12 +165,50 @@ function suggestion(key: string, known: readonly string[]): string {
   return match !== undefined ? ` (did you mean ${match}?)` : '';
 }
 
-function checkIds(argument: string, value: unknown, length: number, rowsOf: string): Int32Array | undefined {
-  if (value === undefined) return undefined;
+/**
+ * Checks `options` is a plain object (or, unless `required`, undefined: then `{}`) whose keys
+ * are all `known`: an unknown key is a TypeError naming it, with the option meant where the
+ * name is a common alias. Every call's options go through it (losses, rings).
+ */
+export function checkOptionKeys(
+  value: unknown,
+  known: readonly string[],
+  required = false,
+  allowed: (key: string, value: unknown) => boolean = () => false,
+): Record<string, unknown> {
+  if (value === undefined && !required) return {};
+  if (!isPlainObject(value)) throw invalidType('options', required ? 'a plain object' : 'a plain object or undefined', value);
+  for (const key of Object.keys(value)) {
+    if (known.includes(key) || allowed(key, value[key])) continue;
+    throw invalidType(
+      `options.${key}`,
+      `one of the options ${known.join(', ')}`,
+      new Description(`an unknown option${suggestion(key, known)}`),
+    );
+  }
+  return value;
+}
+
+/** Label ids: an Int32Array of one id per row of `rowsOf` (`length` rows), named `argument`. */
+export function checkIds(argument: string, value: unknown, length: number, rowsOf: string): Int32Array {
   const expected = `an Int32Array of length ${length} (one label id per row of ${rowsOf})`;
   const ids = checkInt32Array(argument, value, expected);
   if (ids.length !== length) throw invalidValue(argument, expected, ids);
   return ids;
+}
+
+/**
+ * The rule that imageIds and textIds come together or not at all: true when both are given,
+ * false when neither is, else a TypeError naming the missing one (`what` it should be).
+ */
+export function idsGivenTogether(imageIds: unknown, textIds: unknown, what: string): boolean {
+  if ((imageIds === undefined) === (textIds === undefined)) return imageIds !== undefined;
+  const [missing, given] = imageIds === undefined ? ['imageIds', 'textIds'] : ['textIds', 'imageIds'];
+  throw invalidType(
+    `options.${missing}`,
+    `${what} (imageIds and textIds are given together or not at all; ${given} was given)`,
+    undefined,
+  );
 }
 
 /** The shape (and, for DeviceMatrix inputs, dtype and GPU) of one loss input. */
@@ -180,7 +223,8 @@ export interface DeviceInputs {
   dtype: DType;
 }
 
-type Target = { target: 'cpu' } | { target: 'cuda'; ordinal: number };
+/** Where a call computes. */
+export type Target = { target: 'cpu' } | { target: 'cuda'; ordinal: number };
 
 function resolveDevice(value: unknown, inputs: DeviceInputs | undefined): Target {
   if (value === undefined) {
@@ -235,7 +279,8 @@ function checkMethod(
   throw invalidValue('options.method', expected, value);
 }
 
-function checkPrecision(
+/** options.precision for a call on `target` (inputs of `dtype`), with its default. */
+export function checkPrecision(
   value: unknown,
   target: Target['target'],
   dtype: DType,
@@ -257,7 +302,8 @@ function checkPrecision(
   throw invalidValue('options.precision', expected, value);
 }
 
-function checkGradients(value: unknown, target: Target['target'], inputs: DeviceInputs | undefined): GradientPlacement {
+/** options.gradients for a call on `target`, defaulting to where the inputs are. */
+export function checkGradients(value: unknown, target: Target['target'], inputs: DeviceInputs | undefined): GradientPlacement {
   const expected =
     target === 'cpu'
       ? "'host' or no gradients option (a CPU call returns Float32Arrays; 'device' needs device 'cuda')"
@@ -282,31 +328,16 @@ export type ResolvedLossOptions =
  */
 export function resolveLossOptions(
   kind: LossKind,
-  options: unknown,
+  rawOptions: unknown,
   image: InputShape,
   text: InputShape,
   inputs?: DeviceInputs,
 ): ResolvedLossOptions {
-  if (options === undefined) options = {};
-  if (!isPlainObject(options)) throw invalidType('options', 'a plain object or undefined', options);
-
-  const known = KNOWN_KEYS[kind];
-  for (const key of Object.keys(options)) {
-    if (known.includes(key)) continue;
-    if (kind === 'softmax' && key === 'logitBias') {
-      if (options[key] === undefined) continue;
-      throw invalidType(
-        'options.logitBias',
-        'no logitBias (the softmax loss has no bias; it is an option of sigmoidLoss)',
-        options[key],
-      );
-    }
-    throw invalidType(
-      `options.${key}`,
-      `one of the options ${known.join(', ')}`,
-      new Description(`an unknown option${suggestion(key, known)}`),
-    );
-  }
+  const options = checkOptionKeys(rawOptions, KNOWN_KEYS[kind], false, (key, value) => {
+    if (kind !== 'softmax' || key !== 'logitBias') return false;
+    if (value === undefined) return true;
+    throw invalidType('options.logitBias', 'no logitBias (the softmax loss has no bias; it is an option of sigmoidLoss)', value);
+  });
 
   const device = resolveDevice(options['device'], inputs);
 
@@ -317,22 +348,16 @@ export function resolveLossOptions(
         : DEFAULT_SOFTMAX_LOGIT_SCALE
       : checkFiniteNumber('options.logitScale', options['logitScale']);
 
-  const imageIds = checkIds('options.imageIds', options['imageIds'], image.rows, 'image');
-  const textIds = checkIds('options.textIds', options['textIds'], text.rows, 'text');
-  if ((imageIds === undefined) !== (textIds === undefined)) {
-    const [missing, given] = imageIds === undefined ? ['imageIds', 'textIds'] : ['textIds', 'imageIds'];
-    throw invalidType(
-      `options.${missing}`,
-      `an Int32Array (imageIds and textIds are given together or not at all; ${given} was given)`,
-      undefined,
-    );
-  }
+  const given = (key: string) => options[key] !== undefined;
+  const imageIds = given('imageIds') ? checkIds('options.imageIds', options['imageIds'], image.rows, 'image') : undefined;
+  const textIds = given('textIds') ? checkIds('options.textIds', options['textIds'], text.rows, 'text') : undefined;
+  idsGivenTogether(imageIds, textIds, 'an Int32Array');
 
   const method = checkMethod(kind, options['method'], device.target);
   const threads =
     options['threads'] === undefined
       ? defaultThreads()
-      : checkIntegerInRange('options.threads', options['threads'], 1, MAX_THREADS);
+      : checkThreads('options.threads', options['threads']);
   const precision = checkPrecision(
     options['precision'],
     device.target,

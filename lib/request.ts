@@ -44,11 +44,27 @@ export interface LossOutput {
   };
 }
 
-function deviceInputs(image: DeviceMatrix, text: DeviceMatrix): DeviceInputs {
+/**
+ * Whether image and text are DeviceMatrix objects: both (true) or neither (false); one of
+ * each is a TypeError naming the host one. Every call taking a pair of inputs uses it.
+ */
+export function bothOnDevice(image: unknown, text: unknown): boolean {
+  const imageOnDevice = image instanceof DeviceMatrix;
+  if (imageOnDevice === text instanceof DeviceMatrix) return imageOnDevice;
+  const [argument, value, other] = imageOnDevice ? ['text', text, 'image'] : ['image', image, 'text'];
+  throw invalidType(argument, `a DeviceMatrix, as ${other} is one (both inputs live on the GPU or neither)`, value);
+}
+
+/** text has image's dtype (a pair of DeviceMatrix inputs). */
+export function checkSameDtype(image: DeviceMatrix, text: DeviceMatrix): void {
   if (text.dtype !== image.dtype) {
     const received = new Description(`one of dtype ${text.dtype}`);
     throw invalidType('text', `a DeviceMatrix of dtype ${image.dtype} (as image)`, received);
   }
+}
+
+function deviceInputs(image: DeviceMatrix, text: DeviceMatrix): DeviceInputs {
+  checkSameDtype(image, text);
   if (text.device !== image.device) {
     throw invalidValue('text', `a DeviceMatrix on ${image.device} (as image)`, new Description(`one on ${text.device}`));
   }
@@ -56,18 +72,13 @@ function deviceInputs(image: DeviceMatrix, text: DeviceMatrix): DeviceInputs {
 }
 
 export function prepareLossCall(kind: Kind, image: unknown, text: unknown, options: unknown): LossCall {
-  const imageOnDevice = image instanceof DeviceMatrix;
-  const textOnDevice = text instanceof DeviceMatrix;
-  if (imageOnDevice !== textOnDevice) {
-    const [argument, value, other] = imageOnDevice ? ['text', text, 'image'] : ['image', image, 'text'];
-    throw invalidType(argument, `a DeviceMatrix, as ${other} is one (both inputs live on the GPU or neither)`, value);
-  }
+  const onDevice = bothOnDevice(image, text);
   let x: InputShape;
   let y: InputShape;
   let inputs: DeviceInputs | undefined;
   let nativeImage: NativeDeviceMatrix | undefined;
   let nativeText: NativeDeviceMatrix | undefined;
-  if (imageOnDevice && textOnDevice) {
+  if (onDevice && image instanceof DeviceMatrix && text instanceof DeviceMatrix) {
     nativeImage = liveNative(image, 'image');
     nativeText = liveNative(text, 'text');
     x = { rows: image.rows, cols: image.cols };

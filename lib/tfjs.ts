@@ -25,6 +25,8 @@ import type * as tfc from '@tensorflow/tfjs-core';
 
 import {
   type Matrix,
+  type RankRing,
+  type RankRingLossOptions,
   type Ring,
   type RingStats,
   type SigmoidMethod,
@@ -397,7 +399,7 @@ export interface TfjsRingLoss {
  * @param logitScale - s, a float32 scalar tensor (its value is read; every rank passes the same).
  * @param logitBias - b, a float32 scalar tensor.
  * @param options - this rank's label ids.
- * @returns a Promise of {@link TfjsRingLoss}; it rejects with the ring's errors (see `Ring.sigmoidLossWithGrad`).
+ * @returns a Promise of {@link TfjsRingLoss}; it rejects with the ring's errors (see `RankRing.sigmoidLossWithGrad`).
  *
  * @example
  * ```ts
@@ -422,7 +424,7 @@ export interface TfjsRingLoss {
  */
 export async function ringSigmoidLoss(
   tf: TensorFlow,
-  ring: Ring,
+  ring: RankRing,
   imageShard: tfc.Tensor2D,
   textShard: tfc.Tensor2D,
   logitScale: tfc.Scalar,
@@ -431,14 +433,14 @@ export async function ringSigmoidLoss(
 ): Promise<TfjsRingLoss> {
   const { tf: tfm, inputs, read } = prepare('sigmoid', tf, imageShard, textShard, logitScale, logitBias, options);
   const r = ring as unknown;
-  if (typeof r !== 'object' || r === null || typeof (r as Ring).sigmoidLossWithGrad !== 'function') {
+  if (typeof r !== 'object' || r === null || typeof (r as RankRing).sigmoidLossWithGrad !== 'function') {
     throw invalidType('ring', 'a Ring (Ring.mpi() or Ring.nccl())', r);
   }
   if ((r as Ring).kind === 'local') {
     throw invalidType('ring', 'an MPI or NCCL ring (one shard per process; a local ring takes every rank’s shards at once)', new Description('a local ring'));
   }
   const call = read(); // the ring checks the options (it refuses threads and method: it has its own)
-  const result = await (r as Ring).sigmoidLossWithGrad(call.image, call.text, call.options as Parameters<Ring['sigmoidLossWithGrad']>[2] & object);
+  const result = await (r as RankRing).sigmoidLossWithGrad(call.image, call.text, call.options as RankRingLossOptions);
   const [image, text] = inputs as [tfc.Tensor2D, tfc.Tensor2D];
   const shapes = [image.shape, text.shape] as const;
   const grad = result.grad as { image: Float32Array; text: Float32Array; logitScale: number; logitBias: number };

@@ -15,6 +15,7 @@ import {
   matrix,
 } from '../lib/index';
 import { loadAddon } from '../lib/loader';
+import { injectRingFaultForTests } from '../lib/ring/local';
 import { cuda, gpuTest, noGpuTest } from './helpers/gpu';
 import { type ShardedBatch, makeShardedBatch, rankErrors, shardsOf, singleDevice, withinTolerance } from './helpers/ring_batch';
 
@@ -157,7 +158,8 @@ for (const direction of directions) {
     const timeoutMs = 5000;
     const ring = await Ring.local({ ranks: p, timeoutMs });
     const start = Date.now();
-    const error = (await t.throwsAsync(ring.sigmoidLossWithGrad(images, texts, { failRank: 2, direction } as LocalRingLossOptions))) as Failure;
+    injectRingFaultForTests(ring, 2); // the test seam: rank 2 of the next call fails after its first step
+    const error = (await t.throwsAsync(ring.sigmoidLossWithGrad(images, texts, { direction }))) as Failure;
     t.true(Date.now() - start < timeoutMs, 'the other ranks noticed the abort, not their timeout');
     t.is(error.code, ERR_SIGLIP_RING_FAILED);
     t.is(error.rank, 2);
@@ -179,7 +181,8 @@ test('a rank that never takes part makes the others time out (timeoutMs), not ha
   const timeoutMs = 300;
   const ring = await Ring.local({ ranks: 3, timeoutMs });
   const start = Date.now();
-  const error = (await t.throwsAsync(ring.sigmoidLoss(images, texts, { failRank: 0, failMode: 'absent' } as LocalRingLossOptions))) as Failure;
+  injectRingFaultForTests(ring, 0, 'absent');
+  const error = (await t.throwsAsync(ring.sigmoidLoss(images, texts))) as Failure;
   const elapsed = Date.now() - start;
   t.true(elapsed >= timeoutMs && elapsed < timeoutMs + 3000, `${elapsed} ms`);
   t.is(error.code, ERR_SIGLIP_RING_FAILED);
@@ -288,14 +291,16 @@ test('bad arguments reject with TypeError / RangeError naming the argument', asy
     ['unknown direction', () => ring.sigmoidLoss(two, two, { direction: 'both' as 'two-way' }), RangeError, 'options.direction'],
     ['direction not a string', () => ring.sigmoidLoss(two, two, { direction: 2 as unknown as 'two-way' }), TypeError, 'options.direction'],
     ['unknown option', () => ring.sigmoidLoss(two, two, { temperature: 10 } as LocalRingLossOptions), TypeError, 'options.temperature'],
+    ['the test seam is no option', () => ring.sigmoidLoss(two, two, { failRank: 0 } as LocalRingLossOptions), TypeError, 'options.failRank'],
     ['options not an object', () => ring.sigmoidLoss(two, two, 5 as unknown as LocalRingLossOptions), TypeError, 'options'],
-    ['allGather on a local ring', () => ring.allGather(new Uint8Array(4)), TypeError, 'ring'],
   ];
   for (const [what, call, type, argument] of cases) {
     const error = (await t.throwsAsync(call(), { instanceOf: type }, what)) as Failure;
     t.is(error?.argument, argument, `${what}: ${error?.message}`);
     t.regex(error?.message ?? '', new RegExp(`^Expected .* for ${argument.replace(/[[\].]/g, '\\$&')} but received `), what);
   }
+  // A local ring's ranks are this process: it has no allGather (RankRing has).
+  t.false('allGather' in ring);
   ring.dispose();
 });
 
@@ -336,11 +341,12 @@ test('the native ring object refuses garbage without crashing', async (t) => {
     [[x, x], [x, x], { logitScale: 1, logitBias: 0, threads: 1 }],
     [[x, 5], [x, x], { logitScale: 1, logitBias: 0, threads: 1 }, true],
     [[x, x], [x, x], { logitScale: 1, logitBias: 0, threads: 1, imageIds: [1, 2], textIds: [1, 2] }, true],
-    [[x, x], [x, x], { logitScale: 1, logitBias: 0, threads: 1, failRank: 5 }, true],
-    [[x, x], [x, x], { logitScale: 1, logitBias: 0, threads: 1, failRank: 0, failMode: 7 }, true],
     [{ length: 2 }, [x, x], { logitScale: 1, logitBias: 0, threads: 1 }, true],
   ];
   for (const args of garbage) t.throws(() => ring.sigmoidLoss(...args), undefined, String(args.length));
+  // The test seam refuses a rank outside the ring and an unknown mode.
+  const seam = ring as unknown as { testFault: (...args: unknown[]) => void };
+  for (const args of [[5], [0, 7], [0, 'later'], ['0']]) t.throws(() => seam.testFault(...args), undefined, JSON.stringify(args));
   const bound = ring.sigmoidLoss as (...args: unknown[]) => unknown;
   t.throws(() => bound.call({}, [x, x], [x, x], { logitScale: 1, logitBias: 0, threads: 1 }, true));
   ring.dispose();
@@ -452,7 +458,8 @@ gpuTest('local ring of GPUs: a rank that fails mid-ring makes the others reject,
   const b = makeShardedBatch(33, 3, 16, false);
   const { images, texts } = shardsOf(b);
   const ring = await Ring.local({ ranks: 3, device: 'cuda', timeoutMs: 10_000 });
-  const error = (await t.throwsAsync(ring.sigmoidLossWithGrad(images, texts, { failRank: 1 } as LocalRingLossOptions))) as Failure;
+  injectRingFaultForTests(ring, 1);
+  const error = (await t.throwsAsync(ring.sigmoidLossWithGrad(images, texts))) as Failure;
   t.is(error.code, ERR_SIGLIP_RING_FAILED);
   t.is(error.rank, 1);
   const ok = await ring.sigmoidLossWithGrad(images, texts);

@@ -128,9 +128,9 @@ test('ringSigmoidLoss refuses a local ring (one shard per process) and non-rings
   const { image, text, s, b } = inputs(6);
   const ring = await Ring.local({ ranks: 2 });
   const before = tf.memory().numTensors;
-  await t.throwsAsync(ringSigmoidLoss(tf, ring, image, text, s, b), { instanceOf: TypeError, message: /Expected an MPI or NCCL ring .* for ring but received a local ring/ });
+  await t.throwsAsync(ringSigmoidLoss(tf, ring as never, image, text, s, b), { instanceOf: TypeError, message: /Expected an MPI or NCCL ring .* for ring but received a local ring/ });
   await t.throwsAsync(ringSigmoidLoss(tf, {} as never, image, text, s, b), { instanceOf: TypeError, message: /for ring but received an object/ });
-  await t.throwsAsync(ringSigmoidLoss(tf, ring, image, text, s, tf.tensor1d([1]) as never), { instanceOf: RangeError, message: /for logitBias/ });
+  await t.throwsAsync(ringSigmoidLoss(tf, ring as never, image, text, s, tf.tensor1d([1]) as never), { instanceOf: RangeError, message: /for logitBias/ });
   t.is(tf.memory().numTensors, before + 1, 'only the test’s own rank-1 tensor');
   ring.dispose();
   tf.dispose([image, text, s, b]);

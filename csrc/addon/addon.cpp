@@ -8,6 +8,9 @@
 //   backendInfo()                                     → { simd, simdReason, hardwareThreads, tileRows, tileCols,
 //                                                         bf16, bf16Reason }
 //   gemmABt(a, b, m, n, k, threads)                   → Float32Array C = A·Bᵀ (m×n)
+//   limits                                            → { maxAbsLogitScale, maxThreads, maxRingRanks,
+//                                                         defaultRingTimeoutMs, maxRingTimeoutMs,
+//                                                         maxAllGatherBytes } (csrc/core/limits.h; frozen)
 // image/text are { data: Float32Array, rows, cols }; options is
 // { logitScale, logitBias (sigmoid only), imageIds?, textIds?, method: 'fused'|'naive', threads }.
 // The CMake build with CUDA (SIGLIP_WITH_CUDA) adds the cuda* exports and the DeviceMatrix
@@ -20,6 +23,7 @@
 #include <utility>
 
 #include "convert.h"
+#include "core/limits.h"
 #include "cpu/cpu_backend.h"
 #include "cuda_bindings.h"
 #include "js_errors.h"
@@ -101,7 +105,22 @@ Napi::Value GemmABt(const Napi::CallbackInfo& info) {
   });
 }
 
+// csrc/core/limits.h as a frozen object: lib/limits.ts reads the limits from here, so
+// TypeScript defines none of them.
+Napi::Object Limits(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("maxAbsLogitScale", Napi::Number::New(env, limits::kMaxAbsLogitScale));
+  out.Set("maxThreads", Napi::Number::New(env, double(limits::kMaxThreads)));
+  out.Set("maxRingRanks", Napi::Number::New(env, double(limits::kMaxRingRanks)));
+  out.Set("defaultRingTimeoutMs", Napi::Number::New(env, double(limits::kDefaultRingTimeoutMs)));
+  out.Set("maxRingTimeoutMs", Napi::Number::New(env, double(limits::kMaxRingTimeoutMs)));
+  out.Set("maxAllGatherBytes", Napi::Number::New(env, double(limits::kMaxAllGatherBytes)));
+  out.Freeze();
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("limits", Limits(env));
   exports.Set("sigmoidLoss", Napi::Function::New(env, SigmoidLoss, "sigmoidLoss"));
   exports.Set("softmaxLoss", Napi::Function::New(env, SoftmaxLoss, "softmaxLoss"));
   exports.Set("sigmoidLossAsync", Napi::Function::New(env, SigmoidLossAsync, "sigmoidLossAsync"));

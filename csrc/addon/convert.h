@@ -10,14 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "core/loss_request.h"
 #include "cpu/cpu_backend.h"
 #include "host_inputs.h"
 
 namespace siglip::addon {
 
-// The most worker threads a call may ask for (a typo such as 1e6 threads fails fast).
-constexpr int64_t kMaxThreads = 1024;
+using limits::kMaxThreads;  // csrc/core/limits.h
 // 2^53 - 1: the largest integer a JS number holds exactly.
 constexpr int64_t kMaxSafeInteger = 9007199254740991LL;
 

@@ -8,13 +8,14 @@
 
 #include "convert.h"
 #include "core/errors.h"
+#include "core/limits.h"
 #include "js_errors.h"
 #include "ring_worker.h"
 
 namespace siglip::addon::ring_internal {
 namespace {
 
-constexpr size_t kMaxAllGatherBytes = size_t(1) << 20;  // a few ids and flags, not data
+using limits::kMaxAllGatherBytes;  // csrc/core/limits.h
 
 class AllGatherWorker : public RankCallWorker {
  public:

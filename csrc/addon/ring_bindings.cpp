@@ -71,6 +71,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
                            InstanceMethod<&RingHandle::Connect>("connect"),
                            InstanceMethod<&RingHandle::AllGather>("allGather"),
                            InstanceMethod<&RingHandle::Dispose>("dispose"),
+                           InstanceMethod<&RingHandle::TestFault>("testFault"),
                            InstanceAccessor<&RingHandle::Kind>("kind"),
                            InstanceAccessor<&RingHandle::Rank>("rank"),
                            InstanceAccessor<&RingHandle::Size>("size"),
@@ -101,7 +102,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     state->timeout = readTimeout(options);
     if (kind == "local") {
       state->kind = RingKind::Local;
-      state->size = static_cast<int>(readInteger(options.Get("ranks"), "options.ranks", 1, kMaxRanks));
+      state->size = static_cast<int>(readInteger(options.Get("ranks"), "options.ranks", 1, kMaxRingRanks));
       Napi::Value devices = options.Get("devices");
       if (!absent(devices)) {
 #if defined(SIGLIP_WITH_CUDA)
@@ -163,7 +164,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     } else if (kind == "nccl") {
       state->kind = RingKind::Nccl;
 #if defined(SIGLIP_WITH_CUDA)
-      state->size = static_cast<int>(readInteger(options.Get("size"), "options.size", 1, kMaxRanks));
+      state->size = static_cast<int>(readInteger(options.Get("size"), "options.size", 1, kMaxRingRanks));
       state->rank = static_cast<int>(readInteger(options.Get("rank"), "options.rank", 0, state->size - 1));
       state->device = static_cast<int>(readInteger(options.Get("device"), "options.device", 0, INT_MAX));
       Napi::Value id = options.Get("id");
@@ -262,6 +263,17 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
   }
 
   void Dispose(const Napi::CallbackInfo&) { state_.reset(); }
+
+  // The test seam (ring_test_fault.h): testFault(rank, mode?) arms a fault for the next call.
+  void TestFault(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    withJsErrors(env, [&]() -> Napi::Value {
+      std::shared_ptr<RingState> state = usable(env);
+      if (state->kind != RingKind::Local) throw typeError(env, "ring", "a local ring", kindName(state->kind));
+      state->fault = readRingFault(info[0], info[1], state->size);
+      return env.Undefined();
+    });
+  }
 
   Napi::Value Kind(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), kindName(state_ ? state_->kind : kind_));

@@ -17,14 +17,6 @@ bool isOptionsObject(Napi::Value value) {
          !value.IsArrayBuffer();
 }
 
-std::string formatFloat(float v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.9g", static_cast<double>(v));
-  return buffer;
-}
-
 Napi::Object statsToJs(Napi::Env env, const ring::RingStats& s) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("steps", Napi::Number::New(env, s.steps));
@@ -55,32 +47,14 @@ Napi::Object readOptions(Napi::Value value, const std::string& name) {
   return value.As<Napi::Object>();
 }
 
-void checkFinite(const MatrixView& m, const std::string& name) {
-  const int64_t count = m.rows * m.cols;
-  for (int64_t k = 0; k < count; ++k) {
-    if (!std::isfinite(m.data[k])) {
-      throw invalidArgument(ErrorKind::Range, name, "only finite values",
-                            formatFloat(m.data[k]) + " at index " + std::to_string(k) + " (row " +
-                                std::to_string(k / m.cols) + ", column " + std::to_string(k % m.cols) + ")");
-    }
-  }
-}
-
 Scalars readScalars(Napi::Object options) {
-  Napi::Env env = options.Env();
   Scalars s;
   Napi::Value scale = options.Get("logitScale");
   s.logitScale = readFiniteNumber(scale, "options.logitScale");
-  if (std::fabs(s.logitScale) > kMaxAbsLogitScale) {
-    throw rangeError(env, "options.logitScale",
-                     "a finite number in [-80, 80] (the temperature exp(logitScale) must be a finite float32)",
-                     describeValue(scale));
-  }
+  checkLogitScale(s.logitScale, describeValue(scale));  // the core's check (csrc/core/validate.cpp)
   Napi::Value bias = options.Get("logitBias");
   s.logitBias = readFiniteNumber(bias, "options.logitBias");
-  if (std::fabs(s.logitBias) > double(FLT_MAX)) {
-    throw rangeError(env, "options.logitBias", "a finite number (representable as float32)", describeValue(bias));
-  }
+  checkLogitBias(s.logitBias, describeValue(bias));
   return s;
 }
 
@@ -105,7 +79,7 @@ void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds) {
 }
 
 std::chrono::milliseconds readTimeout(Napi::Object options) {
-  return std::chrono::milliseconds(readInteger(options.Get("timeoutMs"), "options.timeoutMs", 1, kMaxTimeoutMs));
+  return std::chrono::milliseconds(readInteger(options.Get("timeoutMs"), "options.timeoutMs", 1, kMaxRingTimeoutMs));
 }
 
 Napi::Object rankResultToJs(Napi::Env env, const LossResult& result, const ring::RingStats& stats, bool wantGrad,

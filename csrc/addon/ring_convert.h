@@ -1,7 +1,7 @@
 // What the ring's bindings share (internal to csrc/addon/ring_*.cpp): the ring's error codes
 // and limits, RingKind and RingState, reading the options every ring call takes (scalars,
 // label ids, the timeout), and a rank's result or failure as a JS value.
-// Everything here runs on the JS thread except checkFinite (a rank's own thread).
+// Everything here runs on the JS thread.
 #pragma once
 #include <napi.h>
 
@@ -12,10 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "core/loss_request.h"
 #include "js_errors.h"
 #include "ring/ring_sigmoid.h"
 #include "ring/transport.h"
+#include "ring_test_fault.h"
 
 namespace siglip::addon::ring_internal {
 
@@ -26,10 +28,10 @@ constexpr const char* kErrRingFailed = "ERR_SIGLIP_RING_FAILED";
 constexpr const char* kErrNoMpi = "ERR_SIGLIP_NO_MPI";
 constexpr const char* kErrNoNccl = "ERR_SIGLIP_NO_NCCL";
 
-// The ring's own limits: as validate.cpp's for a single-device call.
-constexpr double kMaxAbsLogitScale = 80.0;
-constexpr int64_t kMaxRanks = 4096;
-constexpr int64_t kMaxTimeoutMs = INT_MAX;
+// The ring's limits (csrc/core/limits.h).
+using limits::kMaxAbsLogitScale;
+using limits::kMaxRingRanks;
+using limits::kMaxRingTimeoutMs;
 
 enum class RingKind { Local, Mpi, Nccl };
 
@@ -45,10 +47,11 @@ struct RingState {
   int device = -1;  // nccl: the CUDA ordinal
   std::vector<int> devices;  // local rings of GPUs: rank r's CUDA ordinal (empty: the CPU)
   bool localNccl = false;    // a local ring of GPUs whose ranks talk through NCCL (connect() joins them)
-  std::chrono::milliseconds timeout{60000};
+  std::chrono::milliseconds timeout{limits::kDefaultRingTimeoutMs};
   std::vector<std::unique_ptr<ring::Transport>> endpoints;
   bool busy = false;
   std::string broken;  // mpi, nccl: why the ring cannot be used any more ('' while it can)
+  RingFault fault;     // local: armed by the test seam (ring_test_fault.h) for the next call
 #if defined(SIGLIP_WITH_CUDA)
   std::vector<uint8_t> ncclId;  // until connect()
 #endif
@@ -56,9 +59,6 @@ struct RingState {
 
 // A plain object (not an array, function, typed array or ArrayBuffer) named `name`.
 Napi::Object readOptions(Napi::Value value, const std::string& name);
-
-// The data scan of validate.cpp, for one shard (run on the rank's own thread).
-void checkFinite(const MatrixView& m, const std::string& name);
 
 struct Scalars {
   double logitScale = 0;

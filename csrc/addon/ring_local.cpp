@@ -1,6 +1,6 @@
 // Local rings: P ranks of one ring, one std::thread each, in an AsyncWorker over an
-// in-process transport group; plus the failRank test hook (FaultyTransport) that makes one
-// rank fail on purpose.
+// in-process transport group (a fault armed by the test seam, ring_test_fault.h, makes one
+// rank fail on purpose).
 #include "ring_local.h"
 
 #include <exception>
@@ -16,6 +16,7 @@
 #include "js_errors.h"
 #include "ring/local_transport.h"
 #include "ring/ring_sigmoid.h"
+#include "ring_test_fault.h"
 #include "settling_worker.h"
 #if defined(SIGLIP_WITH_CUDA)
 #include "cuda/cuda_ring_backend.h"
@@ -26,38 +27,6 @@ namespace siglip::addon::ring_internal {
 namespace {
 
 bool isStoppedByAnother(const CapturedError& e) { return e.message.find(" stopped: ") != std::string::npos; }
-
-// ---- the test hook of local rings (internal: lib/ring.ts documents it as such) -----------
-
-enum class FaultMode { None, Abort, Absent };
-
-// Rank `rank` fails after its first ring step: its first send carrying a tag of step 2 or
-// later throws (step s sends what step s + 1 needs), and the ring aborts the transport as it
-// does on any failure. With P = 1 there is no such send and no failure.
-class FaultyTransport : public ring::Transport {
- public:
-  explicit FaultyTransport(ring::Transport& inner) : inner_(inner) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
-  ring::Transfer send(ring::Neighbour to, const void* data, size_t bytes, int tag) override {
-    if (tag >= ring::ringTag(2, 0, ring::RingPayload::Texts)) {
-      throw Error(ErrorKind::Internal, "ring",
-                  "ring rank " + std::to_string(rank()) +
-                      ": simulated failure after its first step (the failRank test hook)");
-    }
-    return inner_.send(to, data, bytes, tag);
-  }
-  ring::Transfer receive(ring::Neighbour from, void* data, size_t bytes, int tag) override {
-    return inner_.receive(from, data, bytes, tag);
-  }
-  void wait(ring::Transfer& transfer) override { inner_.wait(transfer); }
-  void allGather(const void* mine, size_t bytes, void* all) override { inner_.allGather(mine, bytes, all); }
-  void abort(const std::string& reason) override { inner_.abort(reason); }
-  uint64_t bytesSent() const override { return inner_.bytesSent(); }
-
- private:
-  ring::Transport& inner_;
-};
 
 // ---- local rings: P ranks, one std::thread each ----------------------------------------
 
@@ -78,18 +47,14 @@ struct RankWork {
 
 // One rank of a local ring, on its own thread: scan the shard, then the ring. A shard that
 // fails the scan aborts the group, so the other ranks stop instead of waiting for it.
-void runLocalRank(ring::Transport& endpoint, RankWork& work, const ring::RingOptions& options, FaultMode fault,
-                  int faultRank) {
+void runLocalRank(ring::Transport& endpoint, RankWork& work, const ring::RingOptions& options, RingFault fault) {
   const int r = endpoint.rank();
   try {
-    if (fault == FaultMode::Absent && r == faultRank) {
-      throw Error(ErrorKind::Internal, "ring",
-                  "ring rank " + std::to_string(r) + " did not take part (the failRank test hook, failMode 'absent')");
-    }
+    failIfAbsent(fault, r);
+    FaultyTransport faulty(endpoint);
+    ring::Transport& tp = fault.mode == FaultMode::Abort && fault.hits(r) ? faulty : endpoint;
 #if defined(SIGLIP_WITH_CUDA)
     if (work.onGpu) {
-      FaultyTransport faulty(endpoint);
-      ring::Transport& tp = fault == FaultMode::Abort && r == faultRank ? faulty : endpoint;
       work.gpuOutcome = runGpuRank(tp, work.shard, work.gpu, options, work.wantGrad, work.grads.image,
                                    work.grads.text, work.imageName, work.textName);
       work.result = work.gpuOutcome.result;
@@ -104,12 +69,7 @@ void runLocalRank(ring::Transport& endpoint, RankWork& work, const ring::RingOpt
       endpoint.abort(e.what());
       throw;
     }
-    if (fault == FaultMode::Abort && r == faultRank) {
-      FaultyTransport faulty(endpoint);
-      work.result = ring::ringSigmoidLoss(faulty, work.shard, options, work.grads, &work.stats);
-    } else {
-      work.result = ring::ringSigmoidLoss(endpoint, work.shard, options, work.grads, &work.stats);
-    }
+    work.result = ring::ringSigmoidLoss(tp, work.shard, options, work.grads, &work.stats);
   } catch (...) {
     work.error = captureCurrentException();
   }
@@ -118,7 +78,7 @@ void runLocalRank(ring::Transport& endpoint, RankWork& work, const ring::RingOpt
 class LocalRingWorker : public SettlingWorker {
  public:
   LocalRingWorker(Napi::Env env, std::shared_ptr<RingState> state, std::vector<RankWork> work,
-                  const ring::RingOptions& options, FaultMode fault, int faultRank, bool wantGrad,
+                  const ring::RingOptions& options, RingFault fault, bool wantGrad,
                   HostInputs&& inputs, const std::vector<Napi::Float32Array>& gradImages,
                   const std::vector<Napi::Float32Array>& gradTexts)
       : SettlingWorker(env, "siglip:ringSigmoidLoss"),
@@ -126,7 +86,6 @@ class LocalRingWorker : public SettlingWorker {
         work_(std::move(work)),
         options_(options),
         fault_(fault),
-        faultRank_(faultRank),
         wantGrad_(wantGrad),
         deferred_(Napi::Promise::Deferred::New(env)),
         inputs_(std::move(inputs)) {
@@ -145,7 +104,7 @@ class LocalRingWorker : public SettlingWorker {
     try {
       for (size_t r = 0; r < p; ++r) {
         threads.emplace_back(runLocalRank, std::ref(*state_->endpoints[r]), std::ref(work_[r]), std::cref(options_),
-                             fault_, faultRank_);
+                             fault_);
       }
     } catch (...) {
       // A thread could not start: the ranks already running would wait for it until the
@@ -209,8 +168,7 @@ class LocalRingWorker : public SettlingWorker {
   std::shared_ptr<RingState> state_;
   std::vector<RankWork> work_;
   ring::RingOptions options_;
-  FaultMode fault_;
-  int faultRank_;
+  RingFault fault_;
   bool wantGrad_;
   Napi::Promise::Deferred deferred_;
   HostInputs inputs_;  // the memory work_'s host views point into
@@ -334,20 +292,8 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
     ringOptions.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
   }
 
-  FaultMode fault = FaultMode::None;
-  int faultRank = -1;
-  Napi::Value failRank = options.Get("failRank");
-  if (!absent(failRank)) {
-    faultRank = static_cast<int>(readInteger(failRank, "options.failRank", 0, state->size - 1));
-    fault = FaultMode::Abort;
-    Napi::Value mode = options.Get("failMode");
-    if (!absent(mode)) {
-      const std::string name = mode.IsString() ? mode.As<Napi::String>().Utf8Value() : "";
-      if (!mode.IsString()) throw typeError(env, "options.failMode", "'abort' or 'absent'", describeValue(mode));
-      if (name == "absent") fault = FaultMode::Absent;
-      else if (name != "abort") throw rangeError(env, "options.failMode", "'abort' or 'absent'", describeValue(mode));
-    }
-  }
+  const RingFault fault = state->fault;  // the test seam's, for this call only
+  state->fault = RingFault{};
 
   if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
   const bool wantGrad = info[3].As<Napi::Boolean>().Value();
@@ -361,7 +307,7 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
       work[r].grads = GradientOutputs{gradImages.back().Data(), gradTexts.back().Data()};
     }
   }
-  auto* worker = new LocalRingWorker(env, state, std::move(work), ringOptions, fault, faultRank, wantGrad,
+  auto* worker = new LocalRingWorker(env, state, std::move(work), ringOptions, fault, wantGrad,
                                      std::move(inputs), gradImages, gradTexts);  // deletes itself when complete
   Napi::Promise promise = worker->promise();
   state->busy = true;

@@ -77,4 +77,11 @@ inline LossResult sigmoidLossFromSums(double softplusSum, double dLogitSum, doub
 enum class DataScan { Host, Skip };
 void validateLossRequest(LossKind kind, const LossRequest& request, DataScan scan = DataScan::Host);
 
+// The checks validateLossRequest is made of that other calls (the ring's) need alone, each
+// defined once: NaN/Infinity in `m` (named `name`, e.g. "textShards[2].data"), and the scalar
+// options' ranges (csrc/core/limits.h); `received` describes the value as the caller gave it.
+void checkFinite(const MatrixView& m, const std::string& name);
+void checkLogitScale(double logitScale, const std::string& received);
+void checkLogitBias(double logitBias, const std::string& received);
+
 }  // namespace siglip

@@ -12,15 +12,14 @@
 #include <vector>
 
 #include "errors.h"
+#include "limits.h"
 #include "loss_request.h"
 
 namespace siglip {
 namespace {
 
-// Largest |s| accepted for logitScale: t = exp(s) must stay a finite float32
-// (exp(88.7) overflows), and t·S must leave room for similarities above 1. e^80 ≈ 5.5e34.
-constexpr double kMaxAbsLogitScale = 80.0;
-constexpr int kMaxThreads = 1024;
+using limits::kMaxAbsLogitScale;
+using limits::kMaxThreads;
 // Byte counts are capped at 2^62 (and at SIZE_MAX), far beyond any real allocation but far
 // enough below 2^63 that offsets like rows*cols + cols cannot wrap in int64 arithmetic.
 constexpr uint64_t kMaxBytes = uint64_t(1) << 62;
@@ -62,18 +61,6 @@ void checkShape(const MatrixView& m, const char* name) {
   }
 }
 
-void checkFinite(const MatrixView& m, const char* name) {
-  const int64_t count = m.rows * m.cols;
-  const float* data = m.data;
-  for (int64_t k = 0; k < count; ++k) {
-    if (!std::isfinite(data[k])) {
-      throw invalidArgument(ErrorKind::Range, name, "only finite values",
-                            formatFloat(data[k]) + " at index " + std::to_string(k) + " (row " +
-                                std::to_string(k / m.cols) + ", column " + std::to_string(k % m.cols) + ")");
-    }
-  }
-}
-
 // Softmax with ids: the target of a row (column) is uniform over its positives, so every
 // row and every column needs one. Sort each side's ids once, then binary-search the other:
 // O((N + M) log(N + M)) time, O(N + M) memory.
@@ -93,6 +80,35 @@ void checkEveryRowHasPositive(const int32_t* ids, int64_t count, const char* nam
 }
 
 }  // namespace
+
+void checkFinite(const MatrixView& m, const std::string& name) {
+  const int64_t count = m.rows * m.cols;
+  const float* data = m.data;
+  for (int64_t k = 0; k < count; ++k) {
+    if (!std::isfinite(data[k])) {
+      throw invalidArgument(ErrorKind::Range, name, "only finite values",
+                            formatFloat(data[k]) + " at index " + std::to_string(k) + " (row " +
+                                std::to_string(k / m.cols) + ", column " + std::to_string(k % m.cols) + ")");
+    }
+  }
+}
+
+void checkLogitScale(double logitScale, const std::string& received) {
+  if (!std::isfinite(logitScale) || std::fabs(logitScale) > kMaxAbsLogitScale) {
+    const std::string bound = formatNumber(kMaxAbsLogitScale);
+    throw invalidArgument(ErrorKind::Range, "options.logitScale",
+                          "a finite number in [-" + bound + ", " + bound +
+                              "] (the temperature exp(logitScale) must be a finite float32)",
+                          received);
+  }
+}
+
+void checkLogitBias(double logitBias, const std::string& received) {
+  if (!std::isfinite(logitBias) || std::fabs(logitBias) > double(FLT_MAX)) {
+    throw invalidArgument(ErrorKind::Range, "options.logitBias", "a finite number (representable as float32)",
+                          received);
+  }
+}
 
 void validateLossRequest(LossKind kind, const LossRequest& request, DataScan scan) {
   const MatrixView& image = request.image;
@@ -128,17 +144,10 @@ void validateLossRequest(LossKind kind, const LossRequest& request, DataScan sca
                           std::to_string(text.rows) + " rows");
   }
 
-  if (!std::isfinite(request.logitScale) || std::fabs(request.logitScale) > kMaxAbsLogitScale) {
-    throw invalidArgument(ErrorKind::Range, "options.logitScale",
-                          "a finite number in [-80, 80] (the temperature exp(logitScale) must be a finite float32)",
-                          formatNumber(request.logitScale));
-  }
-  if (!std::isfinite(request.logitBias) || std::fabs(request.logitBias) > double(FLT_MAX)) {
-    throw invalidArgument(ErrorKind::Range, "options.logitBias", "a finite number (representable as float32)",
-                          formatNumber(request.logitBias));
-  }
+  checkLogitScale(request.logitScale, formatNumber(request.logitScale));
+  checkLogitBias(request.logitBias, formatNumber(request.logitBias));
   if (request.threads < 1 || request.threads > kMaxThreads) {
-    throw invalidArgument(ErrorKind::Range, "options.threads", "an integer from 1 to 1024",
+    throw invalidArgument(ErrorKind::Range, "options.threads", "an integer from 1 to " + std::to_string(kMaxThreads),
                           std::to_string(request.threads));
   }
 

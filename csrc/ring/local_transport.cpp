@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "../core/errors.h"
+#include "../core/limits.h"
 
 namespace siglip::ring {
 
@@ -173,7 +174,10 @@ class LocalEndpoint : public Transport {
 
 std::vector<std::unique_ptr<Transport>> createLocalGroup(int size, std::chrono::milliseconds timeout,
                                                          std::shared_ptr<MessageMemory> memory) {
-  if (size < 1 || size > 4096) throw Error(ErrorKind::Range, "ranks", "Expected from 1 to 4096 ranks for ranks but received " + std::to_string(size));
+  if (size < 1 || size > limits::kMaxRingRanks)
+    throw Error(ErrorKind::Range, "ranks",
+                "Expected from 1 to " + std::to_string(limits::kMaxRingRanks) + " ranks for ranks but received " +
+                    std::to_string(size));
   if (!memory) memory = std::make_shared<HostMessageMemory>();
   auto group = std::make_shared<LocalGroup>(size, timeout, std::move(memory));
   std::vector<std::unique_ptr<Transport>> endpoints;
