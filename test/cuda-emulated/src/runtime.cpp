@@ -1227,6 +1227,21 @@ cudaError_t cudaEventQuery(cudaEvent_t e) {
   Event* event = reinterpret_cast<Event*>(e);
   return !event->op || event->op->done ? live() : cudaErrorNotReady;
 }
+cudaError_t cudaLaunchHostFunc(cudaStream_t s, cudaHostFn_t fn, void* userData) {
+  if (!fn) return status(cudaErrorInvalidValue);
+  if (g_sticky != cudaSuccess) return status(g_sticky);
+  enqueue(streamOf(s), "host function", [fn, userData] { fn(userData); });
+  return live();
+}
+extern "C" int siglip_emu_check_device_range(const void* p, size_t bytes, const char* what) {
+  if (!bytes) return 1;
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const Allocation* hit = isDevice(p) ? findAllocation(a) : nullptr;
+  if (hit && hit->live && a >= hit->begin && a + bytes <= hit->begin + hit->bytes) return 1;
+  report("device memory out of bounds", "%s: %zu bytes at %p are not inside one live device allocation", what, bytes, p);
+  return 0;
+}
+extern "C" void siglip_emu_report(const char* kind, const char* text) { report(kind, "%s", text); }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) {
   *ms = 0;  // the emulation measures nothing
   return live();

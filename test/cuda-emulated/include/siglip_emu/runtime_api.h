@@ -136,6 +136,18 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventQuery(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b);
+using cudaHostFn_t = void (*)(void* userData);
+cudaError_t cudaLaunchHostFunc(cudaStream_t s, cudaHostFn_t fn, void* userData);
+
+// For the test doubles of cuBLAS and NCCL (test/cuda-emulated/doubles), which the package
+// loads with dlopen and which find these in the executable (it exports its symbols):
+extern "C" {
+// 1 when [p, p + bytes) lies inside one live device allocation; otherwise 0, and a report
+// naming `what` (a library call reading or writing device memory it was not given).
+int siglip_emu_check_device_range(const void* p, size_t bytes, const char* what);
+// Reports a misuse found by a double (counted like every report: the run fails).
+void siglip_emu_report(const char* kind, const char* text);
+}
 
 namespace siglip_emu {
 cudaError_t funcSetAttribute(const void* kernel, cudaFuncAttribute attr, int value);
