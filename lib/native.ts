@@ -209,17 +209,22 @@ export interface NativeRing {
     wantGrad: boolean,
   ): Promise<NativeRingRankResult<Float32Array | NativeDeviceMatrix>[] | NativeRingRankResult<Float32Array | NativeDeviceMatrix>>;
   connect(): Promise<void>;
-  /** mpi/nccl rings: every rank's bytes (all the same length), concatenated in rank order. */
+  /** mpi/nccl rings (MpiRingHandle, NcclRingHandle): every rank's bytes (all the same length), concatenated in rank order. */
   allGather(bytes: Uint8Array): Promise<Uint8Array>;
-  /** local rings, the test seam (csrc/addon/ring_test_fault.h): rank `rank` of the next call fails. */
+  /** local rings (LocalRingHandle), the test seam (csrc/addon/ring_test_fault.h): rank `rank` of the next call fails. */
   testFault(rank: number, mode?: 'abort' | 'absent'): void;
   dispose(): void;
 }
 
-export interface NativeRingClass {
-  new (kind: 'local', options: { ranks: number; timeoutMs: number; devices?: number[]; transport?: 'memcpy' | 'nccl' }): NativeRing;
-  new (kind: 'mpi', options: { timeoutMs: number }): NativeRing;
-  new (kind: 'nccl', options: { rank: number; size: number; id: Uint8Array; device: number; timeoutMs: number }): NativeRing;
+/** The native ring classes, one per kind (csrc/addon/ring_bindings.h). */
+export interface NativeLocalRingClass {
+  new (options: { ranks: number; timeoutMs: number; devices?: number[]; transport?: 'memcpy' | 'nccl' }): NativeRing;
+}
+export interface NativeMpiRingClass {
+  new (options: { timeoutMs: number }): NativeRing;
+}
+export interface NativeNcclRingClass {
+  new (options: { rank: number; size: number; id: Uint8Array; device: number; timeoutMs: number }): NativeRing;
 }
 
 /** What the loaded binary's ring supports. */
@@ -246,7 +251,11 @@ export interface NativeLimits {
 
 export interface NativeAddon extends Partial<NativeCudaAddon> {
   limits: NativeLimits;
-  RingHandle: NativeRingClass;
+  LocalRingHandle: NativeLocalRingClass;
+  /** Builds with MPI only (ringBuildInfo().mpi). */
+  MpiRingHandle?: NativeMpiRingClass;
+  /** CUDA build only. */
+  NcclRingHandle?: NativeNcclRingClass;
   ringBuildInfo(): NativeRingBuildInfo;
   mpiFinalize(): void;
   /** CUDA build only. */

@@ -86,7 +86,7 @@ for (const direction of ['one-way', 'two-way'] as const) {
     const b = makeShardedBatch(5, 5, 20, true);
     const { images, texts, ids } = shardsOf(b);
     const { addon } = loadAddon();
-    const native = new addon.RingHandle('local', { ranks: 5, timeoutMs: 20_000 });
+    const native = new addon.LocalRingHandle({ ranks: 5, timeoutMs: 20_000 });
     const options = { logitScale: Math.log(10), logitBias: -10, direction, threads: 1, ...ids };
     const results = (await native.sigmoidLoss(images, texts, options, true)) as Array<{
       loss: number;
@@ -328,11 +328,11 @@ test('bad ring options reject naming the option', async (t) => {
 
 test('the native ring object refuses garbage without crashing', async (t) => {
   const { addon } = loadAddon();
-  const Handle = addon.RingHandle as unknown as new (...args: unknown[]) => { sigmoidLoss: (...args: unknown[]) => unknown; dispose(): void };
-  for (const args of [[], ['local'], ['local', null], ['ring', {}], ['local', { ranks: 'two', timeoutMs: 1 }], ['local', { ranks: 2, timeoutMs: Infinity }]]) {
+  const Handle = addon.LocalRingHandle as unknown as new (...args: unknown[]) => { sigmoidLoss: (...args: unknown[]) => unknown; dispose(): void };
+  for (const args of [[], [null], ['local'], [{}], [{ ranks: 'two', timeoutMs: 1 }], [{ ranks: 2, timeoutMs: Infinity }]]) {
     t.throws(() => new Handle(...args), undefined, JSON.stringify(args));
   }
-  const ring = new Handle('local', { ranks: 2, timeoutMs: 1000 });
+  const ring = new Handle({ ranks: 2, timeoutMs: 1000 });
   const x = m(1, 2);
   const garbage: unknown[][] = [
     [],

@@ -14,7 +14,7 @@
 // image/text are { data: Float32Array, rows, cols }; options is
 // { logitScale, logitBias (sigmoid only), imageIds?, textIds?, method: 'fused'|'naive', threads }.
 // The CMake build with CUDA (SIGLIP_WITH_CUDA) adds the cuda* exports and the DeviceMatrix
-// class (cuda_bindings.h), and backendInfo().cuda. The ring (RingHandle, ringBuildInfo, …)
+// class (cuda_bindings.h), and backendInfo().cuda. The ring (LocalRingHandle, MpiRingHandle, NcclRingHandle, ringBuildInfo, …)
 // is in ring_bindings.h.
 #include <napi.h>
 

@@ -53,8 +53,6 @@ class AllGatherWorker : public RankCallWorker {
 
 Napi::Value rankAllGather(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
   Napi::Env env = info.Env();
-  if (state->kind == RingKind::Local)
-    throw typeError(env, "ring", "an MPI or NCCL ring (a local ring's ranks share this process)", "a local ring");
   Napi::Value value = info[0];
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw typeError(env, "bytes", "a Uint8Array", describeValue(value));

@@ -1,20 +1,24 @@
-// The ring (csrc/ring) in the raw binding: a native ring object, RingHandle, for
+// The ring (csrc/ring) in the raw binding: one native class per kind of ring, each bound in
+// its own file, which alone guards on the feature it needs:
 //
-//   new RingHandle('local', { ranks, timeoutMs })       P ranks as threads of this process
-//   new RingHandle('mpi', { timeoutMs })                 this process's rank of an MPI job
-//                                                        (builds with SIGLIP_WITH_MPI only)
-//   new RingHandle('nccl', { rank, size, id, device, timeoutMs }) then connect()
-//                                                        one GPU rank (CUDA build only)
+//   new LocalRingHandle({ ranks, timeoutMs, devices?, transport? })   ring_local.cpp
+//       P ranks as threads of this process (devices: the CUDA build's local rings of GPUs)
+//   new MpiRingHandle({ timeoutMs })                                  ring_mpi.cpp
+//       this process's rank of an MPI job (builds with SIGLIP_WITH_MPI only)
+//   new NcclRingHandle({ rank, size, id, device, timeoutMs })         ring_nccl.cpp
+//       then connect(): one GPU rank (the CUDA build only)
 //
 //   handle.sigmoidLoss(image, text, options, wantGrad) → Promise
 //       local: image/text are Arrays of P { data, rows, cols } shards, options.imageIds /
 //       textIds Arrays of P Int32Arrays; resolves with P results { loss, grad?, stats }.
 //       mpi/nccl: one shard (nccl: a DeviceMatrix handle or a host matrix); one result.
 //       options: { logitScale, logitBias, imageIds?, textIds?, threads (cpu),
-//                  precision, gradients (nccl), failRank?, failMode? (local test hook) }
-//   handle.connect() → Promise (nccl: ncclCommInitRank on a worker thread)
+//                  precision, gradients (GPU ranks) }
+//   handle.connect() → Promise (nccl: ncclCommInitRank on a worker thread; local over NCCL:
+//       ncclCommInitAll)
 //   handle.allGather(bytes) → Promise<Uint8Array> (mpi/nccl: every rank's bytes, in rank order)
-//   handle.dispose(); handle.kind / rank / size / disposed
+//   handle.testFault(rank, mode?) (local: the test seam, ring_test_fault.h)
+//   handle.dispose(); handle.kind / rank / size / disposed (ring_handle.h, all three)
 //
 // plus ringBuildInfo() → { mpi, mpiLibrary, mpiLaunched, nccl }, mpiFinalize(), and, in the
 // CUDA build, ncclUniqueId() → Uint8Array(128) and ncclInfo().
@@ -22,8 +26,8 @@
 // Threads: everything JavaScript (reading and checking arguments, allocating gradient
 // arrays, keeping references to every borrowed typed array) happens on the JS thread; the
 // ring runs in an AsyncWorker, which for a local ring starts one std::thread per rank.
-// A ring runs one call at a time (lib/ring.ts queues them; a second native call while one is
-// in flight throws ERR_SIGLIP_RING_BUSY).
+// A ring runs one call at a time (lib/ring/base.ts queues them; a second native call while
+// one is in flight throws ERR_SIGLIP_RING_BUSY).
 //
 // Failure: a rank that fails aborts its transport, so every other rank's wait throws
 // ("stopped: rank k failed: …") or times out (timeoutMs); a local call rejects with the
@@ -36,5 +40,13 @@
 namespace siglip::addon {
 
 void registerRingBindings(Napi::Env env, Napi::Object exports);
+
+// Each kind's binding (internal to csrc/addon/ring_*.cpp); the MPI and NCCL ones bind
+// nothing but their build info where the build lacks the feature.
+void registerLocalRing(Napi::Env env, Napi::Object exports);
+void registerMpiRing(Napi::Env env, Napi::Object exports);
+void registerNcclRing(Napi::Env env, Napi::Object exports);
+void mpiBuildInfo(Napi::Env env, Napi::Object out);
+void ncclBuildInfo(Napi::Env env, Napi::Object out);
 
 }  // namespace siglip::addon

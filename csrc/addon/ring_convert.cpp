@@ -8,6 +8,7 @@
 
 #include "convert.h"
 #include "core/errors.h"
+#include "ring_handle.h"
 
 namespace siglip::addon::ring_internal {
 namespace {
@@ -96,6 +97,41 @@ Napi::Object rankResultToJs(Napi::Env env, const LossResult& result, const ring:
   }
   out.Set("stats", statsToJs(env, stats));
   return out;
+}
+
+std::shared_ptr<RingState> usableRing(Napi::Env env, const std::shared_ptr<RingState>& state) {
+  if (!state) {
+    throw makeJsError(env, ErrorKind::Internal,
+                      "This ring was disposed (dispose() frees its transports; create a new Ring to go on)", "",
+                      kErrDisposedCode);
+  }
+  if (state->busy) {
+    throw makeJsError(env, ErrorKind::Internal,
+                      "This ring is busy with another call (a ring runs one call at a time; wait for it to settle)", "",
+                      kErrRingBusy);
+  }
+  if (!state->broken.empty()) {
+    throw makeJsError(env, ErrorKind::Internal,
+                      "This ring failed earlier and cannot be used any more (dispose it and create a new one): " +
+                          state->broken,
+                      "", kErrRingFailed);
+  }
+  return state;
+}
+
+std::shared_ptr<RingState> connectedRing(Napi::Env env, const std::shared_ptr<RingState>& state) {
+  usableRing(env, state);
+  if (state->endpoints.empty()) {
+    throw makeJsError(env, ErrorKind::Internal, "This ring is not connected yet (await connect() first)", "",
+                      kErrRingFailed);
+  }
+  return state;
+}
+
+Napi::Value resolvedPromise(Napi::Env env) {
+  Napi::Promise::Deferred done = Napi::Promise::Deferred::New(env);
+  done.Resolve(env.Undefined());
+  return done.Promise();
 }
 
 Napi::Error ringError(Napi::Env env, const CapturedError& error) {

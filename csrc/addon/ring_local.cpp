@@ -16,11 +16,16 @@
 #include "js_errors.h"
 #include "ring/local_transport.h"
 #include "ring/ring_sigmoid.h"
+#include "ring_bindings.h"
+#include "ring_handle.h"
 #include "ring_test_fault.h"
 #include "settling_worker.h"
 #if defined(SIGLIP_WITH_CUDA)
+#include <climits>
+
 #include "cuda/cuda_ring_backend.h"
 #include "ring_gpu_rank.h"
+#include "ring_single_rank.h"
 #endif
 
 namespace siglip::addon::ring_internal {
@@ -315,4 +320,108 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
   return promise;
 }
 
+namespace {
+
+// new LocalRingHandle({ ranks, timeoutMs, devices?, transport? }).
+class LocalRingHandle : public RingHandleBase<LocalRingHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return defineRingClass(env, "LocalRingHandle",
+                           {InstanceMethod("sigmoidLoss", &LocalRingHandle::SigmoidLoss),
+                            InstanceMethod("connect", &LocalRingHandle::Connect),
+                            InstanceMethod("testFault", &LocalRingHandle::TestFault)});
+  }
+
+  explicit LocalRingHandle(const Napi::CallbackInfo& info) : RingHandleBase(info) {
+    Napi::Env env = info.Env();
+    construct(env, RingKind::Local, [&](RingState& state) {
+      Napi::Object options = readOptions(info[0], "options");
+      state.timeout = readTimeout(options);
+      state.size = static_cast<int>(readInteger(options.Get("ranks"), "options.ranks", 1, kMaxRingRanks));
+      readDevices(env, options.Get("devices"), state);
+      Napi::Value transport = options.Get("transport");
+      if (!absent(transport)) {
+        const std::string name = transport.IsString() ? transport.As<Napi::String>().Utf8Value() : "";
+        if (!transport.IsString()) throw typeError(env, "options.transport", "'memcpy' or 'nccl'", describeValue(transport));
+        if (name != "memcpy" && name != "nccl")
+          throw rangeError(env, "options.transport", "'memcpy' or 'nccl'", describeValue(transport));
+        state.localNccl = name == "nccl";
+      }
+      if (state.localNccl) {
+        requireLocalNccl(env, state);  // the endpoints come with connect() (ncclCommInitAll blocks)
+      } else {
+        state.endpoints = createLocalEndpoints(state);
+      }
+    });
+  }
+
+ private:
+  // options.devices: rank r on CUDA device devices[r] (lib/ring/options.ts resolved the names
+  // and checked the GPUs); the CUDA build only.
+  static void readDevices(Napi::Env env, Napi::Value devices, RingState& state) {
+    if (absent(devices)) return;
+#if defined(SIGLIP_WITH_CUDA)
+    const std::string expected = "an Array of " + std::to_string(state.size) + " CUDA ordinals (one per rank)";
+    if (!devices.IsArray() || devices.As<Napi::Array>().Length() != uint32_t(state.size))
+      throw typeError(env, "options.devices", expected, describeValue(devices));
+    Napi::Array list = devices.As<Napi::Array>();
+    for (uint32_t r = 0; r < list.Length(); ++r)
+      state.devices.push_back(
+          static_cast<int>(readInteger(list.Get(r), "options.devices[" + std::to_string(r) + "]", 0, INT_MAX)));
+#else
+    (void)state;
+    throw makeJsError(env, ErrorKind::Internal,
+                      "Local rings of GPUs need the CUDA build of siglip-kernels (this is the CPU build)", "",
+                      "ERR_SIGLIP_NO_CUDA");
+#endif
+  }
+
+  static void requireLocalNccl(Napi::Env env, const RingState& state) {
+#if defined(SIGLIP_WITH_CUDA)
+    if (state.devices.empty())
+      throw typeError(env, "options.transport", "'memcpy' for a CPU ring ('nccl' needs GPU ranks)", "'nccl'");
+    requireNccl(env);
+#else
+    (void)state;
+    throw makeJsError(env, ErrorKind::Internal,
+                      "Local rings over NCCL need the CUDA build of siglip-kernels (this is the CPU build)", "",
+                      "ERR_SIGLIP_NO_CUDA");
+#endif
+  }
+
+  Napi::Value SigmoidLoss(const Napi::CallbackInfo& info) {
+    return withJsErrors(info.Env(), [&]() -> Napi::Value { return localSigmoidLoss(info, connected(info.Env())); });
+  }
+
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return withJsErrors(env, [&]() -> Napi::Value {
+      std::shared_ptr<RingState> state = usable(env);
+#if defined(SIGLIP_WITH_CUDA)
+      if (state->localNccl && state->endpoints.empty()) return (new LocalNcclConnectWorker(env, state))->queue();
+#endif
+      return resolvedPromise(env);  // other local rings are connected when made
+    });
+  }
+
+  // The test seam (ring_test_fault.h): testFault(rank, mode?) arms a fault for the next call.
+  void TestFault(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    withJsErrors(env, [&]() -> Napi::Value {
+      std::shared_ptr<RingState> state = usable(env);
+      state->fault = readRingFault(info[0], info[1], state->size);
+      return env.Undefined();
+    });
+  }
+};
+
+}  // namespace
 }  // namespace siglip::addon::ring_internal
+
+namespace siglip::addon {
+
+void registerLocalRing(Napi::Env env, Napi::Object exports) {
+  exports.Set("LocalRingHandle", ring_internal::LocalRingHandle::define(env));
+}
+
+}  // namespace siglip::addon

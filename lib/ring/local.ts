@@ -258,7 +258,7 @@ async function openLocalRing(options: LocalRingOptions): Promise<LocalRing> {
   const threads = o['threads'] === undefined ? threadsPerRank(ranks) : checkThreads('options.threads', o['threads']);
   const timeoutMs = checkTimeout(o['timeoutMs']);
   const { addon } = loadAddon();
-  const native = new addon.RingHandle('local', { ranks, timeoutMs, ...(devices && { devices, transport }) });
+  const native = new addon.LocalRingHandle({ ranks, timeoutMs, ...(devices && { devices, transport }) });
   try {
     await native.connect(); // an NCCL ring joins its ranks here (ncclCommInitAll, off this thread)
   } catch (error) {

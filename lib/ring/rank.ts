@@ -231,7 +231,8 @@ async function openMpiRing(options?: MpiRingOptions): Promise<RankRing> {
   const threads = o['threads'] === undefined ? threadsPerRank(mpiRanksHere()) : checkThreads('options.threads', o['threads']);
   const timeoutMs = checkTimeout(o['timeoutMs']);
   const { addon } = loadAddon();
-  if (!addon.ringBuildInfo().mpi) {
+  const MpiRingHandle = addon.MpiRingHandle;
+  if (MpiRingHandle === undefined) {
     throw errorWithCode(
       'Ring.mpi() needs the MPI transport, but this build of siglip-kernels has none: no MPI was found when ' +
         'the addon was compiled. Install MPI with its compiler wrapper mpicxx (Debian/Ubuntu: apt-get install ' +
@@ -241,7 +242,7 @@ async function openMpiRing(options?: MpiRingOptions): Promise<RankRing> {
     );
   }
   finalizeMpiAtExit();
-  return new RankRing(new addon.RingHandle('mpi', { timeoutMs }), threads);
+  return new RankRing(new MpiRingHandle({ timeoutMs }), threads);
 }
 
 async function openNcclRing(options: NcclRingOptions): Promise<RankRing> {
@@ -263,7 +264,9 @@ async function openNcclRing(options: NcclRingOptions): Promise<RankRing> {
   const advice = 'NCCL rings need the CUDA build of siglip-kernels and a GPU per rank.';
   const ordinal = resolveCudaOrdinal('options.device', device, 0, advice);
   cudaAddon(`options.device is '${device}'`, advice, 'options.device');
-  const native = new (loadAddon().addon.RingHandle)('nccl', { rank, size, id, device: ordinal, timeoutMs });
+  const NcclRingHandle = loadAddon().addon.NcclRingHandle;
+  if (NcclRingHandle === undefined) throw errorWithCode('This build of siglip-kernels has no NCCL transport', 'ERR_SIGLIP_NO_NCCL');
+  const native = new NcclRingHandle({ rank, size, id, device: ordinal, timeoutMs });
   try {
     await native.connect();
   } catch (error) {

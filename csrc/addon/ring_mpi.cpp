@@ -1,0 +1,121 @@
+// MpiRingHandle: this process's rank of an MPI job, bound only where the addon is built with
+// MPI (SIGLIP_WITH_MPI); the one place of the addon that guards on it. MPI is initialised on
+// the JS thread when the first handle is made and finalised when the environment is torn
+// down (or by mpiFinalize(), which lib/ring/rank.ts calls at process exit).
+#include "ring_bindings.h"
+
+#if defined(SIGLIP_WITH_MPI)
+#include <dlfcn.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <string>
+
+#include "ring/mpi_transport.h"
+#include "ring_all_gather.h"
+#include "ring_handle.h"
+#include "ring_single_rank.h"
+
+namespace siglip::addon {
+namespace {
+
+using namespace ring_internal;
+
+bool mpiCleanupHookAdded = false;
+
+void finalizeMpiAtExit(void*) { ring::finalizeMpi(); }
+
+// Open MPI loads its components with dlopen and expects libmpi's symbols to be global; a
+// library pulled in by a Node addon (dlopen'ed RTLD_LOCAL) is not. Promote it (as mpi4py does).
+void makeMpiSymbolsGlobal() {
+  Dl_info where;
+  if (dladdr(reinterpret_cast<void*>(&MPI_Init_thread), &where) != 0 && where.dli_fname != nullptr) {
+    dlopen(where.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
+  }
+}
+
+std::string mpiLibraryVersion() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  if (MPI_Get_library_version(text, &length) != MPI_SUCCESS) return "";
+  std::string version(text, size_t(std::max(0, length)));
+  const size_t end = version.find_first_of("\r\n,");
+  return version.substr(0, end);
+}
+
+// new MpiRingHandle({ timeoutMs }): MPI_COMM_WORLD's rank and size.
+class MpiRingHandle : public RingHandleBase<MpiRingHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return defineRingClass(env, "MpiRingHandle",
+                           {InstanceMethod("sigmoidLoss", &MpiRingHandle::SigmoidLoss),
+                            InstanceMethod("connect", &MpiRingHandle::Connect),
+                            InstanceMethod("allGather", &MpiRingHandle::AllGather)});
+  }
+
+  explicit MpiRingHandle(const Napi::CallbackInfo& info) : RingHandleBase(info) {
+    Napi::Env env = info.Env();
+    construct(env, RingKind::Mpi, [&](RingState& state) {
+      state.timeout = readTimeout(readOptions(info[0], "options"));
+      makeMpiSymbolsGlobal();
+      state.endpoints.push_back(ring::createMpiTransport(state.timeout));
+      state.rank = state.endpoints[0]->rank();
+      state.size = state.endpoints[0]->size();
+      if (!mpiCleanupHookAdded) {
+        // MPI_Finalize when this environment is torn down (process exit), on the JS thread,
+        // which is the thread that initialised MPI.
+        napi_add_env_cleanup_hook(env, finalizeMpiAtExit, nullptr);
+        mpiCleanupHookAdded = true;
+      }
+    });
+  }
+
+ private:
+  Napi::Value SigmoidLoss(const Napi::CallbackInfo& info) {
+    return withJsErrors(info.Env(), [&]() -> Napi::Value { return mpiSigmoidLoss(info, connected(info.Env())); });
+  }
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    return withJsErrors(info.Env(), [&]() -> Napi::Value {
+      usable(info.Env());
+      return resolvedPromise(info.Env());  // connected when made
+    });
+  }
+  Napi::Value AllGather(const Napi::CallbackInfo& info) {
+    return withJsErrors(info.Env(), [&]() -> Napi::Value { return rankAllGather(info, connected(info.Env())); });
+  }
+};
+
+void MpiFinalize(const Napi::CallbackInfo&) { ring::finalizeMpi(); }
+
+}  // namespace
+
+void registerMpiRing(Napi::Env env, Napi::Object exports) {
+  exports.Set("MpiRingHandle", MpiRingHandle::define(env));
+  exports.Set("mpiFinalize", Napi::Function::New(env, MpiFinalize, "mpiFinalize"));
+}
+
+void mpiBuildInfo(Napi::Env env, Napi::Object out) {
+  out.Set("mpi", Napi::Boolean::New(env, true));
+  out.Set("mpiLibrary", Napi::String::New(env, mpiLibraryVersion()));
+  out.Set("mpiLaunched", Napi::Boolean::New(env, ring::launchedByMpi()));
+}
+
+}  // namespace siglip::addon
+
+#else  // without MPI: no MpiRingHandle (lib/ring/rank.ts says how to get one)
+
+namespace siglip::addon {
+
+void registerMpiRing(Napi::Env env, Napi::Object exports) {
+  exports.Set("mpiFinalize", Napi::Function::New(env, [](const Napi::CallbackInfo&) {}, "mpiFinalize"));
+}
+
+void mpiBuildInfo(Napi::Env env, Napi::Object out) {
+  out.Set("mpi", Napi::Boolean::New(env, false));
+  out.Set("mpiLibrary", Napi::String::New(env, ""));
+  out.Set("mpiLaunched", Napi::Boolean::New(env, false));
+}
+
+}  // namespace siglip::addon
+
+#endif
