@@ -21,7 +21,7 @@
 
 namespace siglip::addon::ring_internal {
 
-// `code`s of the ring's own errors (lib/ring.ts uses the same).
+// `code`s of the ring's own errors (lib/ring/ uses the same).
 constexpr const char* kErrDisposedCode = "ERR_SIGLIP_DISPOSED";
 constexpr const char* kErrRingBusy = "ERR_SIGLIP_RING_BUSY";
 constexpr const char* kErrRingFailed = "ERR_SIGLIP_RING_FAILED";

@@ -63,7 +63,7 @@ GpuRankOutcome runGpuRank(ring::Transport& tp, const ring::RingShard& host, cons
   std::shared_ptr<cuda::DeviceBuffer> ids;
   std::unique_ptr<cuda::CudaRingBackend> backend;  // its stream and scratch live for the call only
   try {
-    // Host inputs: scanned here (device inputs are not: see lib/ring.ts), uploaded as float32.
+    // Host inputs: scanned here (device inputs are not: see lib/ring/base.ts, Ring.nccl), uploaded as float32.
     const auto resident = [&](DeviceMatrixData& input, const MatrixView& view, const std::string& name) {
       if (input.buffer) return;
       checkFinite(view, name);

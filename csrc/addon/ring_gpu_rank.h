@@ -38,7 +38,7 @@ DeviceMatrixData readGpuRankInput(Napi::Value value, const std::string& name, in
                                   HostInputs& inputs);
 
 // options.precision ('tf32' | 'fp32') and options.gradients ('host' | 'device'), both given
-// (lib/ring.ts fills the defaults), checked against the inputs' dtype.
+// (lib/ring/options.ts fills the defaults), checked against the inputs' dtype.
 void readGpuRankOptions(Napi::Object options, GpuRankInputs& inputs);
 
 // The ring for one rank on its GPU. `host` holds the host inputs' views (used where the
