@@ -9,12 +9,23 @@
  */
 import { loadAddon } from './loader';
 import type { NativeLimits } from './native';
+import { errorWithCode } from './validate';
 
 let cached: NativeLimits | undefined;
 
 /** csrc/core/limits.h, as the addon exports it (loaded on first use). */
 export function limits(): NativeLimits {
-  cached ??= loadAddon().addon.limits;
+  if (cached !== undefined) return cached;
+  const { addon, path } = loadAddon();
+  if (typeof addon.limits !== 'object' || addon.limits === null) {
+    // A binary built from older sources than this lib/ (e.g. a build folder not rebuilt).
+    throw errorWithCode(
+      `The siglip-kernels binary ${path} is older than its TypeScript layer (it has no limits export): rebuild it ` +
+        '(npx siglip-kernels build, or npm rebuild siglip-kernels)',
+      'ERR_SIGLIP_INTERNAL',
+    );
+  }
+  cached = addon.limits;
   return cached;
 }
 

@@ -5,6 +5,7 @@
  * @internal
  * @packageDocumentation
  */
+import type { RingStats } from './ring/options';
 
 /** What the addon takes for image and text. */
 export interface NativeMatrix {
@@ -164,15 +165,8 @@ export interface NativeCudaAddon {
   ): Promise<NativeCudaLossResult>;
 }
 
-/** Statistics of one rank of a ring call (csrc/ring/ring_sigmoid.h, RingStats). */
-export interface NativeRingStats {
-  steps: number;
-  returnHops: number;
-  bytesSent: number;
-  peakRingBytes: number;
-  computeSeconds: number;
-  waitSeconds: number;
-}
+/** Statistics of one rank of a ring call (csrc/ring/ring_sigmoid.h, RingStats): the public RingStats. */
+export type NativeRingStats = RingStats;
 
 /** One rank's result of a ring call (csrc/addon/ring_bindings.h). */
 export interface NativeRingRankResult<G = Float32Array> {

@@ -1,5 +1,5 @@
 // The documentation's examples run as tests, so they cannot drift from the code: the js/ts
-// blocks of README.md and the `@example` sections of lib/*.ts (test/helpers/doc_examples.ts
+// blocks of README.md and the `@example` sections of lib/**/*.ts (test/helpers/doc_examples.ts
 // finds them).
 //
 // Each example runs in a scope of its own (a fresh async function; `await` works at its top
@@ -32,7 +32,9 @@ const repoRoot = path.resolve(__dirname, '..');
 function readExamples(): DocExample[] {
   const examples = extractMarkdownExamples(readFileSync(path.join(repoRoot, 'README.md'), 'utf8'), 'README.md');
   const libDir = path.join(repoRoot, 'lib');
-  for (const file of readdirSync(libDir).filter((f) => f.endsWith('.ts')).sort()) {
+  // lib/ and its folders (lib/ring/): every module's examples.
+  const files = readdirSync(libDir, { recursive: true }).map(String).filter((f) => f.endsWith('.ts'));
+  for (const file of files.map((f) => f.split(path.sep).join('/')).sort()) {
     examples.push(...extractTsdocExamples(readFileSync(path.join(libDir, file), 'utf8'), `lib/${file}`));
   }
   return examples;
