@@ -59,6 +59,7 @@ export const PLATFORM_SCOPE = '@siglip-kernels';
 /** Platforms with prebuilt packages: `<os>-<cpu>[-<libc>]`, and whether a CUDA package exists too. */
 export const PREBUILT_PLATFORMS: Readonly<Record<string, { cuda: boolean }>> = {
   'linux-x64-gnu': { cuda: true },
+  'linux-arm64-gnu': { cuda: false },
 };
 
 /** Whether CUDA can be used, and why not. */

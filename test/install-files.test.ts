@@ -73,7 +73,8 @@ test("the loader's platforms are the release scripts' platforms", (t) => {
   const fromLoader = Object.entries(PREBUILT_PLATFORMS).flatMap(([key, v]) => [key, ...(v.cuda ? [`${key}-cuda`] : [])]);
   t.deepEqual(fromLoader.sort(), platforms.PLATFORMS.map((p) => p.dir).sort());
   t.deepEqual(platformPackages('linux-x64-gnu'), { cpu: '@siglip-kernels/linux-x64-gnu', cuda: '@siglip-kernels/linux-x64-gnu-cuda' });
-  t.deepEqual(platformPackages('linux-arm64-gnu'), { cpu: null, cuda: null });
+  t.deepEqual(platformPackages('linux-arm64-gnu'), { cpu: '@siglip-kernels/linux-arm64-gnu', cuda: null });
+  t.deepEqual(platformPackages('darwin-arm64'), { cpu: null, cuda: null });
   t.deepEqual(platformPackages('linux-x64-musl'), { cpu: null, cuda: null });
 });
 

@@ -31,7 +31,7 @@ const enabled = process.env['SIGLIP_INSTALL_TEST'] === '1';
 
 interface ReleaseManifest {
   version: string;
-  platforms: Array<{ name: string; dir: string; kind: 'cpu' | 'cuda'; file: string; size: number }>;
+  platforms: Array<{ name: string; dir: string; kind: 'cpu' | 'cuda'; os: string; cpu: string; file: string; size: number }>;
   main: { name: string; version: string; file: string; size: number; unpackedSize: number; files: string[] };
 }
 
@@ -202,6 +202,9 @@ if (!enabled) {
     `import { backendInfo, matrix, sigmoidLossSync } from 'siglip-kernels'; ${CHECK_INPUT} const i = backendInfo(); const x = matrix(data, 4, 12); ` +
     'console.log(JSON.stringify({ binaryPath: i.binaryPath, binaryReason: i.binaryReason, cuda: i.cuda, loss: sigmoidLossSync(x, x, { threads: 1 }) }))';
 
+  /** A platform package npm installs here (os and cpu; glibc is assumed, as on every CI machine). */
+  const forThisMachine = (p: { os: string; cpu: string }): boolean => p.os === process.platform && p.cpu === process.arch;
+
   const lastJson = (output: string): Report => JSON.parse(output.trim().split('\n').pop() ?? '{}') as Report;
 
   /** Installs into a fresh project and checks everything a consumer sees. */
@@ -237,6 +240,10 @@ if (!enabled) {
     t.false(fs.existsSync(path.join(pkgDir, 'build-cuda')), 'no build-cuda/ in the installed package');
     for (const p of manifest.platforms) {
       const binary = path.join(dir, 'node_modules', ...p.name.split('/'), ADDON_FILE);
+      if (!forThisMachine(p)) {
+        t.false(fs.existsSync(binary), `${p.name} (${p.os}-${p.cpu}) skipped by npm on ${process.platform}-${process.arch}`);
+        continue;
+      }
       t.true(fs.existsSync(binary), `${p.name} installed by npm (os/cpu/libc match)`);
       if (fs.existsSync(binary)) t.deepEqual(floorViolations(binary, GLIBC_FLOOR), [], `${p.name}: glibc floor ${GLIBC_FLOOR}`);
     }
@@ -247,8 +254,8 @@ if (!enabled) {
     fs.writeFileSync(path.join(dir, 'check.mjs'), IMPORT_CHECK);
     const fromImport = run(dir, 'node', ['check.mjs']);
     t.is(fromImport.status, 0, fromImport.output);
-    const cpuPackage = manifest.platforms.find((p) => p.kind === 'cpu')!;
-    const cudaPackage = manifest.platforms.find((p) => p.kind === 'cuda');
+    const cpuPackage = manifest.platforms.find((p) => p.kind === 'cpu' && forThisMachine(p))!;
+    const cudaPackage = manifest.platforms.find((p) => p.kind === 'cuda' && forThisMachine(p));
     for (const [how, r] of [['require', lastJson(fromRequire.output)], ['import', lastJson(fromImport.output)]] as const) {
       t.true(Math.abs(r.loss - expected) <= 1e-6 * Math.abs(expected), `${how}: loss ${r.loss} vs ${expected}`);
       if (r.cuda.available) {
@@ -272,7 +279,7 @@ if (!enabled) {
     const dir = installAndCheck(t, 'npm');
 
     // The CUDA package alone (SIGLIP_KERNELS_BINARY): loads without a GPU and runs the CPU work.
-    const cuda = manifest.platforms.find((p) => p.kind === 'cuda');
+    const cuda = manifest.platforms.find((p) => p.kind === 'cuda' && forThisMachine(p));
     if (cuda) {
       const file = path.join(dir, 'node_modules', ...cuda.name.split('/'), ADDON_FILE);
       const r = run(dir, 'node', ['-e', REQUIRE_CHECK], { ...consumerEnv(), SIGLIP_KERNELS_BINARY: file });

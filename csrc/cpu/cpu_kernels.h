@@ -132,6 +132,9 @@ const KernelSet& genericKernels();
 const KernelSet& avx2Kernels();
 const KernelSet& avx512Kernels();
 #endif
+#if defined(__aarch64__)
+const KernelSet& neonKernels();  // kernels_neon.cpp: NEON is part of AArch64, no run-time check
+#endif
 
 // The L2 cache per core in bytes, from CPUID (AMD leaf 0x80000006, Intel leaf 4); 0 when
 // unknown. Kernel sets size their packed A block by it.

@@ -63,6 +63,11 @@ Choice choose() {
   if (requested == "avx2" && f.avx2Fma) return {&avx2Kernels(), "SIGLIP_SIMD=avx2"};
   if (requested == "avx512" && f.avx512) return {&avx512Kernels(), "SIGLIP_SIMD=avx512"};
   return {best, "SIGLIP_SIMD=" + requested + " is not available here; " + detected};
+#elif defined(__aarch64__)
+  (void)f;
+  if (requested == "generic") return {&genericKernels(), "SIGLIP_SIMD=generic"};
+  if (requested.empty() || requested == "neon") return {&neonKernels(), requested.empty() ? "AArch64: NEON is always present" : "SIGLIP_SIMD=neon"};
+  return {&neonKernels(), "SIGLIP_SIMD=" + requested + " is not available here; AArch64: NEON is always present"};
 #else
   (void)f;
   return {&genericKernels(), requested.empty() ? "no x86 SIMD kernels in this build"

@@ -118,7 +118,7 @@ function main() {
       say(`${packageName(platform)}: no npm/${platform.dir}/${ADDON_FILE}, not packed`);
       continue;
     }
-    manifest.platforms.push({ ...pack(dir), dir: platform.dir, kind: platform.kind });
+    manifest.platforms.push({ ...pack(dir), dir: platform.dir, kind: platform.kind, os: platform.os, cpu: platform.cpu });
   }
   manifest.main = pack(repo);
   fs.writeFileSync(path.join(releaseDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);

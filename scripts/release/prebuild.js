@@ -10,6 +10,9 @@
 //
 //   linux-x64-gnu       node-gyp (binding.gyp): every SIMD level, dispatched at run time;
 //                       no MPI (Ring.mpi() then says to build from source with MPI present)
+//   linux-arm64-gnu     node-gyp cross-compiling with Debian 11's aarch64-linux-gnu-g++ (GCC 10,
+//                       glibc 2.31), NEON kernels; loaded by an arm64 Node under qemu-aarch64
+//                       (scripts/release/arm64-node-root.sh); no MPI
 //   linux-x64-gnu-cuda  CMake (CMakeLists.txt, SIGLIP_CUDA=on): the CUDA backend with the CUDA
 //                       runtime linked statically (sm_80/86/89/90 + compute_90 PTX, or
 //                       CUDAARCHS), the same CPU backend, no MPI; needs nvcc here
@@ -167,7 +170,42 @@ function main() {
   for (const target of targets) {
     const started = Date.now();
     let built;
-    if (target.kind === 'cpu') {
+    let strip = 'strip';
+    let checkBuilt = check;
+    if (target.cross) {
+      const triplet = target.cross;
+      if (!fs.existsSync(path.join(root, 'usr', 'bin', `${triplet}-g++`))) {
+        say(`${target.dir}: installing Debian 11's ${triplet} cross compiler in the root`);
+        fs.copyFileSync('/etc/resolv.conf', path.join(root, 'etc', 'resolv.conf'));
+        inRoot(`apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++-${triplet} >/dev/null`);
+      }
+      const arch = target.cpu;
+      say(`${target.dir}: node-gyp cross-compiling with ${triplet}-g++ (GCC 10, glibc 2.31) in the Debian 11 root, ${jobs} jobs, no MPI`);
+      // -ffp-contract=off: AArch64 has FMA in its base instruction set, and GCC would fuse
+      // a·b + c in the portable code too, which x86-64's baseline cannot; the reference-style
+      // paths (the naive softmax) depend on products rounded as written.
+      inRoot(`cd /siglip/src && rm -rf build && node /siglip/npm/node_modules/node-gyp/bin/node-gyp.js rebuild --arch=${arch} --nodedir=/siglip/node -j ${jobs} --loglevel=warn`, [
+        `CC=${triplet}-gcc`,
+        `CXX=${triplet}-g++`,
+        `LINK=${triplet}-g++`,
+        `AR=${triplet}-ar`,
+        'CXXFLAGS=-ffp-contract=off',
+        `LDFLAGS=${STATIC_LINK}`,
+      ]);
+      built = `/siglip/src/build/Release/${ADDON_FILE}`;
+      strip = `${triplet}-strip`;
+      const nodeRoot = path.resolve(process.env.SIGLIP_ARM64_NODE_ROOT ?? path.join(os.homedir(), '.cache', 'siglip-kernels', 'debian12-arm64-node'));
+      run('bash', [path.join(__dirname, 'arm64-node-root.sh'), nodeRoot]);
+      checkBuilt = (file) =>
+        run('qemu-aarch64', [
+          '-L',
+          nodeRoot,
+          path.join(nodeRoot, 'usr', 'bin', 'node'),
+          '-e',
+          `const a = require(${JSON.stringify(path.join(root, file))}); const i = a.backendInfo(); ` +
+            `console.log('${TAG} loads in an arm64 Node ' + process.version + ' under qemu-aarch64: simd ' + i.simd + ' (' + i.simdReason + ')')`,
+        ]);
+    } else if (target.kind === 'cpu') {
       say(`${target.dir}: node-gyp in the Debian 11 root (GCC 10, glibc 2.31), ${jobs} jobs, no MPI`);
       inRoot(`cd /siglip/src && rm -rf build && node /siglip/npm/node_modules/node-gyp/bin/node-gyp.js rebuild --nodedir=/siglip/node -j ${jobs} --loglevel=warn`, [
         `LDFLAGS=${STATIC_LINK}`,
@@ -190,8 +228,8 @@ function main() {
       inRoot(`rm -rf /siglip/build-cuda && ${configure} >/siglip/cuda-configure.log && cmake --build /siglip/build-cuda --target siglip_kernels -j ${jobs}`);
       built = `/siglip/build-cuda/${ADDON_FILE}`;
     }
-    inRoot(`strip --strip-unneeded ${built}`);
-    check(built);
+    inRoot(`${strip} --strip-unneeded ${built}`);
+    checkBuilt(built);
     const dest = path.join(repo, 'npm', target.dir, ADDON_FILE);
     fs.copyFileSync(path.join(root, built), dest);
     const mb = (fs.statSync(dest).size / 1e6).toFixed(1);
