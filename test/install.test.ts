@@ -359,6 +359,48 @@ if (!enabled) {
     t.regex(blocked.output, /install-scripts.*\n.*dep-with-script@1\.0\.0 \(install: node -e 0\)/);
   });
 
+  test.serial('linux-arm64-gnu: the packed binary under qemu-aarch64 in an arm64 Node: NEON kernels, the losses of the x64 build', (t) => {
+    const arm = manifest.platforms.find((p) => p.cpu === 'arm64');
+    if (!arm) {
+      t.pass('no linux-arm64-gnu tarball in this release (npm run release:pack -- --only … left it out)');
+      return;
+    }
+    const dir = path.join(work, 'arm64');
+    fs.mkdirSync(dir);
+    execFileSync('tar', ['-xzf', path.join(root, arm.file), '-C', dir]);
+    const binary = path.join(dir, 'package', ADDON_FILE);
+    t.deepEqual(floorViolations(binary, GLIBC_FLOOR), [], `${arm.name}: glibc floor ${GLIBC_FLOOR}`);
+    t.regex(execFileSync('readelf', ['-h', binary], { encoding: 'utf8' }), /Machine:\s+AArch64/);
+    const nodeRoot = process.env['SIGLIP_ARM64_NODE_ROOT'] ?? path.join(os.homedir(), '.cache', 'siglip-kernels', 'debian12-arm64-node');
+    // Sigmoid (fused, naive) and softmax (chunked, naive) losses with gradients, on 97 x 64 inputs.
+    const script =
+      `const s = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))}); const N = 97, D = 64; ` +
+      'const x = s.normalizeRows(s.matrix(Float32Array.from({ length: N * D }, (_, i) => Math.sin(i * 0.37 + 1)), N, D)).normalized; ' +
+      'const y = s.normalizeRows(s.matrix(Float32Array.from({ length: N * D }, (_, i) => Math.cos(i * 0.11 + 2)), N, D)).normalized; ' +
+      "const out = { simd: s.backendInfo().simd, arch: process.arch }; for (const [name, f, methods] of [['sigmoid', s.sigmoidLossWithGradSync, ['fused', 'naive']], ['softmax', s.softmaxLossWithGradSync, ['chunked', 'naive']]]) " +
+      'for (const method of methods) { const r = f(x, y, { method, threads: 2 }); const g = r.grad.image.data ?? r.grad.image; ' +
+      'out[name + "-" + method] = { loss: r.loss, dX: Math.sqrt(g.reduce((p, v) => p + v * v, 0)), ds: r.grad.logitScale }; } console.log(JSON.stringify(out));';
+    type Losses = Record<string, { loss: number; dX: number; ds: number }> & { simd: string; arch: string };
+    const x64 = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, SIGLIP_KERNELS_BINARY: '', SIGLIP_FORCE_CPU: '1' } })) as Losses;
+    for (const simd of ['', 'generic']) {
+      const started = Date.now();
+      const armOut = execFileSync('qemu-aarch64', ['-L', nodeRoot, path.join(nodeRoot, 'usr', 'bin', 'node'), '-e', script], {
+        encoding: 'utf8',
+        env: { ...process.env, SIGLIP_KERNELS_BINARY: binary, SIGLIP_SIMD: simd },
+      });
+      const a64 = JSON.parse(armOut) as Losses;
+      t.is(a64.arch, 'arm64');
+      t.is(a64.simd, simd === '' ? 'neon' : 'generic');
+      for (const key of ['sigmoid-fused', 'sigmoid-naive', 'softmax-chunked', 'softmax-naive']) {
+        for (const field of ['loss', 'dX', 'ds'] as const) {
+          const want = x64[key]![field], got = a64[key]![field];
+          t.true(Math.abs(got - want) <= 1e-5 * Math.abs(want), `${a64.simd} ${key} ${field}: ${got} vs x64 ${want}`);
+        }
+      }
+      t.log(`arm64 ${a64.simd} under qemu: ${((Date.now() - started) / 1000).toFixed(1)} s, losses as on x64 (${x64.simd})`);
+    }
+  });
+
   test.serial('the main tarball: no build directories, tests or binaries; its size', (t) => {
     const forbidden = manifest.main.files.filter((f) => /^(build[^/]*|prebuilds|release|test|bench|examples|node_modules|npm)\/|\.node$/.test(f));
     t.deepEqual(forbidden, []);
