@@ -31,6 +31,10 @@
       # turns that into std::terminate, which aborts the whole process.
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "conditions": [
+        # AArch64 has FMA in its base instruction set and GCC would fuse a*b + c everywhere,
+        # which x86-64's baseline cannot; the naive softmax relies on products rounded as
+        # written (its converged-batch checks fail with contraction). NEON kernels fuse explicitly.
+        ["target_arch=='arm64'", { "cflags_cc": ["-ffp-contract=off"] }],
         ["target_arch=='x64'", {
           "dependencies": ["siglip_kernels_avx2", "siglip_kernels_avx512", "siglip_kernels_avx512_bf16"],
           "defines": ["SIGLIP_HAVE_X86_KERNELS=1"]
