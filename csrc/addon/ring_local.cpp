@@ -25,7 +25,7 @@
 
 #include "cuda/cuda_ring_backend.h"
 #include "ring_gpu_rank.h"
-#include "ring_single_rank.h"
+#include "ring_nccl.h"
 #endif
 
 namespace siglip::addon::ring_internal {
@@ -398,7 +398,7 @@ class LocalRingHandle : public RingHandleBase<LocalRingHandle> {
     return withJsErrors(env, [&]() -> Napi::Value {
       std::shared_ptr<RingState> state = usable(env);
 #if defined(SIGLIP_WITH_CUDA)
-      if (state->localNccl && state->endpoints.empty()) return (new LocalNcclConnectWorker(env, state))->queue();
+      if (state->localNccl && state->endpoints.empty()) return connectLocalNccl(env, state);
 #endif
       return resolvedPromise(env);  // other local rings are connected when made
     });

@@ -7,17 +7,127 @@
 #include <algorithm>
 #include <climits>
 #include <exception>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "convert.h"
+#include "core/errors.h"
 #include "cuda/cuda_backend.h"
 #include "ring/nccl_transport.h"
 #include "ring_all_gather.h"
+#include "ring_gpu_rank.h"
 #include "ring_handle.h"
+#include "ring_nccl.h"
 #include "ring_single_rank.h"
+#include "ring_worker.h"
 
 namespace siglip::addon {
+namespace ring_internal {
+namespace {
+
+// An NCCL rank: device matrices on the ring's GPU or host float32 data uploaded for the call.
+struct NcclRankCall : SingleRankCall {
+  GpuRankInputs gpu;
+  GpuRankOutcome outcome;
+  void run(ring::Transport& tp) override {
+    outcome = runGpuRank(tp, shard, gpu, options, wantGrad, hostGradImage, hostGradText, "image.data", "text.data");
+    result = outcome.result;
+    stats = outcome.stats;
+  }
+  std::pair<Napi::Value, Napi::Value> gradients(Napi::Env env, Napi::Value hostImage, Napi::Value hostText) override {
+    return gpuRankGradients(env, gpu, outcome, hostImage, hostText);
+  }
+};
+
+// handle.sigmoidLoss(image, text, options, wantGrad): image/text are device matrix handles on
+// the ring's device or host { data, rows, cols } (float32, uploaded for the call).
+Napi::Value ncclSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
+  Napi::Env env = info.Env();
+  auto call = std::make_unique<NcclRankCall>();
+  HostInputs inputs(InputUse::Copy);
+  GpuRankInputs& gpu = call->gpu;
+  gpu.device = state->device;
+  gpu.image = readGpuRankInput(info[0], "image", state->device, call->shard.image, inputs);
+  gpu.text = readGpuRankInput(info[1], "text", state->device, call->shard.text, inputs);
+  if (gpu.text.cols != gpu.image.cols) {
+    throw rangeError(env, "text.cols", std::to_string(gpu.image.cols) + " (image.cols: the same width D)",
+                     describeValue(Napi::Number::New(env, double(gpu.text.cols))));
+  }
+  if (gpu.text.dtype != gpu.image.dtype) {
+    throw typeError(env, "text", std::string("a matrix of the dtype of image (") + cuda::dtypeName(gpu.image.dtype) + ")",
+                    std::string("one of dtype ") + cuda::dtypeName(gpu.text.dtype));
+  }
+  Napi::Object options = readOptions(info[2], "options");
+  const Scalars scalars = readScalars(options);
+  call->options.logitScale = scalars.logitScale;
+  call->options.logitBias = scalars.logitBias;
+  call->options.direction = readDirection(options);
+  readSingleRankIds(options, *call, gpu.image.rows, gpu.text.rows, inputs);
+  readGpuRankOptions(options, gpu);
+  const int64_t imageElements = gpu.image.rows * gpu.image.cols, textElements = gpu.text.rows * gpu.text.cols;
+  const bool hostGradients = !gpu.gradientsOnDevice;
+  return queueSingleRankCall(info, state, std::move(call), std::move(inputs), imageElements, textElements,
+                             hostGradients);
+}
+
+// ncclCommInitRank blocks until every rank has joined: a worker thread, never the JS thread.
+class NcclConnectWorker : public RankCallWorker {
+ public:
+  NcclConnectWorker(Napi::Env env, std::shared_ptr<RingState> state)
+      : RankCallWorker(env, "siglip:ncclConnect", std::move(state)), id_(state_->ncclId) {}
+
+ protected:
+  void run() override {
+    transport_ = ring::createNcclTransport(state_->rank, state_->size, id_, state_->device, state_->timeout);
+  }
+  Napi::Value result(Napi::Env env) override {
+    state_->endpoints.clear();
+    state_->endpoints.push_back(std::move(transport_));
+    return env.Undefined();
+  }
+
+ private:
+  std::vector<uint8_t> id_;
+  std::unique_ptr<ring::Transport> transport_;
+};
+
+// ncclCommInitAll for a local ring of GPUs, on a worker thread as it blocks.
+class LocalNcclConnectWorker : public RankCallWorker {
+ public:
+  LocalNcclConnectWorker(Napi::Env env, std::shared_ptr<RingState> state)
+      : RankCallWorker(env, "siglip:ncclConnectLocal", std::move(state)) {}
+
+ protected:
+  void run() override { endpoints_ = ring::createNcclGroupAllDevices(state_->devices, state_->timeout); }
+  Napi::Value result(Napi::Env env) override {
+    state_->endpoints = std::move(endpoints_);
+    return env.Undefined();
+  }
+
+ private:
+  std::vector<std::unique_ptr<ring::Transport>> endpoints_;
+};
+
+}  // namespace
+
+void requireNccl(Napi::Env env) {
+  std::string reason;
+  if (!ring::ncclAvailable(&reason)) {
+    throw makeJsError(env, ErrorKind::Internal,
+                      "NCCL rings need NCCL (libnccl.so.2, e.g. from pip install nvidia-nccl-cu12), which cannot "
+                      "be loaded: " + reason,
+                      "", kErrNoNccl);
+  }
+}
+
+Napi::Value connectLocalNccl(Napi::Env env, const std::shared_ptr<RingState>& state) {
+  return (new LocalNcclConnectWorker(env, state))->queue();
+}
+
+}  // namespace ring_internal
+
 namespace {
 
 using namespace ring_internal;

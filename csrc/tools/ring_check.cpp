@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/limits.h"
 #include "cpu/cpu_backend.h"
 #include "ring/local_transport.h"
 #include "ring/ring_sigmoid.h"
@@ -267,7 +268,7 @@ int deadRankCases() {
 
 #if defined(SIGLIP_WITH_MPI)
 int mpiCase() {
-  std::unique_ptr<ring::Transport> tp = ring::createMpiTransport(std::chrono::milliseconds(60000));
+  std::unique_ptr<ring::Transport> tp = ring::createMpiTransport(std::chrono::milliseconds(limits::kDefaultRingTimeoutMs));
   const int p = tp->size(), r = tp->rank();
   int failures = 0;
   for (int withIds = 0; withIds < 2; ++withIds) {
@@ -440,7 +441,7 @@ int cudaLocalCases(int p) {
       const int64_t d = p % 2 ? 48 : 17;  // 17: odd rows × D, so bfloat16 blocks leave their ids unaligned
       const Batch b = makeBatch(rng, p, d, withIds);
       for (const ring::RingDirection direction : kDirections) {
-        auto endpoints = ring::createLocalGroup(p, std::chrono::milliseconds(60000), cuda::deviceMessageMemory());
+        auto endpoints = ring::createLocalGroup(p, std::chrono::milliseconds(limits::kDefaultRingTimeoutMs), cuda::deviceMessageMemory());
         failures += gpuRingCase("cuda-local", endpoints, devices, b, kGpuCases[k], withIds, direction);
       }
     }
@@ -519,7 +520,7 @@ int ncclCases(int requested) {
   std::vector<std::unique_ptr<ring::Transport>> endpoints;
   const auto start = std::chrono::steady_clock::now();
   try {
-    endpoints = ring::createNcclGroupAllDevices(devices, std::chrono::milliseconds(60000));
+    endpoints = ring::createNcclGroupAllDevices(devices, std::chrono::milliseconds(limits::kDefaultRingTimeoutMs));
   } catch (const std::exception& e) {
     std::printf("FAIL nccl: creating %d endpoint(s): %s\n", p, e.what());
     return 1;
