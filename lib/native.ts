@@ -5,6 +5,7 @@
  * @internal
  * @packageDocumentation
  */
+import type { CudaGemmInfo } from './backend';
 import type { RingStats } from './ring/options';
 
 /** What the addon takes for image and text. */
@@ -53,16 +54,8 @@ export interface NativeBackendInfo {
   cuda?: NativeCudaDevices & { compiled: true; gemm: NativeCudaGemmPaths };
 }
 
-/** Which kernels run the CUDA losses' GEMMs (csrc/cuda/cuda_backend.h, GemmPathInfo). */
-export interface NativeCudaGemmPaths {
-  forward: 'tile' | 'cublas';
-  backward: 'cublas' | 'tile';
-  tile: 'pipelined' | 'simple';
-  overlap: boolean;
-  cublasLibrary: string;
-  cublasVersion: string;
-  reason: string;
-}
+/** Which kernels run the CUDA losses' GEMMs (csrc/cuda/cuda_backend.h, GemmPathInfo): the public CudaGemmInfo. */
+export type NativeCudaGemmPaths = CudaGemmInfo;
 
 /** The device matrix handle of the CUDA build (csrc/addon/cuda_matrix.h). */
 export interface NativeDeviceMatrix {
