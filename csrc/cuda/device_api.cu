@@ -121,6 +121,12 @@ void DeviceBuffer::upload(const void* host, size_t bytes, size_t offset) {
   checkRange(offset, bytes, bytes_, "upload");
   DeviceGuard guard(device_);
   SIGLIP_CUDA_CHECK(cudaMemcpy(static_cast<char*>(data_) + offset, host, bytes, cudaMemcpyHostToDevice));
+  // From pageable memory cudaMemcpy returns once the source is staged, before the copy has
+  // landed, and only streams that synchronise with the legacy stream are ordered after it. A
+  // non-blocking stream (the NCCL transport's) reading the buffer next could see old bytes:
+  // found by the CUDA emulation (siglip_ring_check --nccl, streams newest-first). The upload
+  // is complete on return.
+  SIGLIP_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
 }
 
 void DeviceBuffer::download(void* host, size_t bytes, size_t offset) const {

@@ -24,6 +24,11 @@
 //                      mismatches, cuBLAS required by SIGLIP_CUBLAS=on or SIGLIP_GEMM1=cublas
 //                      but missing, a piece size out of bounds) throw siglip::Error without
 //                      crashing. One line per check.
+//                      --shapes N×M×D[i],… replaces the built-in cases with these shapes
+//                      (written NxMxD; a trailing i: with label ids), each as a sigmoid and a
+//                      softmax case named "shape NxMxD[ ids]"; --precisions fp32,tf32,bf16,fp16
+//                      keeps only the runs in those precisions (both for a grid of edges: every
+//                      shape in one precision, every precision on a few shapes).
 //   --timing           per N and dtype: the cuBLAS floor (the same three GEMMs by cublasGemmEx),
 //                      fused fwd+bwd on each GEMM path ('fused fwd+bwd': the default, backward
 //                      GEMMs on cuBLAS when it loads; '… pipelined' and '… simple': every GEMM
@@ -50,7 +55,7 @@
 // Build: cmake -S . -B build-gpu -DSIGLIP_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90
 //        cmake --build build-gpu --target siglip_cuda_check
 // Run:   build-gpu/siglip_cuda_check --correctness [--filter TEXT[|TEXT…]] [--gemm PATH[,PATH…]] [--seed N]
-//            [--cublas PATH]
+//            [--cublas PATH] [--shapes NxMxD[i][,…]] [--precisions fp32,tf32,bf16,fp16]
 //        build-gpu/siglip_cuda_check --timing --n 4096,16384 --d 768 --dtypes bf16,tf32 --runs 5
 //            [--warmup 1] [--case-budget-s 6] [--deadline-s 0] [--simple-max-n N] [--cublas PATH]
 //            [--json FILE]
@@ -357,6 +362,25 @@ std::vector<Case> buildCases(uint64_t seed) {
   return cases;
 }
 
+// --shapes: "NxMxD" or "NxMxDi" (with ids), comma-separated; each as a sigmoid and a softmax
+// case (usual scale and bias, unit rows). False when an item does not parse.
+bool shapeCases(const std::string& list, uint64_t seed, std::vector<Case>* out) {
+  for (const std::string& item : parseWords(list)) {
+    long long n = 0, m = 0, d = 0;
+    char ids = 0, extra = 0;
+    const int got = std::sscanf(item.c_str(), "%lldx%lldx%lld%c%c", &n, &m, &d, &ids, &extra);
+    if (got < 3 || got > 4 || (got == 4 && ids != 'i') || n < 1 || m < 1 || d < 1) return false;
+    const std::string name = "shape " + std::to_string(n) + "x" + std::to_string(m) + "x" + std::to_string(d) +
+                             (got == 4 ? " ids" : "");
+    for (LossKind kind : {LossKind::Sigmoid, LossKind::Softmax}) {
+      const bool sig = kind == LossKind::Sigmoid;
+      out->push_back({name, kind, n, m, d, got == 4, sig ? std::log(10.0) : std::log(1 / 0.07), sig ? -10.0 : 0.0, 1.0,
+                      0.6, ++seed});
+    }
+  }
+  return true;
+}
+
 // ---- correctness: the reference ------------------------------------------------------------
 
 // Σ|terms| of ∂b and ∂s (sigmoid), or the softmax's bound 2·t·max‖x‖·max‖y‖ for ∂s.
@@ -599,11 +623,16 @@ std::string caseLabel(const Case& c, const char* path, const char* config) {
 
 // --gemm: the runs on one of the listed GEMM paths (every run when the list is empty; the
 // simple kernels, which run no GEMM, only then).
+// --precisions: only the runs in the listed precisions (every run when the list is empty).
+std::vector<std::string> g_precisions;
+
 std::vector<Run> selectRuns(LossKind kind, const std::vector<std::string>& gemmPaths) {
   std::vector<Run> runs;
   for (const Run& run : runsFor(kind))
-    if (gemmPaths.empty() ||
-        (run.gemm && std::find(gemmPaths.begin(), gemmPaths.end(), run.gemm->label) != gemmPaths.end()))
+    if ((gemmPaths.empty() ||
+         (run.gemm && std::find(gemmPaths.begin(), gemmPaths.end(), run.gemm->label) != gemmPaths.end())) &&
+        (g_precisions.empty() ||
+         std::find(g_precisions.begin(), g_precisions.end(), run.config->label) != g_precisions.end()))
       runs.push_back(run);
   return runs;
 }
@@ -857,7 +886,7 @@ void checkBadRequests() {
          r.method = Method::Naive;
          sc::softmaxLoss(r, {});
        }},
-      {"NaN in image, simple", {ErrorKind::Range}, "image",
+      {"NaN in image, simple", {ErrorKind::Range}, "image.data",
        [&] { sc::sigmoidLossSimple(request(dxn, dy, sc::DType::Float32), {}); }},
       {"precision fp32 with bfloat16", {ErrorKind::Range}, "options.precision",
        [&] {
@@ -871,13 +900,13 @@ void checkBadRequests() {
          r.text.dtype = sc::DType::BFloat16;
          sc::sigmoidLoss(r, {});
        }},
-      {"NaN in image, softmax chunked", {ErrorKind::Range}, "image",
+      {"NaN in image, softmax chunked", {ErrorKind::Range}, "image.data",
        [&] {
          auto r = request(dxn, dy, sc::DType::Float32);
          r.method = Method::Fused;
          sc::softmaxLoss(r, {});
        }},
-      {"softmax chunked, similarities overflow float32", {ErrorKind::Range}, "image",
+      {"softmax chunked, similarities overflow float32", {ErrorKind::Range}, "image.data",
        [&] {
          auto r = request(dhuge, dhuge, sc::DType::Float32);
          r.method = Method::Fused;
@@ -1562,6 +1591,7 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
 void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s --correctness [--filter TEXT[|TEXT...]] [--gemm PATH[,PATH...]] [--seed N] [--cublas PATH]\n"
+               "                        [--shapes NxMxD[i][,...]] [--precisions fp32,tf32,bf16,fp16]\n"
                "       %s --timing [--n 4096,16384,65536] [--d 768] [--dtypes bf16,tf32] [--runs 5] [--warmup 1]\n"
                "                   [--case-budget-s 6] [--deadline-s 0] [--simple-max-n 0] [--cublas PATH] [--json FILE]\n"
                "       %s --reference-only [--filter TEXT[|TEXT...]] [--seed N]   (CPU only)\n"
@@ -1576,6 +1606,7 @@ void usage(const char* argv0) {
 
 int main(int argc, char** argv) {
   std::string mode, filter, jsonPath, cublasPath, gemmList, dtypeList = "bf16,tf32", nList = "4096,16384,65536";
+  std::string shapeList, precisionList;
   uint64_t seed = 20240611;
   int64_t d = 768, simpleMaxN = 0;
   TimingContext tc;
@@ -1592,6 +1623,8 @@ int main(int argc, char** argv) {
     if (arg == "--correctness" || arg == "--timing" || arg == "--reference-only") mode = arg.substr(2);
     else if (arg == "--filter") filter = value();
     else if (arg == "--gemm") gemmList = value();
+    else if (arg == "--shapes") shapeList = value();
+    else if (arg == "--precisions") precisionList = value();
     else if (arg == "--seed") seed = std::strtoull(value().c_str(), nullptr, 10);
     else if (arg == "--n") nList = value();
     else if (arg == "--d") d = std::atoll(value().c_str());
@@ -1655,7 +1688,13 @@ int main(int argc, char** argv) {
       if (!known) report(false, "--gemm " + g + ": no such GEMM path");
       else if (g.rfind("cublas", 0) == 0 && !cublasLoads()) report(false, "--gemm " + g + ": cuBLAS does not load here");
     }
-    for (const Case& c : buildCases(seed)) {
+    g_precisions = parseWords(precisionList);
+    for (const std::string& p : g_precisions)
+      if (!configByLabel(p)) report(false, "--precisions " + p + ": no such precision (fp32, tf32, bf16, fp16)");
+    std::vector<Case> cases;
+    if (shapeList.empty()) cases = buildCases(seed);
+    else if (!shapeCases(shapeList, seed, &cases)) report(false, "--shapes " + shapeList + ": expected NxMxD[i][,...]");
+    for (const Case& c : cases) {
       if (contextLost) break;
       const std::string label = std::string(c.kind == LossKind::Sigmoid ? "sigmoid " : "softmax ") + c.name;
       if (!matchesFilter(label, filter)) continue;

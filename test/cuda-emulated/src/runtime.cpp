@@ -9,6 +9,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
@@ -19,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime.h"
@@ -32,7 +36,7 @@ extern unsigned char __stop_siglip_emu_shared[] __attribute__((weak));
 
 namespace siglip_emu {
 
-ThreadState* g_thread = nullptr;
+thread_local ThreadState* g_thread = nullptr;
 bool g_checking = false;
 
 namespace {
@@ -49,6 +53,9 @@ struct Config {
   int devices = int(envU64("SIGLIP_EMU_DEVICES", 1));
   std::string streamOrder = std::getenv("SIGLIP_EMU_STREAM_ORDER") ? std::getenv("SIGLIP_EMU_STREAM_ORDER") : "newest";
   long maxPrinted = long(envU64("SIGLIP_EMU_MAX_REPORTS", 12));
+  // How long a host thread waits for another one (a stream op gated on another thread's work,
+  // e.g. an NCCL receive whose sender has not posted) before the wait is reported as a hang.
+  double hangSeconds = double(envU64("SIGLIP_EMU_HANG_S", 60));
 };
 Config& config() {
   static Config c;
@@ -75,13 +82,65 @@ Rng& rng() {
   return r;
 }
 
+// ---- the device lock ----------------------------------------------------------------------------
+// Several host threads may use the runtime (the ring's ranks, each with its own device and
+// streams): every runtime entry point holds this recursive lock, and the device's work (the
+// streams' queues, the kernels) runs on whichever thread waits for it, one op at a time. A
+// thread that must wait for another thread (a gated op: NCCL) gives the lock up entirely
+// while it waits; every release of the lock counts as a change it may wake up for.
+std::recursive_mutex g_big;
+thread_local int t_depth = 0;
+std::mutex g_changeMutex;
+std::condition_variable g_changed;
+uint64_t g_generation = 0;
+
+void notifyChange() {
+  {
+    std::lock_guard<std::mutex> l(g_changeMutex);
+    ++g_generation;
+  }
+  g_changed.notify_all();
+}
+
+struct ApiLock {
+  ApiLock() {
+    g_big.lock();
+    ++t_depth;
+  }
+  ~ApiLock() {
+    --t_depth;
+    g_big.unlock();
+    if (t_depth == 0) notifyChange();
+  }
+  ApiLock(const ApiLock&) = delete;
+  ApiLock& operator=(const ApiLock&) = delete;
+};
+
+// Gives the lock up (all levels), waits for a change by another thread or `seconds`, takes it back.
+void waitForChange(double seconds) {
+  uint64_t seen;
+  {
+    std::lock_guard<std::mutex> l(g_changeMutex);
+    seen = g_generation;
+  }
+  const int depth = t_depth;
+  for (int i = 0; i < depth; ++i) g_big.unlock();
+  t_depth = 0;
+  {
+    std::unique_lock<std::mutex> l(g_changeMutex);
+    g_changed.wait_for(l, std::chrono::duration<double>(seconds), [&] { return g_generation != seen; });
+  }
+  for (int i = 0; i < depth; ++i) g_big.lock();
+  t_depth = depth;
+}
+
 // ---- reports ----------------------------------------------------------------------------------
 std::atomic<long> g_reports{0};
 
 std::string kernelName(const void* kernel);
 
 struct Launch;
-Launch* g_launch = nullptr;
+thread_local Launch* g_launch = nullptr;
 std::string launchContext();
 
 void report(const char* kind, const char* fmt, ...) {
@@ -161,8 +220,8 @@ struct Fiber {
   std::deque<std::vector<Copy>> groups;
 };
 
-void* g_schedulerSp = nullptr;
-Fiber* g_current = nullptr;
+thread_local void* g_schedulerSp = nullptr;
+thread_local Fiber* g_current = nullptr;
 
 // ---- a launch, a block ----------------------------------------------------------------------------
 struct WarpState {
@@ -466,11 +525,14 @@ struct Op {
   Stream* stream = nullptr;
   std::vector<std::shared_ptr<Op>> deps;
   std::function<void()> run;
+  std::function<bool()> gate;  // null, or: may it run yet (work another host thread must do first)
   bool done = false;
   const char* what = "";
 };
 struct Stream {
+  int device = 0;
   bool blocking = true;
+  bool legacy = false;
   bool destroyed = false;
   std::deque<std::shared_ptr<Op>> queue;  // not yet run, in order
   std::shared_ptr<Op> last;                // the newest op (run or not)
@@ -479,64 +541,110 @@ struct Event {
   std::shared_ptr<Op> op;  // the marker op of the last record, or null
 };
 
-Stream g_legacy;
-Stream g_perThread;
-std::vector<Stream*> g_streams;  // every stream but the legacy one, including destroyed ones with work left
+std::vector<Stream*> g_streams;   // every stream, the legacy ones included, and destroyed ones with work left
+std::vector<Stream*> g_legacy;    // the legacy default stream of each device
+thread_local std::map<int, Stream*> t_perThread;  // this host thread's per-thread default stream, per device
 uint64_t g_opSeq = 0;
-cudaError_t g_lastError = cudaSuccess;
+thread_local cudaError_t g_lastError = cudaSuccess;
 cudaError_t g_sticky = cudaSuccess;
-int g_device = 0;
+thread_local int g_device = 0;  // the calling host thread's current device
 std::map<const void*, int> g_maxDynamic;  // cudaFuncAttributeMaxDynamicSharedMemorySize per kernel
 
+Stream* newStream(int device, bool blocking, bool legacy) {
+  auto* stream = new Stream();
+  stream->device = device, stream->blocking = blocking, stream->legacy = legacy;
+  g_streams.push_back(stream);
+  return stream;
+}
+
+Stream* legacyStream(int device) {
+  while (int(g_legacy.size()) <= device) g_legacy.push_back(newStream(int(g_legacy.size()), true, true));
+  return g_legacy[size_t(device)];
+}
+
 Stream* streamOf(cudaStream_t s) {
-  if (s == nullptr || s == cudaStreamLegacy) return &g_legacy;
-  if (s == cudaStreamPerThread) return &g_perThread;
+  if (s == nullptr || s == cudaStreamLegacy) return legacyStream(g_device);
+  if (s == cudaStreamPerThread) {
+    Stream*& mine = t_perThread[g_device];
+    if (!mine) mine = newStream(g_device, true, false);  // blocking: it syncs with the legacy stream
+    return mine;
+  }
   return reinterpret_cast<Stream*>(s);
 }
 
-void enqueue(Stream* s, const char* what, std::function<void()> run, std::shared_ptr<Op> extraDep = nullptr) {
+std::shared_ptr<Op> enqueue(Stream* s, const char* what, std::function<void()> run, std::shared_ptr<Op> extraDep = nullptr,
+                            std::function<bool()> gate = nullptr) {
   auto op = std::make_shared<Op>();
   op->seq = ++g_opSeq;
   op->stream = s;
   op->run = std::move(run);
+  op->gate = std::move(gate);
   op->what = what;
   if (s->last && !s->last->done) op->deps.push_back(s->last);
-  // The legacy stream waits for every blocking stream, and they for it.
-  if (s == &g_legacy) {
+  // The legacy stream of a device waits for every blocking stream of that device, and they for it.
+  if (s->legacy) {
     for (Stream* o : g_streams)
-      if (o->blocking && o->last && !o->last->done) op->deps.push_back(o->last);
-  } else if (s->blocking && g_legacy.last && !g_legacy.last->done) {
-    op->deps.push_back(g_legacy.last);
+      if (o != s && o->device == s->device && o->blocking && o->last && !o->last->done) op->deps.push_back(o->last);
+  } else if (s->blocking) {
+    Stream* legacy = legacyStream(s->device);
+    if (legacy->last && !legacy->last->done) op->deps.push_back(legacy->last);
   }
   if (extraDep && !extraDep->done) op->deps.push_back(extraDep);
   s->queue.push_back(op);
   s->last = op;
+  return op;
 }
 
 bool ready(const Op& op) {
   for (const auto& d : op.deps)
     if (!d->done) return false;
+  return !op.gate || op.gate();
+}
+
+bool deviceIdle(int device) {
+  for (const Stream* s : g_streams)
+    if (s->device == device && !s->queue.empty()) return false;
   return true;
 }
 
-// Runs queued work until `target` is done (null: until nothing is left). Which stream runs
-// next is adversarial: by default the newest ready work first, so that work a stream should
-// have waited for (and did not, by an event) tends to run after its consumer.
-void runUntil(const std::shared_ptr<Op>& target) {
-  std::vector<Stream*> all{&g_legacy, &g_perThread};
+// Runs queued work until done() (by default the newest ready work first, so that work a
+// stream should have waited for, and did not, by an event, tends to run after its consumer).
+// When nothing can run, the rest waits for another host thread (a gated op): with mayWait,
+// this thread waits for a change (the lock given up) and reports a hang after
+// SIGLIP_EMU_HANG_S; without, it returns. Returns done().
+bool runUntil(const std::function<bool()>& done, bool mayWait = true) {
+  auto waitingSince = std::chrono::steady_clock::now();
   for (;;) {
-    if (target && target->done) return;
-    all.resize(2);
-    all.insert(all.end(), g_streams.begin(), g_streams.end());
+    if (done()) return true;
     std::vector<Stream*> candidates;
-    for (Stream* s : all)
-      if (!s->queue.empty() && ready(*s->queue.front())) candidates.push_back(s);
-    if (candidates.empty()) {
-      bool any = false;
-      for (Stream* s : all) any |= !s->queue.empty();
-      if (any) report("stream deadlock", "queued work waits for work that can never run");
-      return;
+    bool any = false;
+    for (Stream* s : g_streams) {
+      if (s->queue.empty()) continue;
+      any = true;
+      if (ready(*s->queue.front())) candidates.push_back(s);
     }
+    if (candidates.empty()) {
+      bool gated = false;
+      for (Stream* s : g_streams)
+        for (const auto& op : s->queue) gated |= bool(op->gate);
+      if (!any || !gated) {
+        if (any) report("stream deadlock", "queued work waits for work that can never run");
+        return done();
+      }
+      if (!mayWait) return done();
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - waitingSince).count();
+      if (waited > config().hangSeconds) {
+        std::string what;
+        for (Stream* s : g_streams)
+          if (!s->queue.empty()) what += std::string(what.empty() ? "" : ", ") + s->queue.front()->what;
+        report("stream hang", "no queued work could run for %.0f s (SIGLIP_EMU_HANG_S): the streams wait in: %s", waited,
+               what.c_str());
+        return done();
+      }
+      waitForChange(0.2);
+      continue;
+    }
+    waitingSince = std::chrono::steady_clock::now();
     Stream* pick = candidates[0];
     const std::string& order = config().streamOrder;
     if (order == "random") {
@@ -553,9 +661,12 @@ void runUntil(const std::shared_ptr<Op>& target) {
     if (g_sticky == cudaSuccess) op->run();
     op->done = true;
     op->run = nullptr;
+    op->gate = nullptr;
     op->deps.clear();
   }
-  // (destroyed, drained streams are freed by cudaStreamDestroy's next call)
+}
+bool runUntil(const std::shared_ptr<Op>& target, bool mayWait = true) {
+  return runUntil([&] { return !target || target->done; }, mayWait);
 }
 
 void collectStreams() {
@@ -902,6 +1013,7 @@ void onAccess(const void* addr, size_t size, bool write) {
 }
 
 void enqueueKernel(const LaunchConfig& cfg, cudaStream_t stream, std::function<void()> body) {
+  ApiLock lock;
   if (g_sticky != cudaSuccess) return void(status(g_sticky));
   const unsigned threads = cfg.block.x * cfg.block.y * cfg.block.z;
   if (threads == 0 || threads > 1024 || cfg.block.z > 64 || cfg.grid.x == 0 || cfg.grid.y == 0 || cfg.grid.z == 0 ||
@@ -920,6 +1032,7 @@ void enqueueKernel(const LaunchConfig& cfg, cudaStream_t stream, std::function<v
 }
 
 cudaError_t funcSetAttribute(const void* kernel, cudaFuncAttribute attr, int value) {
+  ApiLock lock;
   if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
     if (value < 0 || size_t(value) > kOptinSmemLimit) return status(cudaErrorInvalidValue);
     g_maxDynamic[kernel] = value;
@@ -927,6 +1040,7 @@ cudaError_t funcSetAttribute(const void* kernel, cudaFuncAttribute attr, int val
   return cudaSuccess;
 }
 cudaError_t funcGetAttributes(cudaFuncAttributes* a, const void* kernel) {
+  ApiLock lock;
   std::memset(a, 0, sizeof *a);
   const auto it = g_maxDynamic.find(kernel);
   a->maxDynamicSharedSizeBytes = it == g_maxDynamic.end() ? int(kDefaultDynamicLimit) : it->second;
@@ -958,19 +1072,23 @@ bool isDevice(const void* p) { return inArena(reinterpret_cast<uintptr_t>(p)); }
 }  // namespace
 
 cudaError_t cudaGetDeviceCount(int* count) {
+  ApiLock lock;
   *count = config().devices;
   return config().devices > 0 ? cudaSuccess : status(cudaErrorNoDevice);
 }
 cudaError_t cudaGetDevice(int* device) {
+  ApiLock lock;
   *device = g_device;
   return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) {
+  ApiLock lock;
   if (!validDevice(device)) return status(cudaErrorInvalidDevice);
   g_device = device;
   return cudaSuccess;
 }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
+  ApiLock lock;
   if (!validDevice(device)) return status(cudaErrorInvalidDevice);
   std::memset(p, 0, sizeof *p);
   std::snprintf(p->name, sizeof p->name, "NVIDIA H100 80GB HBM3 (emulated on the CPU)");
@@ -991,6 +1109,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   return cudaSuccess;
 }
 cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr attr, int device) {
+  ApiLock lock;
   if (!validDevice(device)) return status(cudaErrorInvalidDevice);
   switch (attr) {
     case cudaDevAttrMaxThreadsPerBlock: *v = 1024; break;
@@ -1005,20 +1124,24 @@ cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr attr, int device) {
   return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() {
-  runUntil(nullptr);
+  ApiLock lock;
+  runUntil([] { return deviceIdle(g_device); });
   collectStreams();
   return live();
 }
 cudaError_t cudaDeviceReset() { return cudaDeviceSynchronize(); }
 cudaError_t cudaRuntimeGetVersion(int* v) {
+  ApiLock lock;
   *v = 13000;
   return cudaSuccess;
 }
 cudaError_t cudaDriverGetVersion(int* v) {
+  ApiLock lock;
   *v = 13000;
   return cudaSuccess;
 }
 cudaError_t cudaGetLastError() {
+  ApiLock lock;
   const cudaError_t e = g_lastError != cudaSuccess ? g_lastError : g_sticky;
   g_lastError = cudaSuccess;
   return e;
@@ -1053,9 +1176,10 @@ const char* cudaGetErrorString(cudaError_t e) {
 }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
+  ApiLock lock;
   *p = nullptr;
   if (g_sticky != cudaSuccess) return status(g_sticky);
-  std::lock_guard<std::mutex> lock(g_memoryMutex);
+  std::lock_guard<std::mutex> memoryLock(g_memoryMutex);
   if (bytes == 0) return cudaSuccess;
   size_t& live = g_liveBytes[size_t(g_device)];
   if (bytes > config().deviceMemory || live > config().deviceMemory - bytes) return status(cudaErrorMemoryAllocation);
@@ -1073,9 +1197,10 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   return cudaSuccess;
 }
 cudaError_t cudaFree(void* p) {
+  ApiLock lock;
   if (!p) return cudaSuccess;
-  runUntil(nullptr);  // cudaFree synchronises the device
-  std::lock_guard<std::mutex> lock(g_memoryMutex);
+  runUntil([] { return deviceIdle(g_device); });  // cudaFree synchronises the device
+  std::lock_guard<std::mutex> memoryLock(g_memoryMutex);
   auto it = g_allocations.find(reinterpret_cast<uintptr_t>(p));
   if (it == g_allocations.end() || !it->second.live) {
     report("cudaFree", "of %p, which is not a live device allocation", p);
@@ -1092,22 +1217,26 @@ cudaError_t cudaFree(void* p) {
   return live();
 }
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
+  ApiLock lock;
   *p = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096 + 4096);
   if (!*p) return status(cudaErrorMemoryAllocation);
   g_pinned[*p] = bytes;
   return cudaSuccess;
 }
 cudaError_t cudaFreeHost(void* p) {
+  ApiLock lock;
   g_pinned.erase(p);
   std::free(p);
   return cudaSuccess;
 }
 cudaError_t cudaMemGetInfo(size_t* freeBytes, size_t* totalBytes) {
+  ApiLock lock;
   *totalBytes = config().deviceMemory;
   *freeBytes = config().deviceMemory - g_liveBytes[size_t(g_device)];
   return live();
 }
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
+  ApiLock lock;
   std::memset(a, 0, sizeof *a);
   const Allocation* hit = isDevice(p) ? findAllocation(reinterpret_cast<uintptr_t>(p)) : nullptr;
   if (hit && hit->live && reinterpret_cast<uintptr_t>(p) < hit->begin + hit->bytes) {
@@ -1153,15 +1282,18 @@ cudaError_t copyAsync(void* dst, const void* src, size_t bytes, cudaStream_t s, 
 }  // namespace
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  ApiLock lock;
   // Synchronous towards pageable host memory; host → device and device → device return once
   // the source is staged or the copy is queued (the legacy stream orders what follows).
   return copyAsync(dst, src, bytes, nullptr, !isDevice(dst));
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t s) {
+  ApiLock lock;
   // Towards pageable host memory the copy is synchronous, as the real runtime's.
   return copyAsync(dst, src, bytes, s, !isDevice(dst) && !isPinned(dst));
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s) {
+  ApiLock lock;
   if (g_sticky != cudaSuccess) return status(g_sticky);
   if (!isDevice(dst) || !checkRange(dst, bytes, "cudaMemset")) return status(cudaErrorInvalidValue);
   if (bytes) enqueue(streamOf(s), "memset", [dst, value, bytes] { std::memset(dst, value, bytes); });
@@ -1170,41 +1302,48 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s) 
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) { return cudaMemsetAsync(dst, value, bytes, nullptr); }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
-  auto* stream = new Stream();
-  stream->blocking = !(flags & cudaStreamNonBlocking);
-  g_streams.push_back(stream);
+  ApiLock lock;
+  Stream* stream = newStream(g_device, !(flags & cudaStreamNonBlocking), false);
   *s = reinterpret_cast<cudaStream_t>(stream);
   return cudaSuccess;
 }
 cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  ApiLock lock;
   Stream* stream = streamOf(s);
-  if (stream == &g_legacy || stream == &g_perThread) return status(cudaErrorInvalidResourceHandle);
+  if (stream->legacy || s == cudaStreamPerThread) return status(cudaErrorInvalidResourceHandle);
   stream->destroyed = true;  // its queued work still runs
   collectStreams();
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  ApiLock lock;
   Stream* stream = streamOf(s);
   if (stream->last) runUntil(stream->last);
   return live();
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) {
+  ApiLock lock;
   Stream* stream = streamOf(s);
+  // The device works while the host polls: ready work runs now, without waiting for other threads.
+  if (stream->last) runUntil(stream->last, false);
   return stream->queue.empty() ? live() : cudaErrorNotReady;
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
+  ApiLock lock;
   *e = reinterpret_cast<cudaEvent_t>(new Event());
   return cudaSuccess;
 }
 cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  ApiLock lock;
   if (!e) return status(cudaErrorInvalidResourceHandle);
   delete reinterpret_cast<Event*>(e);
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  ApiLock lock;
   if (!e) return status(cudaErrorInvalidResourceHandle);
   Stream* stream = streamOf(s);
   enqueue(stream, "event", [] {});
@@ -1212,28 +1351,34 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   return live();
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+  ApiLock lock;
   if (!e) return status(cudaErrorInvalidResourceHandle);
   Event* event = reinterpret_cast<Event*>(e);
   enqueue(streamOf(s), "wait", [] {}, event->op);
   return live();
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  ApiLock lock;
   if (!e) return status(cudaErrorInvalidResourceHandle);
   Event* event = reinterpret_cast<Event*>(e);
   if (event->op) runUntil(event->op);
   return live();
 }
 cudaError_t cudaEventQuery(cudaEvent_t e) {
+  ApiLock lock;
   Event* event = reinterpret_cast<Event*>(e);
+  if (event->op) runUntil(event->op, false);  // the device works while the host polls
   return !event->op || event->op->done ? live() : cudaErrorNotReady;
 }
 cudaError_t cudaLaunchHostFunc(cudaStream_t s, cudaHostFn_t fn, void* userData) {
+  ApiLock lock;
   if (!fn) return status(cudaErrorInvalidValue);
   if (g_sticky != cudaSuccess) return status(g_sticky);
   enqueue(streamOf(s), "host function", [fn, userData] { fn(userData); });
   return live();
 }
 extern "C" int siglip_emu_check_device_range(const void* p, size_t bytes, const char* what) {
+  ApiLock lock;
   if (!bytes) return 1;
   const auto a = reinterpret_cast<uintptr_t>(p);
   const Allocation* hit = isDevice(p) ? findAllocation(a) : nullptr;
@@ -1242,7 +1387,26 @@ extern "C" int siglip_emu_check_device_range(const void* p, size_t bytes, const 
   return 0;
 }
 extern "C" void siglip_emu_report(const char* kind, const char* text) { report(kind, "%s", text); }
+extern "C" void siglip_emu_lock() {
+  g_big.lock();
+  ++t_depth;
+}
+extern "C" void siglip_emu_unlock() {
+  --t_depth;
+  g_big.unlock();
+  if (t_depth == 0) notifyChange();
+}
+extern "C" void siglip_emu_wait(double seconds) { waitForChange(seconds); }
+extern "C" cudaError_t siglip_emu_enqueue(cudaStream_t s, const char* what, void (*run)(void*), int (*gate)(void*), void* arg) {
+  ApiLock lock;
+  if (!run) return status(cudaErrorInvalidValue);
+  if (g_sticky != cudaSuccess) return status(g_sticky);
+  enqueue(streamOf(s), what, [run, arg] { run(arg); }, nullptr,
+          gate ? std::function<bool()>([gate, arg] { return gate(arg) != 0; }) : std::function<bool()>());
+  return live();
+}
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) {
+  ApiLock lock;
   *ms = 0;  // the emulation measures nothing
   return live();
 }

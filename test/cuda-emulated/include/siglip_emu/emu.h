@@ -68,7 +68,7 @@ struct ThreadState {
   dim3 blockDims;
   dim3 gridDims;
 };
-extern ThreadState* g_thread;  // null outside a kernel
+extern thread_local ThreadState* g_thread;  // null outside a kernel
 
 [[noreturn]] void deviceTrap(const char* what);
 void syncthreads(const char* file, int line);

@@ -147,6 +147,15 @@ extern "C" {
 int siglip_emu_check_device_range(const void* p, size_t bytes, const char* what);
 // Reports a misuse found by a double (counted like every report: the run fails).
 void siglip_emu_report(const char* kind, const char* text);
+// The runtime's (recursive) lock, for a double whose state several host threads share; the
+// ops it queues run with the lock held. siglip_emu_wait gives it up entirely while it waits for
+// another thread to change something (or `seconds`), then takes it back.
+void siglip_emu_lock();
+void siglip_emu_unlock();
+void siglip_emu_wait(double seconds);
+// Queues run(arg) on a stream, after the stream's earlier work, once gate(arg) is true (gate may
+// be null): work that waits for another host thread, as an NCCL receive waits for its sender.
+cudaError_t siglip_emu_enqueue(cudaStream_t stream, const char* what, void (*run)(void*), int (*gate)(void*), void* arg);
 }
 
 namespace siglip_emu {
