@@ -392,9 +392,11 @@ if (!enabled) {
       t.is(a64.arch, 'arm64');
       t.is(a64.simd, simd === '' ? 'neon' : 'generic');
       for (const key of ['sigmoid-fused', 'sigmoid-naive', 'softmax-chunked', 'softmax-naive']) {
-        for (const field of ['loss', 'dX', 'ds'] as const) {
+        // SPEC.md's tolerances (loss 1e-5, gradients 1e-4 relative): the kernel sets sum in
+        // different orders (the generic set's ds differs from AVX-512's by ~1e-5 here).
+        for (const [field, tolerance] of [['loss', 1e-5], ['dX', 1e-4], ['ds', 1e-4]] as const) {
           const want = x64[key]![field], got = a64[key]![field];
-          t.true(Math.abs(got - want) <= 1e-5 * Math.abs(want), `${a64.simd} ${key} ${field}: ${got} vs x64 ${want}`);
+          t.true(Math.abs(got - want) <= tolerance * Math.abs(want), `${a64.simd} ${key} ${field}: ${got} vs x64 ${want}`);
         }
       }
       t.log(`arm64 ${a64.simd} under qemu: ${((Date.now() - started) / 1000).toFixed(1)} s, losses as on x64 (${x64.simd})`);
