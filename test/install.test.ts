@@ -344,6 +344,19 @@ if (!enabled) {
     installAndCheck(t, 'ignore-scripts');
   });
 
+  test.serial('npm --omit=optional: no platform package, and the error names the one to add and how to build', (t) => {
+    const dir = path.join(work, 'consumer-omit');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer-omit', version: '1.0.0', private: true }));
+    const install = run(dir, 'npm', ['install', `siglip-kernels@${manifest.main.version}`, '--omit=optional']);
+    t.is(install.status, 0, install.output);
+    t.false(fs.existsSync(path.join(dir, 'node_modules', '@siglip-kernels')));
+    const r = run(dir, 'node', ['-e', "try { require('siglip-kernels').backendInfo() } catch (e) { console.log(e.code); console.log(e.message) }"]);
+    t.regex(r.output, /^ERR_SIGLIP_ADDON_LOAD$/m);
+    t.regex(r.output, /`npm install @siglip-kernels\/linux-x64-gnu` adds it/);
+    t.regex(r.output, /npx siglip-kernels build /);
+  });
+
   test.serial('npm 12 (npx npm@12, install scripts blocked by default): the same install, no warning', (t) => {
     installAndCheck(t, 'npm12');
 
