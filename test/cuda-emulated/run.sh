@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # npm run test:cuda-emulated: builds csrc/cuda against the CPU emulation of the CUDA execution
-# model (build-emu/) and runs siglip_cuda_check's correctness checks on it: every kernel path
-# and precision against the float64 reference, identical bits where promised, bad requests.
-# Exits non-zero on any mismatch or any emulator report (race, deadlock, out-of-bounds access,
-# warp-mask or cp.async misuse). No GPU needed. docs/CUDA_EMULATION.md explains it.
+# model (build-emu/) and runs on it: the cuBLAS and NCCL test doubles against plain references;
+# siglip_cuda_check's correctness checks (every kernel path and precision against the float64
+# reference, identical bits where promised, bad requests), with the cuBLAS double loaded through
+# the package's own loader and without it; a grid of edge shapes; and the GPU ring
+# (siglip_ring_check --cuda-local and --nccl on the NCCL double). Exits non-zero on any mismatch
+# or any emulator report (race, deadlock, hang, out-of-bounds access, warp-mask or cp.async
+# misuse, mismatched NCCL messages). No GPU needed. docs/CUDA_EMULATION.md explains it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 JOBS="${JOBS:-2}"
@@ -11,20 +14,60 @@ JOBS="${JOBS:-2}"
 cmake -S test/cuda-emulated -B build-emu -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-emu --parallel "$JOBS"
 check=build-emu/siglip_cuda_check_emu
+ring=build-emu/siglip_ring_check_emu
+doubles=build-emu/doubles
 start=$SECONDS
+step() { echo "== cuda-emulated: $* ($((SECONDS - start)) s) =="; }
 
-# 1. Small cases that reach every edge the kernels have: N = M = 1 (D = 1); 7 × 7 (D = 3);
-#    257 × 257 (D = 13: unaligned lines, the simple fallback); 129 × 131 with ids (D = 96:
-#    16-byte lines, the pipelined kernel); 130 × 61 with ids (D = 9); extreme |u| with ids
-#    (D = 20); s = b = 0. Every path, every precision, the overlapped schedule, bad requests.
+# 0. The test doubles, loaded as the package loads them, against plain references.
+step "the cuBLAS double against a float64 product"
+build-emu/cublas_double_check "$doubles"
+step "the NCCL double against host-side message passing (3 ranks on 3 devices)"
+SIGLIP_EMU_DEVICES=3 build-emu/nccl_double_check "$doubles/libnccl.so.2"
+
+# 1. Every path (GEMM1 and the backward GEMMs on the tile GEMM, simple and pipelined, and on
+#    the cuBLAS double; the overlapped schedule; naive, simple and chunked kernels) in every
+#    precision on cases that reach the kernels' edges: N = M = 1 (D = 1); 7 × 7 (D = 3);
+#    129 × 131 with ids (D = 96: the pipelined kernel, crossing the 128 tile); 130 × 61 with
+#    ids (D = 9: the fallback); extreme |u| with ids (D = 20); s = b = 0; and the bad requests.
 #    Schedule seed 1, newest stream first.
-echo "== cuda-emulated: seed 1, streams newest-first =="
-SIGLIP_EMU_SEED=1 SIGLIP_EMU_STREAM_ORDER=newest \
-  "$check" --correctness --filter "tiny|odd|ids, N != M|ids, N > M|extreme, ids|bias 0, s 0"
+step "every path and precision, cuBLAS double, seed 1, streams newest-first"
+SIGLIP_CUBLAS_LIBRARY="$doubles" SIGLIP_EMU_SEED=1 SIGLIP_EMU_STREAM_ORDER=newest \
+  "$check" --correctness --filter "tiny|sigmoid odd|softmax odd|ids, N != M|ids, N > M|extreme, ids|bias 0, s 0|bad-request"
 
 # 2. Other schedules and fragment layouts (seed 2), streams in a random order, other cases.
-echo "== cuda-emulated: seed 2, streams in random order =="
-SIGLIP_EMU_SEED=2 SIGLIP_EMU_STREAM_ORDER=random \
-  "$check" --correctness --filter "tiny|extreme, random pairs|logitScale ln 100, ids"
+step "other cases, cuBLAS double, seed 2, streams in random order"
+SIGLIP_CUBLAS_LIBRARY="$doubles" SIGLIP_EMU_SEED=2 SIGLIP_EMU_STREAM_ORDER=random \
+  "$check" --correctness --filter "extreme, random pairs|logitScale ln 100, ids"
 
-echo "== cuda-emulated: all passed, no emulator reports ($((SECONDS - start)) s of checks) =="
+# 3. Without cuBLAS (SIGLIP_CUBLAS_LIBRARY names nothing): the default paths, and the requests
+#    that must fail because they require cuBLAS.
+step "no cuBLAS: the tile paths and what must fail without it, seed 3"
+SIGLIP_CUBLAS_LIBRARY=/nonexistent/libcublas.so SIGLIP_EMU_SEED=3 \
+  "$check" --correctness --filter "tiny|bad-request"
+
+# 4. The grid of edges: rows and columns 1, 15, 16, 17, 127, 128, 129, 300, N != M with ids,
+#    D a multiple of 16, of 8 only, of 4 only (16-byte lines in float32, not in 16 bits: the
+#    pipelined kernel for one, its fallback for the other) and odd; every shape in bfloat16 on
+#    every path, then float32 (exact and TF32) and float16 on a few.
+step "shape grid in bf16, seed 4"
+SIGLIP_CUBLAS_LIBRARY="$doubles" SIGLIP_EMU_SEED=4 \
+  "$check" --correctness --precisions bf16 \
+  --shapes 1x300x16i,300x1x24i,15x17x12i,16x16x16,17x15x8i,127x129x13i,128x128x32,129x127x40i,300x17x20i
+step "shape grid in fp32, tf32 and fp16 (a few shapes), seed 5, streams in random order"
+SIGLIP_CUBLAS_LIBRARY="$doubles" SIGLIP_EMU_SEED=5 SIGLIP_EMU_STREAM_ORDER=random \
+  "$check" --correctness --precisions fp32,tf32,fp16 --shapes 15x17x12i,16x16x16,127x129x13i
+
+# 5. The GPU ring: CudaRingBackend with the in-process transport on one device (3 ranks), and
+#    with the NCCL transport on the NCCL double (3 ranks on 3 devices, then 1 rank): one-way
+#    and two-way, uneven shards (one rank with a single row), label ids, float32 at TF32 and
+#    FP32, bfloat16; then a receive nobody answers (the transport's timeout and abort).
+step "GPU ring, in-process transport, 3 ranks on one device, seed 6"
+SIGLIP_EMU_SEED=6 "$ring" --cuda-local 3
+step "GPU ring, NCCL double, 3 ranks on 3 devices, seed 7, streams in random order"
+SIGLIP_NCCL_LIBRARY="$doubles" SIGLIP_EMU_DEVICES=3 SIGLIP_EMU_SEED=7 SIGLIP_EMU_STREAM_ORDER=random "$ring" --nccl 3
+step "GPU ring, NCCL double, 1 rank; an unanswered receive times out"
+SIGLIP_NCCL_LIBRARY="$doubles" SIGLIP_EMU_SEED=8 "$ring" --nccl 1
+SIGLIP_NCCL_LIBRARY="$doubles" "$ring" --nccl-timeout
+
+step "all passed, no emulator reports"

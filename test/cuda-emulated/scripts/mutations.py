@@ -16,7 +16,16 @@ WORK = os.path.join(ROOT, "build-emu-mutants")
 SRC = os.path.join(WORK, "src")
 BUILD = os.path.join(WORK, "build")
 
-# name, file, old text, new text, what the mutation is, check arguments
+# name, file, old text, new text, what the mutation is, check arguments[, options]: by default
+# the check is siglip_cuda_check_emu --correctness ARGS; options may name another target
+# ("target": the executable, run as TARGET ARGS) and environment ("env", {build} = the build
+# folder: the doubles are in {build}/doubles).
+CUBLAS = {"env": {"SIGLIP_CUBLAS_LIBRARY": "{build}/doubles"}}
+# The GPU ring with the in-process transport, which matches messages by tag (the NCCL
+# transport pairs a send with this rank's receive of the same tag, and NCCL matches by order).
+RING = {"target": "siglip_ring_check_emu", "env": {"SIGLIP_EMU_HANG_S": "30"}}
+NCCL = {"target": "siglip_ring_check_emu",
+        "env": {"SIGLIP_NCCL_LIBRARY": "{build}/doubles", "SIGLIP_EMU_DEVICES": "3"}}
 MUTATIONS = [
     ("syncthreads-removed", "csrc/cuda/tile_gemm_simple.cuh",
      "    warpSliceMma<T, A_COL, B_COL, kSimpleBK>(as, bs, warpRow, warpCol, acc);\n    __syncthreads();\n",
@@ -78,6 +87,26 @@ MUTATIONS = [
      "v += __shfl_down_sync(0x0000ffffu, v, offset);",
      "warp sum: `__shfl_down_sync` with mask 0x0000ffff while all 32 lanes call it",
      ["--filter", "odd", "--gemm", "pipelined"]),
+    ("cublas-transpose-swapped", "csrc/cuda/cublas_loader.cu",
+     "  return gemmEx(h, kOpN, kOpT, cols, rows, k, &alpha, b, int(in), ldb, a, int(in), lda, &beta, c,",
+     "  return gemmEx(h, kOpT, kOpN, cols, rows, k, &alpha, b, int(in), ldb, a, int(in), lda, &beta, c,",
+     "cuBLAS row-major wrapper Aᵀ·B (∂Y = Gᵀ·X on cuBLAS): the two transposes swapped in its cublasGemmEx call",
+     ["--filter", "ids, N != M", "--gemm", "cublas"], CUBLAS),
+    ("cublas-leading-dimension", "csrc/cuda/backward_gemms.cuh",
+     "lib.gemmAB(cublas_.handle(), rows, d, cols, b.g, ldg, b.y,",
+     "lib.gemmAB(cublas_.handle(), rows, d, cols, b.g, cols, b.y,",
+     "backward GEMM ∂X = G·Y on cuBLAS: G's leading dimension `cols` instead of its padded stride `ldg`",
+     ["--filter", "ids, N != M", "--gemm", "cublas"], CUBLAS),
+    ("ring-tag-mismatched", "csrc/ring/ring_sigmoid.cpp",
+     "tp.send(lane.toward, accumulator, gradBytes(rows), ringTag(s + 1, lane.index, RingPayload::Gradients));",
+     "tp.send(lane.toward, accumulator, gradBytes(rows), ringTag(s, lane.index, RingPayload::Gradients));",
+     "the ring: an accumulator sent with the tag of the step it was computed in, not the next (its receiver's)",
+     ["--cuda-local", "3"], RING),
+    ("nccl-receive-wrong-peer", "csrc/ring/nccl_transport.cpp",
+     ": lib.recv(o->data, o->bytes, ncclInt8, peerRank, comm_, stream_);",
+     ": lib.recv(o->data, o->bytes, ncclInt8, neighbour(opposite(o->peer)), comm_, stream_);",
+     "NCCL transport: a receive posted from the neighbour on the other side (its sender's message is never taken)",
+     ["--nccl", "3"], NCCL),
 ]
 
 
@@ -119,9 +148,13 @@ def main():
     if r.returncode:
         print(r.stdout)
         return 2
-    exe = os.path.join(BUILD, "siglip_cuda_check_emu")
     rows, uncaught = [], 0
-    for name, path, old, new, what, check in MUTATIONS:
+    for name, path, old, new, what, check, *options in MUTATIONS:
+        options = options[0] if options else {}
+        target_name = options.get("target", "siglip_cuda_check_emu")
+        exe = os.path.join(BUILD, target_name)
+        command = [exe] + (["--correctness"] if target_name == "siglip_cuda_check_emu" else []) + check
+        extra_env = {k: v.replace("{build}", BUILD) for k, v in options.get("env", {}).items()}
         if only and name not in only:
             continue
         target = os.path.join(SRC, path)
@@ -131,19 +164,21 @@ def main():
             return 2
         open(target, "w").write(pristine.replace(old, new))
         t0 = time.time()
-        b = run(["cmake", "--build", BUILD, "-j", args.jobs, "--target", "siglip_cuda_check_emu"])
+        b = run(["cmake", "--build", BUILD, "-j", args.jobs, "--target", target_name])
         if b.returncode:
             caught, reason = True, "does not compile: " + next((l for l in b.stdout.splitlines() if "error" in l), "")[:200]
         else:
-            env = dict(os.environ, SIGLIP_EMU_MAX_REPORTS="3")
-            r = run([exe, "--correctness"] + check, env=env, timeout=900)
+            env = dict(os.environ, SIGLIP_EMU_MAX_REPORTS="3", **extra_env)
+            r = run(command, env=env, timeout=900)
             caught, reason = r.returncode != 0, why(r.stdout)
         open(target, "w").write(pristine)
         uncaught += 0 if caught else 1
-        rows.append((name, what, " ".join(check), "caught" if caught else "NOT CAUGHT", reason, time.time() - t0))
+        shown = " ".join(f"{k}=…" if "LIBRARY" in k else f"{k}={v}" for k, v in options.get("env", {}).items())
+        shown = (shown + " " if shown else "") + " ".join([target_name] + command[1:])
+        rows.append((name, what, shown, "caught" if caught else "NOT CAUGHT", reason, time.time() - t0))
         print(f"{name}: {'caught' if caught else 'NOT CAUGHT'} ({time.time() - t0:.0f} s): {reason}", file=sys.stderr, flush=True)
     # Leave the scratch build matching the pristine sources.
-    print("| mutation | what it breaks | run (`siglip_cuda_check_emu --correctness …`) | result | first message |")
+    print("| mutation | what it breaks | run | result | first message |")
     print("|---|---|---|---|---|")
     for name, what, check, result, reason, _ in rows:
         reason = reason.replace("|", "\\|")

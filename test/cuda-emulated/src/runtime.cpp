@@ -789,7 +789,8 @@ void syncthreads(const char* file, int line) {
   Launch& l = *g_launch;
   if (l.barrierArrived == 0) {
     l.barrierFile = file, l.barrierLine = line;
-  } else if ((l.barrierLine != line || std::strcmp(l.barrierFile, file) != 0) && !l.barrierSiteReported) {
+  } else if ((l.barrierLine != line || (l.barrierFile != file && std::strcmp(l.barrierFile, file) != 0)) &&
+             !l.barrierSiteReported) {
     l.barrierSiteReported = true;
     report("divergent barrier", "thread %d reaches __syncthreads at %s:%d while others wait at %s:%d", g_current->tid, file,
            line, l.barrierFile, l.barrierLine);
@@ -826,7 +827,7 @@ void warpCollective(const char* kind, unsigned mask, void* payload, CollectiveFn
   }
   if (ws.arrived == 0) {
     ws.kind = kind, ws.mask = mask, ws.file = file, ws.line = line, ws.fn = complete;
-  } else if (std::strcmp(ws.kind, kind) != 0 || ws.mask != mask) {
+  } else if ((ws.kind != kind && std::strcmp(ws.kind, kind) != 0) || ws.mask != mask) {
     report("divergent warp", "lane %d reaches %s at %s:%d (mask 0x%08x) while lanes 0x%08x wait in %s at %s:%d (mask 0x%08x)",
            lane, kind, file, line, mask, ws.arrived, ws.kind, ws.file, ws.line, ws.mask);
     deviceTrap("divergent warp collective");
