@@ -24,6 +24,8 @@ bool initialisedHere = false;
 // through an abort message (bad data on one rank, ranks that disagree) leaves every peer
 // alive, and MPI is finalised as usual.
 std::atomic<bool> peerMayBeDead{false};
+// The first byte of an abort message: whether its sender suspects a dead peer.
+constexpr char kPeersAlive = 'a', kPeerMayBeDead = 'd';
 constexpr int kAbortTag = 1 << 20;  // above every ring tag (at most 4·P + 4)
 
 [[noreturn]] void throwMpi(int code, const std::string& what) {
@@ -120,9 +122,12 @@ class MpiTransport : public Transport {
 
   // Tells every other rank, with a small message they look for while they wait. (A rank
   // that dies without a word is caught by the others' timeouts, or by mpirun ending the job.)
+  // The message's first byte says whether this rank suspects a dead peer (it timed out), so
+  // that a rank stopped by the message knows it too and skips MPI_Finalize (finalizeMpi).
   void abort(const std::string& reason) override {
     std::lock_guard<std::mutex> lock(mpiMutex);
-    std::strncpy(abortMessage_, reason.c_str(), sizeof abortMessage_ - 1);
+    abortMessage_[0] = peerMayBeDead ? kPeerMayBeDead : kPeersAlive;
+    std::strncpy(abortMessage_ + 1, reason.c_str(), sizeof abortMessage_ - 2);
     for (int r = 0; r < size_; ++r) {
       if (r == rank_) continue;
       MPI_Request request;
@@ -153,9 +158,10 @@ class MpiTransport : public Transport {
           char reason[sizeof abortMessage_] = {};
           MPI_Recv(reason, int(sizeof reason), MPI_CHAR, status.MPI_SOURCE, kAbortTag, comm_, MPI_STATUS_IGNORE);
           if (!collective) MPI_Cancel(&request);
+          if (reason[0] != kPeersAlive) peerMayBeDead = true;
           throw Error(ErrorKind::Internal, "ring",
                       "ring rank " + std::to_string(rank_) + " stopped: rank " + std::to_string(status.MPI_SOURCE) +
-                          " failed: " + reason);
+                          " failed: " + std::string(reason + 1));
         }
       }
       if (std::chrono::steady_clock::now() > deadline) {
