@@ -59,13 +59,15 @@ SIGLIP_CUBLAS_LIBRARY="$doubles" SIGLIP_EMU_SEED=5 SIGLIP_EMU_STREAM_ORDER=rando
   "$check" --correctness --precisions fp32,tf32,fp16 --shapes 15x17x12i,16x16x16,127x129x13i
 
 # 5. The GPU ring: CudaRingBackend with the in-process transport on one device (3 ranks), and
-#    with the NCCL transport on the NCCL double (3 ranks on 3 devices, then 1 rank): one-way
+#    with the NCCL transport on the NCCL double (3 ranks on 3 devices, 4 on 4, 1): one-way
 #    and two-way, uneven shards (one rank with a single row), label ids, float32 at TF32 and
 #    FP32, bfloat16; then a receive nobody answers (the transport's timeout and abort).
 step "GPU ring, in-process transport, 3 ranks on one device, seed 6"
 SIGLIP_EMU_SEED=6 "$ring" --cuda-local 3
 step "GPU ring, NCCL double, 3 ranks on 3 devices, seed 7, streams in random order"
 SIGLIP_NCCL_LIBRARY="$doubles" SIGLIP_EMU_DEVICES=3 SIGLIP_EMU_SEED=7 SIGLIP_EMU_STREAM_ORDER=random "$ring" --nccl 3
+step "GPU ring, NCCL double, 4 ranks on 4 devices, seed 9, streams first-in first-out"
+SIGLIP_NCCL_LIBRARY="$doubles" SIGLIP_EMU_DEVICES=4 SIGLIP_EMU_SEED=9 SIGLIP_EMU_STREAM_ORDER=fifo "$ring" --nccl 4
 step "GPU ring, NCCL double, 1 rank; an unanswered receive times out"
 SIGLIP_NCCL_LIBRARY="$doubles" SIGLIP_EMU_SEED=8 "$ring" --nccl 1
 SIGLIP_NCCL_LIBRARY="$doubles" "$ring" --nccl-timeout
