@@ -185,18 +185,12 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse us
                     "undefined while " + std::string(hasImage ? "imageIds" : "textIds") + " is given");
   }
 
-  // Sigmoid: 'fused' | 'naive'. Softmax: 'chunked' (the core's Method::Fused) | 'naive'.
-  const char* methods = kind == LossKind::Softmax ? "'chunked' or 'naive'" : "'fused' or 'naive'";
   Napi::Value method = options.Get("method");
-  if (!method.IsString()) throw typeError(env, "options.method", methods, describeValue(method));
-  const std::string methodName = method.As<Napi::String>().Utf8Value();
-  if (methodName == (kind == LossKind::Softmax ? "chunked" : "fused")) {
-    call.request.method = Method::Fused;
-  } else if (methodName == "naive") {
-    call.request.method = Method::Naive;
-  } else {
-    throw rangeError(env, "options.method", methods, describeValue(method));
+  if (!method.IsString()) {
+    throw typeError(env, "options.method", methodChoices(kind, MethodBackend::Cpu), describeValue(method));
   }
+  call.request.method =
+      parseMethod(kind, MethodBackend::Cpu, method.As<Napi::String>().Utf8Value(), describeValue(method));
 
   call.request.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
 

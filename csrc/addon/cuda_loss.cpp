@@ -12,7 +12,7 @@
 namespace siglip::addon {
 namespace {
 
-std::string readString(Napi::Object options, const char* key, const char* expected) {
+std::string readString(Napi::Object options, const char* key, const std::string& expected) {
   const std::string name = std::string("options.") + key;
   Napi::Value value = options.Get(key);
   if (!value.IsString()) throw typeError(options.Env(), name, expected, describeValue(value));
@@ -75,20 +75,8 @@ CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind, Inp
   plan.imageIds = readIds(options, "imageIds", x.rows, call.inputs);
   plan.textIds = readIds(options, "textIds", y.rows, call.inputs);
 
-  const std::string method = readString(options, "method",
-                                        kind == LossKind::Softmax ? "'chunked' or 'naive'" : "'fused', 'naive' or 'simple'");
-  if (kind == LossKind::Softmax) {
-    // For the softmax, CudaMethod::Fused (Method::Fused) is the chunked method.
-    if (method != "chunked" && method != "naive") {
-      throw rangeError(env, "options.method", "'chunked' or 'naive' ('fused' and 'simple' are sigmoid methods)",
-                       describeValue(options.Get("method")));
-    }
-    plan.method = method == "chunked" ? CudaMethod::Fused : CudaMethod::Naive;
-  } else if (method == "fused" || method == "naive" || method == "simple") {
-    plan.method = method == "fused" ? CudaMethod::Fused : method == "naive" ? CudaMethod::Naive : CudaMethod::Simple;
-  } else {
-    throw rangeError(env, "options.method", "'fused', 'naive' or 'simple'", describeValue(options.Get("method")));
-  }
+  const std::string method = readString(options, "method", methodChoices(kind, MethodBackend::Cuda));
+  plan.method = parseMethod(kind, MethodBackend::Cuda, method, describeValue(options.Get("method")));
 
   const std::string precision = readString(options, "precision", "'tf32' or 'fp32'");
   if (precision != "tf32" && precision != "fp32") {
@@ -114,6 +102,7 @@ CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind, Inp
   shape.textIds = plan.textIds;
   shape.logitScale = plan.logitScale;
   shape.logitBias = plan.logitBias;
+  shape.method = plan.method;
   shape.threads = 1;
   validateLossRequest(kind, shape, DataScan::Skip);
   if (y.dtype != x.dtype) {
@@ -154,7 +143,7 @@ CudaLossOutcome runCudaLoss(const CudaLossPlan& plan) {
   request.textIds = plan.textIds;
   request.logitScale = plan.logitScale;
   request.logitBias = plan.logitBias;
-  request.method = plan.method == CudaMethod::Naive ? Method::Naive : Method::Fused;
+  request.method = plan.method;
   request.precision = plan.precision;
 
   CudaLossOutcome outcome;
@@ -166,9 +155,7 @@ CudaLossOutcome runCudaLoss(const CudaLossPlan& plan) {
     grads.image = static_cast<float*>(outcome.gradImage->data());
     grads.text = static_cast<float*>(outcome.gradText->data());
   }
-  if (plan.method == CudaMethod::Simple) {
-    outcome.result = cuda::sigmoidLossSimple(request, grads);
-  } else if (plan.kind == LossKind::Sigmoid) {
+  if (plan.kind == LossKind::Sigmoid) {
     outcome.result = cuda::sigmoidLoss(request, grads);
   } else {
     outcome.result = cuda::softmaxLoss(request, grads);

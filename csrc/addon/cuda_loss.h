@@ -4,8 +4,9 @@
 //   cudaSigmoidLossAsync / cudaSoftmaxLossAsync          → Promise of the same
 // image/text are device matrix handles (cuda_matrix.h) or host { data: Float32Array, rows,
 // cols }, which are uploaded to temporary float32 device buffers for the call. options is
-// { logitScale, logitBias (sigmoid only), imageIds?, textIds?, method: 'fused'|'naive'|'simple',
-//   precision: 'tf32'|'fp32', gradients: 'host'|'device', device: ordinal }.
+// { logitScale, logitBias (sigmoid only), imageIds?, textIds?,
+//   method: 'fused'|'naive'|'simple' (sigmoid) or 'chunked'|'naive' (softmax), precision: 'tf32'|'fp32',
+//   gradients: 'host'|'device', device: ordinal }.
 // Gradients 'device' come back as new float32 device matrix handles, 'host' as Float32Arrays.
 //
 // The split: everything JavaScript (reading and checking arguments, allocating host
@@ -26,9 +27,6 @@
 
 namespace siglip::addon {
 
-// For the softmax, Fused is the chunked method ('chunked'; cuda::softmaxLoss with Method::Fused).
-enum class CudaMethod { Fused, Naive, Simple };
-
 // One input: a device matrix (buffer set) or host float32 data to upload (host set).
 struct CudaInput {
   DeviceMatrixData matrix;      // buffer null for host data until runCudaLoss uploads it
@@ -43,7 +41,7 @@ struct CudaLossPlan {
   const int32_t* textIds = nullptr;
   double logitScale = 0;
   double logitBias = 0;
-  CudaMethod method = CudaMethod::Fused;
+  Method method = Method::Fused;  // one the loss takes on CUDA (core/loss_request.h)
   cuda::Precision precision = cuda::Precision::TF32;
   int device = 0;
   bool wantGrad = false;

@@ -11,12 +11,32 @@
 
 namespace siglip {
 
+// How a loss is computed, one name per method (the JS option string in quotes). Which loss
+// and backend take which:
+//   sigmoid: Fused ('fused', CPU and CUDA), Naive ('naive', CPU and CUDA), Simple ('simple', CUDA)
+//   softmax: Chunked ('chunked', CPU and CUDA), Naive ('naive', CPU and CUDA)
+// validateLossRequest refuses a method of the other loss; a backend refuses one it lacks.
 enum class Method {
-  Fused,  // tiled: logits, sigmoid-BCE and its gradient fused per tile; never an N×M buffer
-  Naive,  // materialises the N×M logits as the Python peers do (the benchmark baseline)
+  Fused,    // sigmoid: logits, sigmoid-BCE and its gradient fused per tile; never an N×M buffer
+  Chunked,  // softmax: two tiled passes (log-sum-exps, then gradients); O(N + M) statistics
+  Naive,    // materialises the N×M logits as the Python peers do (the benchmark baseline)
+  Simple,   // sigmoid on CUDA: one thread per row, then per column (the GPU's own reference)
 };
 
 enum class LossKind { Sigmoid, Softmax };
+
+// The backends whose method sets differ (see Method).
+enum class MethodBackend { Cpu, Cuda };
+
+// 'fused' | 'chunked' | 'naive' | 'simple': the option string of `method`.
+const char* methodName(Method method);
+// The methods `kind` takes on `backend`, as messages list them ("'fused' or 'naive'").
+std::string methodChoices(LossKind kind, MethodBackend backend);
+// Throws a RangeError naming options.method unless `kind` takes `method` on `backend`;
+// `received` describes the value as the caller gave it.
+void checkMethod(LossKind kind, MethodBackend backend, Method method, const std::string& received);
+// The method an option string names, refused (as checkMethod) unless `kind` takes it on `backend`.
+Method parseMethod(LossKind kind, MethodBackend backend, const std::string& name, const std::string& received);
 
 struct LossRequest {
   MatrixView image;                 // X: N×D
@@ -71,7 +91,8 @@ inline LossResult sigmoidLossFromSums(double softplusSum, double dLogitSum, doub
   return result;
 }
 
-// Checks sizes, overflow, ids and scalar options; throws siglip::Error naming the argument.
+// Checks sizes, overflow, ids, the method (one `kind` takes on some backend) and scalar
+// options; throws siglip::Error naming the argument.
 // Float data is scanned for NaN/Inf too (cost O(N·D), tiny next to the O(N·M·D) loss),
 // unless the data is not host memory (the CUDA backend scans on the GPU instead).
 enum class DataScan { Host, Skip };

@@ -110,6 +110,50 @@ void checkLogitBias(double logitBias, const std::string& received) {
   }
 }
 
+const char* methodName(Method method) {
+  switch (method) {
+    case Method::Fused: return "fused";
+    case Method::Chunked: return "chunked";
+    case Method::Naive: return "naive";
+    case Method::Simple: return "simple";
+  }
+  return "unknown";
+}
+
+namespace {
+
+bool takesMethod(LossKind kind, MethodBackend backend, Method method) {
+  if (method == Method::Naive) return true;
+  if (kind == LossKind::Softmax) return method == Method::Chunked;
+  return method == Method::Fused || (method == Method::Simple && backend == MethodBackend::Cuda);
+}
+
+[[noreturn]] void refuseMethod(LossKind kind, MethodBackend backend, const std::string& received) {
+  std::string expected = methodChoices(kind, backend);
+  if (kind == LossKind::Softmax && backend == MethodBackend::Cuda) {
+    expected += " ('fused' and 'simple' are sigmoid methods)";
+  }
+  throw invalidArgument(ErrorKind::Range, "options.method", expected, received);
+}
+
+}  // namespace
+
+std::string methodChoices(LossKind kind, MethodBackend backend) {
+  if (kind == LossKind::Softmax) return "'chunked' or 'naive'";
+  return backend == MethodBackend::Cuda ? "'fused', 'naive' or 'simple'" : "'fused' or 'naive'";
+}
+
+void checkMethod(LossKind kind, MethodBackend backend, Method method, const std::string& received) {
+  if (!takesMethod(kind, backend, method)) refuseMethod(kind, backend, received);
+}
+
+Method parseMethod(LossKind kind, MethodBackend backend, const std::string& name, const std::string& received) {
+  for (Method method : {Method::Fused, Method::Chunked, Method::Naive, Method::Simple}) {
+    if (name == methodName(method) && takesMethod(kind, backend, method)) return method;
+  }
+  refuseMethod(kind, backend, received);
+}
+
 void validateLossRequest(LossKind kind, const LossRequest& request, DataScan scan) {
   const MatrixView& image = request.image;
   const MatrixView& text = request.text;
@@ -144,6 +188,9 @@ void validateLossRequest(LossKind kind, const LossRequest& request, DataScan sca
                           std::to_string(text.rows) + " rows");
   }
 
+  // A method of this loss on some backend (CUDA's set is the union); the backend checks its own.
+  checkMethod(kind, MethodBackend::Cuda, request.method,
+              std::string("the method '") + methodName(request.method) + "'");
   checkLogitScale(request.logitScale, formatNumber(request.logitScale));
   checkLogitBias(request.logitBias, formatNumber(request.logitBias));
   if (request.threads < 1 || request.threads > kMaxThreads) {

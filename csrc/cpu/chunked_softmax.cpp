@@ -1,4 +1,4 @@
-// The chunked CLIP softmax loss on the CPU (softmaxLoss with Method::Fused, "chunked").
+// The chunked CLIP softmax loss on the CPU (softmaxLoss with Method::Chunked).
 //
 // The softmax of a row (or column) needs that whole row's log-sum-exp before any of its
 // probabilities, so unlike the sigmoid the loss cannot be finished in one sweep. Two sweeps

@@ -9,7 +9,17 @@
 
 namespace siglip::cpu {
 
+namespace {
+
+// The CPU offers no 'simple' method (the CUDA kernels' own reference).
+void checkCpuMethod(LossKind kind, Method method) {
+  checkMethod(kind, MethodBackend::Cpu, method, std::string("the method '") + methodName(method) + "'");
+}
+
+}  // namespace
+
 LossResult sigmoidLoss(const LossRequest& request, GradientOutputs grads) {
+  checkCpuMethod(LossKind::Sigmoid, request.method);
   validateLossRequest(LossKind::Sigmoid, request);
   const KernelSet& kernels = activeKernels();
   return request.method == Method::Fused ? fusedSigmoidLoss(kernels, request, grads)
@@ -17,11 +27,11 @@ LossResult sigmoidLoss(const LossRequest& request, GradientOutputs grads) {
 }
 
 LossResult softmaxLoss(const LossRequest& request, GradientOutputs grads) {
+  checkCpuMethod(LossKind::Softmax, request.method);
   validateLossRequest(LossKind::Softmax, request);
   const KernelSet& kernels = activeKernels();
-  // For the softmax, Method::Fused is the chunked two-pass version (chunked_softmax.cpp).
-  return request.method == Method::Fused ? chunkedSoftmaxLoss(kernels, request, grads)
-                                         : naiveSoftmaxLoss(kernels, request, grads);
+  return request.method == Method::Chunked ? chunkedSoftmaxLoss(kernels, request, grads)
+                                           : naiveSoftmaxLoss(kernels, request, grads);
 }
 
 LossResult sigmoidLossBf16(const LossRequest& request, Bf16Inputs bits, GradientOutputs grads) {
@@ -29,7 +39,8 @@ LossResult sigmoidLossBf16(const LossRequest& request, Bf16Inputs bits, Gradient
     throw invalidArgument(ErrorKind::Type, bits.image ? "text" : "image", "bfloat16 inputs for both image and text",
                           "one of them only");
   if (request.method != Method::Fused)
-    throw invalidArgument(ErrorKind::Range, "options.method", "'fused' with precision 'bf16'", "'naive'");
+    throw invalidArgument(ErrorKind::Range, "options.method", "'fused' with precision 'bf16'",
+                          std::string("'") + methodName(request.method) + "'");
   if (!bits.image) {
     validateLossRequest(LossKind::Sigmoid, request);
   } else {

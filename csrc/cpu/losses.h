@@ -43,7 +43,7 @@ PairSums fusedSigmoidBlock(const KernelSet& kernels, const SigmoidBlock& block, 
 LossResult sigmoidResultFromSums(const PairSums& sums, double temperature, double normalizer, bool withGradients);
 
 // chunked_softmax.cpp: the CLIP softmax loss in two tiled passes (log-sum-exps, then
-// gradients), O(N + M) statistics and never an N×M buffer. Method::Fused for the softmax.
+// gradients), O(N + M) statistics and never an N×M buffer. Method::Chunked.
 LossResult chunkedSoftmaxLoss(const KernelSet& kernels, const LossRequest& request, GradientOutputs grads);
 
 // naive_losses.cpp: the materialising baselines (what the Python peers do).

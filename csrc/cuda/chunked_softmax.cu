@@ -1,4 +1,4 @@
-// The chunked CLIP softmax loss on the GPU (softmaxLoss with Method::Fused, "chunked"): the
+// The chunked CLIP softmax loss on the GPU (softmaxLoss with Method::Chunked): the
 // CUDA twin of csrc/cpu/chunked_softmax.cpp, on the tile GEMM and the pair blocks of
 // fused_sigmoid.cu (at most kPairBlock × kPairBlock pairs each), never an N×M buffer.
 //

@@ -87,7 +87,7 @@ struct CudaLossRequest {
   const int32_t* textIds = nullptr;
   double logitScale = 0;
   double logitBias = 0;
-  Method method = Method::Fused;
+  Method method = Method::Fused;       // Fused, Naive or Simple (sigmoid); Chunked or Naive (softmax)
   Precision precision = Precision::TF32;
 };
 
@@ -100,9 +100,10 @@ struct CudaGradientOutputs {
 
 // Validates (sizes, dtypes, devices, non-finite values — scanned on the GPU) and computes.
 // Synchronous: returns when the GPU has finished. Deterministic: same bits on every run.
+// Sigmoid: Method::Fused, Method::Naive or Method::Simple (sigmoidLossSimple).
 LossResult sigmoidLoss(const CudaLossRequest& request, CudaGradientOutputs grads);
-// Softmax: Method::Fused is the chunked method (two tiled passes, O(N + M) statistics, never
-// N×M; chunked_softmax.cu), Method::Naive materialises the N×M similarities (the baseline).
+// Softmax: Method::Chunked (two tiled passes, O(N + M) statistics, never N×M;
+// chunked_softmax.cu) or Method::Naive (materialises the N×M similarities; the baseline).
 LossResult softmaxLoss(const CudaLossRequest& request, CudaGradientOutputs grads);
 
 // The simple, obviously correct kernels (one thread per row, then one per column; no tiles,

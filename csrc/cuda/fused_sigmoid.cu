@@ -237,6 +237,7 @@ SigmoidBlockSums sigmoidBlock(const CudaSigmoidBlock& block, float* dImage, floa
 LossResult naiveSigmoidLossCuda(const CudaLossRequest& request, const DeviceIds& ids, CudaGradientOutputs grads);
 
 LossResult sigmoidLoss(const CudaLossRequest& request, CudaGradientOutputs grads) {
+  if (request.method == Method::Simple) return sigmoidLossSimple(request, grads);  // validates itself
   validateCudaRequest(LossKind::Sigmoid, request, grads);
   const DeviceIds ids = uploadIds(request);
   if (request.method == Method::Naive) return naiveSigmoidLossCuda(request, ids, grads);

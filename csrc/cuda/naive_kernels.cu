@@ -246,11 +246,11 @@ LossResult naiveSigmoidLossCuda(const CudaLossRequest& request, const DeviceIds&
 
 LossResult chunkedSoftmaxLossCuda(const CudaLossRequest& request, const DeviceIds& ids, CudaGradientOutputs grads);
 
-// Method::Fused is the chunked softmax (chunked_softmax.cu), Method::Naive the baseline above.
+// Method::Chunked runs chunked_softmax.cu, Method::Naive the baseline above.
 LossResult softmaxLoss(const CudaLossRequest& request, CudaGradientOutputs grads) {
   validateCudaRequest(LossKind::Softmax, request, grads);
   const DeviceIds ids = uploadIds(request);
-  if (request.method == Method::Fused) return chunkedSoftmaxLossCuda(request, ids, grads);
+  if (request.method == Method::Chunked) return chunkedSoftmaxLossCuda(request, ids, grads);
   return dispatchDType(request.image.dtype, [&](auto tag) { return naiveSoftmax<decltype(tag)>(request, ids, grads); });
 }
 

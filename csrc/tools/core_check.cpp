@@ -167,16 +167,13 @@ bool bitIdentical(const Output& a, const Output& b) {
          std::memcmp(a.dy.data(), b.dy.data(), a.dy.size() * sizeof(float)) == 0;
 }
 
-// For the softmax, Method::Fused is the chunked two-pass version.
-const char* methodName(LossKind k, Method m) {
-  if (m == Method::Naive) return "naive";
-  return k == LossKind::Sigmoid ? "fused" : "chunked";
-}
 const char* kindName(LossKind k) { return k == LossKind::Sigmoid ? "sigmoid" : "softmax"; }
 
 // The methods each loss offers on the CPU: fused (the sigmoid) or chunked (the softmax),
 // and the naive baseline.
-std::vector<Method> methodsFor(LossKind) { return {Method::Fused, Method::Naive}; }
+std::vector<Method> methodsFor(LossKind kind) {
+  return {kind == LossKind::Sigmoid ? Method::Fused : Method::Chunked, Method::Naive};
+}
 
 int failures = 0;
 
@@ -184,7 +181,7 @@ void checkBf16Case(const Case& c, const Data& data);
 
 void checkCase(const Case& c) {
   const Data data = makeData(c);
-  const LossRequest base = makeRequest(c, data, Method::Fused, 1);
+  const LossRequest base = makeRequest(c, data, methodsFor(c.kind)[0], 1);
   std::vector<double> refDx(size_t(c.n * c.d)), refDy(size_t(c.m * c.d));
   const LossResult ref = c.kind == LossKind::Sigmoid
                              ? referenceSigmoidLoss(base, {refDx.data(), refDy.data()})
@@ -225,7 +222,7 @@ void checkCase(const Case& c) {
     }
     if (!ok) ++failures;
     std::printf("%s %-7s %-7s %-26s N=%-4lld M=%-4lld D=%-4lld ids=%-3s s=%.3g b=%.3g |row|=%.3g  %s\n",
-                ok ? "PASS" : "FAIL", kindName(c.kind), methodName(c.kind, method), c.name.c_str(), (long long)c.n,
+                ok ? "PASS" : "FAIL", kindName(c.kind), methodName(method), c.name.c_str(), (long long)c.n,
                 (long long)c.m, (long long)c.d, c.ids ? "yes" : "no", c.logitScale, c.logitBias, c.rowNorm,
                 line.c_str());
     std::fflush(stdout);
@@ -398,8 +395,47 @@ void checkBadRequests() {
       }
       if (!ok) ++failures;
       std::printf("%s bad-request %-7s %-9s %-40s %s\n", ok ? "PASS" : "FAIL", kindName(bad.kind),
-                  backend ? methodName(bad.kind, methods[target]) : "reference", bad.name.c_str(), verdict.c_str());
+                  backend ? methodName(methods[target]) : "reference", bad.name.c_str(), verdict.c_str());
     }
+  }
+}
+
+// A method the loss does not take on the CPU is a RangeError naming options.method, with the
+// message the addon gives for the same option string (core/validate.cpp).
+void checkForeignMethods() {
+  std::vector<float> x(12, 0.5f), y(12, 0.25f);
+  struct Foreign {
+    LossKind kind;
+    Method method;
+    const char* message;
+  };
+  const Foreign cases[] = {
+      {LossKind::Sigmoid, Method::Chunked, "Expected 'fused' or 'naive' for options.method"},
+      {LossKind::Sigmoid, Method::Simple, "Expected 'fused' or 'naive' for options.method"},
+      {LossKind::Softmax, Method::Fused, "Expected 'chunked' or 'naive' for options.method"},
+      {LossKind::Softmax, Method::Simple, "Expected 'chunked' or 'naive' for options.method"},
+  };
+  for (const Foreign& f : cases) {
+    LossRequest r;
+    r.image = {x.data(), 4, 3};
+    r.text = {y.data(), 4, 3};
+    r.logitScale = std::log(10.0);
+    r.method = f.method;
+    std::string verdict = "did not throw";
+    bool ok = false;
+    try {
+      if (f.kind == LossKind::Sigmoid) cpu::sigmoidLoss(r, {});
+      else cpu::softmaxLoss(r, {});
+    } catch (const Error& e) {
+      ok = e.argument() == "options.method" && e.kind() == ErrorKind::Range &&
+           std::strncmp(e.what(), f.message, std::strlen(f.message)) == 0;
+      verdict = e.what();
+    } catch (const std::exception& e) {
+      verdict = std::string("threw a non-siglip exception: ") + e.what();
+    }
+    if (!ok) ++failures;
+    std::printf("%s bad-request %-7s %-9s %-40s %s\n", ok ? "PASS" : "FAIL", kindName(f.kind), methodName(f.method),
+                "a method of another loss or backend", verdict.c_str());
   }
 }
 
@@ -412,7 +448,7 @@ void checkOverflowingSimilarities() {
   r.image = {x.data(), 4, 3};
   r.text = {y.data(), 4, 3};
   r.logitScale = std::log(10.0);
-  r.method = Method::Fused;
+  r.method = Method::Chunked;
   std::string verdict = "did not throw";
   bool ok = false;
   try {
@@ -533,6 +569,7 @@ int main(int argc, char** argv) {
   }
   if (filter.empty() || std::string("bad-request").find(filter) != std::string::npos) {
     checkBadRequests();
+    checkForeignMethods();
     checkOverflowingSimilarities();
   }
 

@@ -557,7 +557,7 @@ LossResult callPath(Path path, sc::CudaLossRequest req, sc::CudaGradientOutputs 
     case Path::Fused: req.method = Method::Fused; return sc::sigmoidLoss(req, grads);
     case Path::Naive: req.method = Method::Naive; return sc::sigmoidLoss(req, grads);
     case Path::Simple: return sc::sigmoidLossSimple(req, grads);
-    case Path::SoftmaxChunked: req.method = Method::Fused; return sc::softmaxLoss(req, grads);
+    case Path::SoftmaxChunked: req.method = Method::Chunked; return sc::softmaxLoss(req, grads);
     default: req.method = Method::Naive; return sc::softmaxLoss(req, grads);
   }
 }
@@ -904,13 +904,13 @@ void checkBadRequests() {
       {"NaN in image, softmax chunked", {ErrorKind::Range}, "image.data",
        [&] {
          auto r = request(dxn, dy, sc::DType::Float32);
-         r.method = Method::Fused;
+         r.method = Method::Chunked;
          sc::softmaxLoss(r, {});
        }},
       {"softmax chunked, similarities overflow float32", {ErrorKind::Range}, "image.data",
        [&] {
          auto r = request(dhuge, dhuge, sc::DType::Float32);
-         r.method = Method::Fused;
+         r.method = Method::Chunked;
          sc::softmaxLoss(r, {static_cast<float*>(gradX.data()), static_cast<float*>(gradY.data())});
        }},
       {"only one gradient output", {ErrorKind::Internal}, "grads",
@@ -1550,6 +1550,7 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
         TimingRow r = row("chunked softmax fwd+bwd", "fwd+bwd");
         r.note = "4 GEMMs of work (S twice); TFLOP/s counts 3";
         sc::CudaLossRequest q = req;
+        q.method = Method::Chunked;
         q.logitScale = std::log(1 / 0.07);
         q.logitBias = 0;
         timeCase(tc, r, [&] { return sc::softmaxLoss(q, grads).loss; });
