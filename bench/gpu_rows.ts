@@ -1,7 +1,7 @@
 // Reading the GPU check's JSON into report rows, leniently (bench/NOTES.md, "GPU rows").
 //
-// The GPU timing tools (csrc/tools/cuda_check.cpp `--timing --json`, bench/gpu/torch_peer.py
-// `--json`) write `{ device, d, cases: [{ case, pass, n, d, dtype, status, ms, peak_extra_mb, … }] }`.
+// The GPU timing tools (csrc/tools/cuda_check_timing.cpp `--timing --json`,
+// bench/gpu/torch_peer.py `--json`) write `{ device, d, cases: [{ case, pass, n, d, dtype, status, ms, peak_extra_mb, … }] }`.
 // Other spellings are accepted too, so a hand-made or future file merges without a converter:
 // the rows may be the top-level array or under `cases`, `rows` or `results`; the method under
 // `method` or `case` (a trailing " fwd" / " fwd+bwd" is the pass when `pass` is missing); N
