@@ -5,6 +5,7 @@
 // loads, which keeps both FMA pipes of a Zen 4/5 or Skylake-X core busy.
 #include <immintrin.h>
 
+#include "avx512_tile.h"
 #include "cpu_kernels.h"
 #include "simd_epilogue.h"
 
@@ -62,8 +63,8 @@ struct Avx512 {
   }
 };
 
-constexpr int kMR = 12;
-constexpr int kNR = 32;
+using avx512::kMR;
+using avx512::kNR;
 
 void microKernel12x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
   __m512 acc[kMR][2];
@@ -80,15 +81,7 @@ void microKernel12x32(int64_t kc, const float* a, const float* b, float* c, int6
     a += kMR;
     b += kNR;
   }
-  for (int r = 0; r < kMR; ++r) {
-    float* row = c + r * ldc;
-    if (accumulate) {
-      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(row));
-      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(row + 16));
-    }
-    _mm512_storeu_ps(row, acc[r][0]);
-    _mm512_storeu_ps(row + 16, acc[r][1]);
-  }
+  avx512::storeTile(acc, c, ldc, accumulate);
 }
 
 }  // namespace

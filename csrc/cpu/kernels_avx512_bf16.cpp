@@ -10,14 +10,15 @@
 
 #include <algorithm>
 
+#include "avx512_tile.h"
 #include "bf16_pack.h"
 #include "gemm_bf16.h"
 
 namespace siglip::cpu {
 namespace {
 
-constexpr int kMR = 12;
-constexpr int kNR = 32;
+using avx512::kMR;
+using avx512::kNR;
 
 void microKernelBf16(const Bf16Kernel&, int64_t kcPadded, const void* aPanel, const void* bPanel, float* c,
                      int64_t ldc, bool accumulate) {
@@ -37,15 +38,7 @@ void microKernelBf16(const Bf16Kernel&, int64_t kcPadded, const void* aPanel, co
     a += kMR;
     b += 2;
   }
-  for (int r = 0; r < kMR; ++r) {
-    float* row = c + r * ldc;
-    if (accumulate) {
-      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(row));
-      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(row + 16));
-    }
-    _mm512_storeu_ps(row, acc[r][0]);
-    _mm512_storeu_ps(row + 16, acc[r][1]);
-  }
+  avx512::storeTile(acc, c, ldc, accumulate);
 }
 
 // float32 → bf16 with vcvtne2ps2bf16: round to nearest even, as roundToBf16 (both operand
