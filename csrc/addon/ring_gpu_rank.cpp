@@ -5,7 +5,7 @@
 
 #include "convert.h"
 #include "core/errors.h"
-#include "cuda/cuda_ring_backend.h"
+#include "cuda/cuda_block_backend.h"
 #include "js_errors.h"
 #include "ring_convert.h"
 
@@ -61,7 +61,7 @@ GpuRankOutcome runGpuRank(ring::Transport& tp, const ring::RingShard& host, cons
   const int64_t d = inputs.image.cols, n = inputs.image.rows, m = inputs.text.rows;
   DeviceMatrixData image = inputs.image, text = inputs.text;
   std::shared_ptr<cuda::DeviceBuffer> ids;
-  std::unique_ptr<cuda::CudaRingBackend> backend;  // its stream and scratch live for the call only
+  std::unique_ptr<cuda::CudaBlockBackend> backend;  // its stream and scratch live for the call only
   try {
     // Host inputs: scanned here (device inputs are not: see lib/ring/base.ts, Ring.nccl), uploaded as float32.
     const auto resident = [&](DeviceMatrixData& input, const MatrixView& view, const std::string& name) {
@@ -82,7 +82,7 @@ GpuRankOutcome runGpuRank(ring::Transport& tp, const ring::RingShard& host, cons
       out.gradImage = std::make_shared<cuda::DeviceBuffer>(device, size_t(n * d) * sizeof(float));
       out.gradText = std::make_shared<cuda::DeviceBuffer>(device, size_t(m * d) * sizeof(float));
     }
-    backend = std::make_unique<cuda::CudaRingBackend>(device, image.dtype, inputs.precision);
+    backend = std::make_unique<cuda::CudaBlockBackend>(device, image.dtype, inputs.precision);
   } catch (const std::exception& e) {
     tp.abort(e.what());
     throw;

@@ -1,7 +1,7 @@
 // One rank's loss call on a GPU, shared by the two rings whose ranks compute on GPUs: an NCCL
 // ring (one rank per process) and a local ring of GPUs (ranks as threads of this process).
 // Its inputs are device matrices on the rank's GPU (any dtype) or host float32 data uploaded
-// for the call; the ring runs on CudaRingBackend; the gradients stay on the device or are
+// for the call; the ring runs on CudaBlockBackend; the gradients stay on the device or are
 // downloaded into host arrays (internal to csrc/addon/ring_*.cpp; CUDA build only).
 #pragma once
 #if defined(SIGLIP_WITH_CUDA)

@@ -13,6 +13,7 @@
 
 #include "convert.h"
 #include "core/errors.h"
+#include "cpu/cpu_block_backend.h"
 #include "js_errors.h"
 #include "ring/local_transport.h"
 #include "ring/ring_sigmoid.h"
@@ -23,7 +24,7 @@
 #if defined(SIGLIP_WITH_CUDA)
 #include <climits>
 
-#include "cuda/cuda_ring_backend.h"
+#include "cuda/cuda_block_backend.h"
 #include "ring_gpu_rank.h"
 #include "ring_nccl.h"
 #endif
@@ -74,7 +75,8 @@ void runLocalRank(ring::Transport& endpoint, RankWork& work, const ring::RingOpt
       endpoint.abort(e.what());
       throw;
     }
-    work.result = ring::ringSigmoidLoss(tp, work.shard, options, work.grads, &work.stats);
+    cpu::CpuBlockBackend backend;
+    work.result = ring::ringSigmoidLoss(tp, backend, work.shard, options, work.grads, &work.stats);
   } catch (...) {
     work.error = captureCurrentException();
   }

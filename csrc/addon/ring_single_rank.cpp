@@ -9,6 +9,7 @@
 
 #include "convert.h"
 #include "core/errors.h"
+#include "cpu/cpu_block_backend.h"
 #include "ring_worker.h"
 
 namespace siglip::addon::ring_internal {
@@ -30,7 +31,8 @@ struct MpiRankCall : SingleRankCall {
       tp.abort(e.what());
       throw;
     }
-    result = ring::ringSigmoidLoss(tp, shard, options, GradientOutputs{hostGradImage, hostGradText}, &stats);
+    cpu::CpuBlockBackend backend;
+    result = ring::ringSigmoidLoss(tp, backend, shard, options, GradientOutputs{hostGradImage, hostGradText}, &stats);
   }
 };
 

@@ -4,11 +4,7 @@
 #pragma once
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define SIGLIP_HOST_DEVICE __host__ __device__
-#else
-#define SIGLIP_HOST_DEVICE
-#endif
+#include "host_device.h"
 
 namespace siglip {
 

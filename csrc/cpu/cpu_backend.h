@@ -1,10 +1,11 @@
-// The CPU backend's public entry points: everything above the native core (the N-API
-// addon, the C++ check and bench tools, the ring later) calls these and nothing deeper.
+// The CPU backend's public entry points: the N-API addon and the C++ tools call these (and
+// the ring's block backend, cpu_block_backend.h) and nothing deeper.
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "../core/loss_request.h"
+#include "../core/pair_block.h"  // Precision
 
 namespace siglip::cpu {
 
@@ -13,11 +14,12 @@ namespace siglip::cpu {
 LossResult sigmoidLoss(const LossRequest& request, GradientOutputs grads);
 LossResult softmaxLoss(const LossRequest& request, GradientOutputs grads);
 
-// The precision of the GEMMs: FP32 multiplies the float32 inputs; BF16 rounds them to
-// bfloat16 (nearest, ties to even) when a block is packed and multiplies with float32 sums
-// (vdpbf16ps where the processor has AVX512_BF16, else widened onto the float32 kernel).
-// The epilogue stays float32, the loss sums and scalar gradients float64, as for FP32.
-enum class Precision { FP32, BF16 };
+// The precision of the GEMMs (core's Precision; the CPU takes FP32 and BF16): FP32
+// multiplies the float32 inputs; BF16 rounds them to bfloat16 (nearest, ties to even) when a
+// block is packed and multiplies with float32 sums (vdpbf16ps where the processor has
+// AVX512_BF16, else widened onto the float32 kernel). The epilogue stays float32, the loss
+// sums and scalar gradients float64, as for FP32.
+using siglip::Precision;
 
 // Inputs given as bfloat16 bits (lib/half.ts's Uint16Array layout): image N×D, text M×D,
 // row-major. Both or neither.

@@ -6,7 +6,11 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../core/pair_block.h"  // PairSums
+
 namespace siglip::cpu {
+
+using siglip::PairSums;
 
 // Per-tile inputs of the sigmoid epilogue. Ids point at the tile's first row / column
 // (both null: the pair (i, j) is positive iff rowOffset + i == colOffset + j).
@@ -19,21 +23,6 @@ struct SigmoidTileParams {
   int64_t rowOffset = 0;   // global index of the tile's first image row
   int64_t colOffset = 0;   // global index of the tile's first text row
   bool wantGradient = false;
-};
-
-// Float64 sums over the pairs of a tile (or of a row block): with u = z·(t·S + b),
-//   softplus  = Σ softplus(-u)            (N · loss contribution)
-//   dLogit    = Σ -z·σ(-u)                (N · ∂L/∂b contribution)
-//   dLogitSim = Σ -z·σ(-u) · S            (N/t · ∂L/∂s contribution)
-struct PairSums {
-  double softplus = 0;
-  double dLogit = 0;
-  double dLogitSim = 0;
-  void add(const PairSums& o) {
-    softplus += o.softplus;
-    dLogit += o.dLogit;
-    dLogitSim += o.dLogitSim;
-  }
 };
 
 // The softmax (CLIP) loss, chunked (chunked_softmax.cpp), tile by tile. Its statistics are

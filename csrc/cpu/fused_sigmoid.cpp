@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -142,12 +143,11 @@ struct Bf16Engine {
 };
 
 template <class Engine>
-PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const SigmoidBlock& req, float* dImage,
-                          float* dText) {
+PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const PairBlock& req) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   const double temperature = req.temperature;
-  const bool wantGrad = dImage != nullptr;
-  const GradientOutputs grads{dImage, dText};
+  const bool wantGrad = req.wantsGradients();
+  const GradientOutputs grads{req.dImage, req.dText};
   const int64_t rowBlocks = (n + kTileRows - 1) / kTileRows;
   const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
   const int workers = int(std::max<int64_t>(1, std::min<int64_t>(req.threads, rowBlocks)));
@@ -233,23 +233,24 @@ PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const SigmoidBloc
 
 }  // namespace
 
-PairSums fusedSigmoidBlock(const KernelSet& ks, const SigmoidBlock& req, float* dImage, float* dText) {
+PairSums fusedSigmoidBlock(const KernelSet& ks, const PairBlock& req) {
+  const auto fail = [](const std::string& what) { throw Error(ErrorKind::Internal, "block", "cpu::fusedSigmoidBlock: " + what); };
+  for (const BlockMatrix* m : {&req.image, &req.text})
+    if (m->dtype != DType::Float32 || m->device != kHostMemory) fail("the CPU takes host float32 data");
+  if (req.precision != Precision::FP32 && req.precision != Precision::BF16) fail("the CPU's precisions are fp32 and bf16");
+  const MatrixView image = req.image.hostView(), text = req.text.hostView();
   if (req.precision == Precision::BF16) {
     const Bf16Kernel& kn = activeBf16Kernel();
-    const int64_t d = req.image.cols;
+    const int64_t d = image.cols;
     auto source = [d](const float* f, const uint16_t* bits) {
       return bits ? SourceView{bits, d, 1, Element::BF16} : SourceView{f, d, 1, Element::F32};
     };
-    Bf16Engine engine(kn, source(req.image.data, req.imageBf16), source(req.text.data, req.textBf16), d,
-                      req.text.rows, dImage != nullptr);
-    return fusedSigmoidLoop(ks, engine, req, dImage, dText);
+    Bf16Engine engine(kn, source(image.data, req.imageBf16), source(text.data, req.textBf16), d, text.rows,
+                      req.wantsGradients());
+    return fusedSigmoidLoop(ks, engine, req);
   }
-  Fp32Engine engine(ks, req.image.data, req.text.data, req.image.cols, req.text.rows, dImage != nullptr);
-  return fusedSigmoidLoop(ks, engine, req, dImage, dText);
-}
-
-LossResult sigmoidResultFromSums(const PairSums& sums, double temperature, double normalizer, bool withGradients) {
-  return sigmoidLossFromSums(sums.softplus, sums.dLogit, sums.dLogitSim, temperature, normalizer, withGradients);
+  Fp32Engine engine(ks, image.data, text.data, image.cols, text.rows, req.wantsGradients());
+  return fusedSigmoidLoop(ks, engine, req);
 }
 
 LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads, Precision precision,
@@ -259,20 +260,15 @@ LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
     std::memset(grads.image, 0, size_t(n) * size_t(d) * sizeof(float));
     std::memset(grads.text, 0, size_t(m) * size_t(d) * sizeof(float));
   }
-  SigmoidBlock block;
-  block.image = req.image;
-  block.text = req.text;
-  block.imageIds = req.imageIds;
-  block.textIds = req.textIds;
-  block.temperature = std::exp(req.logitScale);
-  block.bias = req.logitBias;
-  block.normalizer = double(n);
+  PairBlock block = wholeBatchBlock(BlockMatrix::host(req.image), BlockMatrix::host(req.text), req.imageIds,
+                                    req.textIds, req.logitScale, req.logitBias);
+  block.dImage = grads.image;
+  block.dText = grads.text;
   block.threads = req.threads;
   block.precision = precision;
   block.imageBf16 = bits.image;
   block.textBf16 = bits.text;
-  const PairSums sums = fusedSigmoidBlock(ks, block, grads.image, grads.text);
-  return sigmoidResultFromSums(sums, block.temperature, block.normalizer, grads.wanted());
+  return sigmoidResultFromSums(fusedSigmoidBlock(ks, block), block.temperature, block.normalizer, grads.wanted());
 }
 
 }  // namespace siglip::cpu

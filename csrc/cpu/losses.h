@@ -1,6 +1,7 @@
 // The CPU loss drivers behind cpu_backend.cpp (which validates and picks one).
 #pragma once
 #include "../core/loss_request.h"
+#include "../core/pair_block.h"
 #include "cpu_backend.h"
 #include "cpu_kernels.h"
 
@@ -17,30 +18,12 @@ constexpr int64_t kTileCols = 192;
 LossResult fusedSigmoidLoss(const KernelSet& kernels, const LossRequest& request, GradientOutputs grads,
                             Precision precision = Precision::FP32, Bf16Inputs bits = {});
 
-// One block of pairs of a larger batch (the ring's unit of work): images X (rows at global
-// index imageOffset…) against a block of texts Y (at textOffset…); positives by ids or, without
-// them, where the global indices are equal. Returns the block's PairSums and, when dImage is
-// given, *adds* (t/normalizer)·G·Y to dImage and (t/normalizer)·Gᵀ·X to dText.
-struct SigmoidBlock {
-  MatrixView image;
-  MatrixView text;
-  const int32_t* imageIds = nullptr;
-  const int32_t* textIds = nullptr;
-  int64_t imageOffset = 0;
-  int64_t textOffset = 0;
-  double temperature = 1;  // t = exp(logitScale)
-  double bias = 0;
-  double normalizer = 1;   // N, the number of image rows of the whole batch
-  int threads = 1;
-  // BF16: the GEMMs in bfloat16 (gemm_bf16.h); imageBf16 / textBf16, where given, are the
-  // inputs as bf16 bits (image / text then only give the shapes).
-  Precision precision = Precision::FP32;
-  const uint16_t* imageBf16 = nullptr;
-  const uint16_t* textBf16 = nullptr;
-};
-PairSums fusedSigmoidBlock(const KernelSet& kernels, const SigmoidBlock& block, float* dImage, float* dText);
-// loss, ∂L/∂b and ∂L/∂s from the (global) sums.
-LossResult sigmoidResultFromSums(const PairSums& sums, double temperature, double normalizer, bool withGradients);
+// One block of pairs of a larger batch (core/pair_block.h; the ring's unit of work), host
+// float32 data: returns the block's PairSums and, when block.dImage is given, *adds* the
+// block's gradients. Precision::BF16: the GEMMs in bfloat16 (gemm_bf16.h), from
+// block.imageBf16 / textBf16 where given. Throws siglip::Error (Internal) for device or
+// 16-bit data, or a precision the CPU lacks.
+PairSums fusedSigmoidBlock(const KernelSet& kernels, const PairBlock& block);
 
 // chunked_softmax.cpp: the CLIP softmax loss in two tiled passes (log-sum-exps, then
 // gradients), O(N + M) statistics and never an N×M buffer. Method::Chunked.

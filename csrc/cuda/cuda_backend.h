@@ -11,16 +11,17 @@
 #include <string>
 
 #include "../core/loss_request.h"
+#include "../core/pair_block.h"
 
 namespace siglip::cuda {
 
-enum class DType { Float32, BFloat16, Float16 };
-// How float32 inputs are multiplied: TF32 tensor cores (default) or exact float32 (SIMT).
-// 16-bit inputs always use tensor cores with float32 accumulation.
-enum class Precision { TF32, FP32 };
-
-size_t dtypeSize(DType dtype);
-const char* dtypeName(DType dtype);
+// core's DType (float32, bfloat16, float16) and Precision: how float32 inputs are multiplied,
+// TF32 tensor cores (the default here) or exact float32 (SIMT); 16-bit inputs always use
+// tensor cores with float32 accumulation. BF16 is the CPU's and refused here.
+using siglip::DType;
+using siglip::dtypeName;
+using siglip::dtypeSize;
+using siglip::Precision;
 
 // Number of usable GPUs; 0 (never an exception) when there is no driver or no device.
 // `reason` (optional) receives why, e.g. the CUDA error text.
@@ -78,6 +79,8 @@ struct DeviceMatrixView {
   int64_t cols = 0;
   DType dtype = DType::Float32;
   int device = 0;
+  // As the block contract's matrix (core/pair_block.h).
+  BlockMatrix block() const { return BlockMatrix{data, rows, cols, dtype, device}; }
 };
 
 struct CudaLossRequest {

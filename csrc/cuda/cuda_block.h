@@ -1,6 +1,6 @@
-// The fused sigmoid loss's unit of work on the GPU: one block of pairs of a larger batch,
-// the CUDA twin of cpu::fusedSigmoidBlock (csrc/cpu/losses.h). sigmoidLoss runs the whole
-// batch as one such block; the ring (csrc/ring, CudaRingBackend) runs one per step.
+// The fused sigmoid loss's unit of work on the GPU: one PairBlock (core/pair_block.h), as
+// cpu::fusedSigmoidBlock is on the CPU. sigmoidLoss runs the whole batch as one such block;
+// the ring (through CudaBlockBackend, cuda_block_backend.h) runs one per step.
 //
 // Plain C++ (no CUDA headers): the stream is taken as CUstream_st*, which *is* cudaStream_t,
 // so CUDA callers pass their cudaStream_t unchanged and others pass nullptr.
@@ -15,31 +15,11 @@ struct CUstream_st;
 
 namespace siglip::cuda {
 
-// Images X (rows at global index imageOffset…) against a block of texts Y (at textOffset…);
-// positives by ids or, without them, where the global indices are equal. Everything is
-// device memory on `image.device`: image and text in their dtype (the same for both), ids as
-// int32 (both or neither; ids that are not 4-byte aligned, as where the ring appends them to a
-// 16-bit text block of odd size, are copied to aligned scratch first).
-struct CudaSigmoidBlock {
-  DeviceMatrixView image;              // n × D
-  DeviceMatrixView text;               // m × D, same dtype, device and D
-  const int32_t* imageIds = nullptr;   // device, n ids, or null
-  const int32_t* textIds = nullptr;    // device, m ids, or null
-  int64_t imageOffset = 0;
-  int64_t textOffset = 0;
-  double temperature = 1;  // t = exp(logitScale)
-  double bias = 0;
-  double normalizer = 1;   // N, the number of image rows of the whole batch
-  Precision precision = Precision::TF32;  // FP32 only with float32 data
-};
-
-// Float64 sums over the block's pairs, as cpu::PairSums: with u = z·(t·S + b),
-// softplus = Σ softplus(−u), dLogit = Σ −z·σ(−u), dLogitSim = Σ −z·σ(−u)·S.
-struct SigmoidBlockSums {
-  double softplus = 0;
-  double dLogit = 0;
-  double dLogitSim = 0;
-};
+// On the GPU a PairBlock's data is device memory on `image.device`: image and text in their
+// dtype (the same for both), ids as int32 (both or neither; ids that are not 4-byte aligned,
+// as where the ring appends them to a 16-bit text block of odd size, are copied to aligned
+// scratch first), the gradients float32. Precision TF32 or FP32 (FP32 only with float32
+// data); block.threads is not used.
 
 // Device scratch that sigmoidBlock reuses between calls (the gradient block G, two slots of it
 // with SIGLIP_GEMM_OVERLAP=on; the float32 similarity block S when GEMM1 runs on cuBLAS; the
@@ -58,14 +38,13 @@ struct SigmoidBlockWorkspace {
   }
 };
 
-// Computes the block on `stream` (null: a stream of its own) and, when dImage is given,
+// Computes the block on `stream` (null: a stream of its own) and, when block.dImage is given,
 // *adds* (t/normalizer)·G·Y to dImage (n × D float32, device) and (t/normalizer)·Gᵀ·X to
 // dText (m × D); dImage and dText are given together or not at all. Returns when the
 // stream has finished (the sums are read back), so the gradients are complete on return.
 // Deterministic: the same bits on every run. Checks shapes, dtypes, devices, pointers and
 // scalars (siglip::Error), not the data's finiteness (sigmoidLoss scans its inputs first).
 // `workspace` (optional) avoids allocating the scratch on every call.
-SigmoidBlockSums sigmoidBlock(const CudaSigmoidBlock& block, float* dImage, float* dText, CUstream_st* stream = nullptr,
-                              SigmoidBlockWorkspace* workspace = nullptr);
+PairSums sigmoidBlock(const PairBlock& block, CUstream_st* stream = nullptr, SigmoidBlockWorkspace* workspace = nullptr);
 
 }  // namespace siglip::cuda

@@ -6,11 +6,6 @@
 
 namespace siglip::cuda {
 
-size_t dtypeSize(DType dtype) { return dtype == DType::Float32 ? 4 : 2; }
-const char* dtypeName(DType dtype) {
-  return dtype == DType::Float32 ? "float32" : dtype == DType::BFloat16 ? "bfloat16" : "float16";
-}
-
 int deviceCount(std::string* reason) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);

@@ -47,7 +47,7 @@ namespace siglip::cuda {
 // One block of kAccumulateThreads: thread i sums partials i, i + 256, … in order, then the
 // block reduces in a fixed tree (writeBlockSums), so the order, and the bits, never vary.
 __global__ void accumulatePartialsKernel(const double* partials, int64_t blocks, double* totals) {
-  PairSums3 mine;
+  PairSums mine;
   for (int64_t b = threadIdx.x; b < blocks; b += blockDim.x) {
     mine.softplus += partials[3 * b];
     mine.dLogit += partials[3 * b + 1];
@@ -96,14 +96,15 @@ class DrainOnThrow {
 // G's lines (and S's) are padded to 16 bytes, which the pipelined tile GEMM needs to read G and
 // the pass's vectors need.
 template <class T>
-SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, float* dText, cudaStream_t stream,
-                                SigmoidBlockWorkspace& ws) {
+PairSums blockedSigmoid(const PairBlock& blk, cudaStream_t stream, SigmoidBlockWorkspace& ws) {
   const int64_t n = blk.image.rows, m = blk.text.rows, d = blk.image.cols;
   const int device = blk.image.device;
   const T* x = static_cast<const T*>(blk.image.data);
   const T* y = static_cast<const T*>(blk.text.data);
   const bool exact = blk.precision == Precision::FP32;
-  const bool wantGrad = dImage != nullptr;
+  float* const dImage = blk.dImage;
+  float* const dText = blk.dText;
+  const bool wantGrad = blk.wantsGradients();
   const GemmSelection selection = gemmSelection();
   // Forward-only calls have no backward GEMMs to overlap.
   const bool overlap = selection.overlap && wantGrad;
@@ -192,13 +193,14 @@ SigmoidBlockSums blockedSigmoid(const CudaSigmoidBlock& blk, float* dImage, floa
   SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream));
   double sums[3];
   ws.totals.download(sums, sizeof sums);
-  return SigmoidBlockSums{sums[0], sums[1], sums[2]};
+  return PairSums{sums[0], sums[1], sums[2]};
 }
 
-void checkBlock(const CudaSigmoidBlock& b, const float* dImage, const float* dText) {
+void checkBlock(const PairBlock& b) {
   const auto fail = [](const std::string& what) { throw Error(ErrorKind::Internal, "block", "cuda::sigmoidBlock: " + what); };
   if (b.image.dtype != b.text.dtype) fail("image and text have different dtypes");
   if (b.image.device != b.text.device) fail("image and text are on different devices");
+  if (b.image.device == kHostMemory) fail("image and text are host memory");
   if (b.image.cols != b.text.cols) fail("image and text have different numbers of columns");
   if (b.image.rows < 0 || b.text.rows < 0 || b.image.cols < 0) fail("negative sizes");
   if (b.image.rows >= (int64_t(1) << 31) || b.text.rows >= (int64_t(1) << 31)) fail("2^31 rows or more");
@@ -207,7 +209,8 @@ void checkBlock(const CudaSigmoidBlock& b, const float* dImage, const float* dTe
     if (!b.image.data || !b.text.data) fail("null data");
   }
   if ((b.imageIds == nullptr) != (b.textIds == nullptr)) fail("imageIds and textIds must be given together");
-  if ((dImage == nullptr) != (dText == nullptr)) fail("dImage and dText must be given together");
+  if ((b.dImage == nullptr) != (b.dText == nullptr)) fail("dImage and dText must be given together");
+  if (b.precision == Precision::BF16) fail("precision bf16 is the CPU's (tf32 or fp32 here)");
   if (b.precision == Precision::FP32 && b.image.dtype != DType::Float32) fail("precision fp32 needs float32 data");
   if (!std::isfinite(b.temperature) || !std::isfinite(b.bias)) fail("non-finite temperature or bias");
   if (!(b.normalizer > 0) || !std::isfinite(b.normalizer)) fail("the normalizer must be positive and finite");
@@ -215,13 +218,12 @@ void checkBlock(const CudaSigmoidBlock& b, const float* dImage, const float* dTe
 
 }  // namespace
 
-SigmoidBlockSums sigmoidBlock(const CudaSigmoidBlock& block, float* dImage, float* dText, CUstream_st* stream,
-                              SigmoidBlockWorkspace* workspace) {
-  checkBlock(block, dImage, dText);
+PairSums sigmoidBlock(const PairBlock& block, CUstream_st* stream, SigmoidBlockWorkspace* workspace) {
+  checkBlock(block);
   DeviceGuard guard(block.image.device);
   if (block.image.rows == 0 || block.text.rows == 0) {
     if (stream) SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream));
-    return SigmoidBlockSums{};
+    return PairSums{};
   }
   std::unique_ptr<Stream> own;
   if (!stream) {
@@ -231,7 +233,7 @@ SigmoidBlockSums sigmoidBlock(const CudaSigmoidBlock& block, float* dImage, floa
   SigmoidBlockWorkspace local;
   SigmoidBlockWorkspace& ws = workspace ? *workspace : local;
   return dispatchDType(block.image.dtype,
-                       [&](auto tag) { return blockedSigmoid<decltype(tag)>(block, dImage, dText, stream, ws); });
+                       [&](auto tag) { return blockedSigmoid<decltype(tag)>(block, stream, ws); });
 }
 
 LossResult naiveSigmoidLossCuda(const CudaLossRequest& request, const DeviceIds& ids, CudaGradientOutputs grads);
@@ -251,20 +253,15 @@ LossResult sigmoidLoss(const CudaLossRequest& request, CudaGradientOutputs grads
     SIGLIP_CUDA_CHECK(cudaMemsetAsync(grads.image, 0, size_t(n) * d * sizeof(float), stream.get()));
     SIGLIP_CUDA_CHECK(cudaMemsetAsync(grads.text, 0, size_t(m) * d * sizeof(float), stream.get()));
   }
-  CudaSigmoidBlock block;
-  block.image = request.image;
-  block.text = request.text;
-  block.imageIds = ids.image;
-  block.textIds = ids.text;
-  block.temperature = std::exp(request.logitScale);
-  block.bias = request.logitBias;
-  block.normalizer = double(n);
+  PairBlock block = wholeBatchBlock(request.image.block(), request.text.block(), ids.image, ids.text,
+                                    request.logitScale, request.logitBias);
   block.precision = request.precision;
+  block.dImage = grads.image;
+  block.dText = grads.text;
   SigmoidBlockWorkspace ws;
-  const SigmoidBlockSums sums = dispatchDType(request.image.dtype, [&](auto tag) {
-    return blockedSigmoid<decltype(tag)>(block, grads.image, grads.text, stream.get(), ws);
-  });
-  return sigmoidLossFromSums(sums.softplus, sums.dLogit, sums.dLogitSim, block.temperature, double(n), grads.wanted());
+  const PairSums sums = dispatchDType(request.image.dtype,
+                                      [&](auto tag) { return blockedSigmoid<decltype(tag)>(block, stream.get(), ws); });
+  return sigmoidResultFromSums(sums, block.temperature, block.normalizer, grads.wanted());
 }
 
 }  // namespace siglip::cuda

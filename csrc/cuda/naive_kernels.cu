@@ -170,7 +170,7 @@ __global__ void softmaxGradientKernel(const float* s, SoftmaxGradParams p, T* g,
     dScale += h2n * logit;
     g[e] = DTypeTraits<T>::fromFloat(float(h2n) * p.storeScale);
   }
-  PairSums3 sums;
+  PairSums sums;
   sums.dLogitSim = dScale;
   writeBlockSums(sums, partials + 3 * blockIdx.x);
 }

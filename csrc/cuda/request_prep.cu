@@ -76,6 +76,8 @@ void validateCudaRequest(LossKind kind, const CudaLossRequest& req, const CudaGr
                           "one on cuda:" + std::to_string(req.text.device));
   if ((grads.image == nullptr) != (grads.text == nullptr))
     throw Error(ErrorKind::Internal, "grads", "both gradient outputs or neither must be given");
+  if (req.precision == Precision::BF16)
+    throw invalidArgument(ErrorKind::Range, "options.precision", "'tf32' or 'fp32' on CUDA", "'bf16'");
   if (req.precision == Precision::FP32 && req.image.dtype != DType::Float32)
     throw invalidArgument(ErrorKind::Range, "options.precision", "'fp32' only with float32 matrices",
                           std::string("'fp32' with ") + dtypeName(req.image.dtype));

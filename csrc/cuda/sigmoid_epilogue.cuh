@@ -4,16 +4,11 @@
 // tile G (−z·σ(−u), times the float16 storage scale). The math is core/sigmoid_math.h, shared
 // with the CPU and the float64 reference.
 #pragma once
+#include "../core/pair_block.h"  // PairSums
 #include "../core/sigmoid_math.h"
 #include "cuda_common.cuh"
 
 namespace siglip::cuda {
-
-// Scalar sums of one thread block, reduced in a fixed order (warp shuffles in a fixed tree,
-// then warps in index order) and written to the block's own slot: deterministic.
-struct PairSums3 {
-  double softplus = 0, dLogit = 0, dLogitSim = 0;
-};
 
 __device__ __forceinline__ double warpSum(double v) {
 #pragma unroll
@@ -21,7 +16,9 @@ __device__ __forceinline__ double warpSum(double v) {
   return v;
 }
 
-__device__ __forceinline__ void writeBlockSums(PairSums3 sums, double* slot) {
+// Scalar sums of one thread block, reduced in a fixed order (warp shuffles in a fixed tree,
+// then warps in index order) and written to the block's own slot: deterministic.
+__device__ __forceinline__ void writeBlockSums(PairSums sums, double* slot) {
   __shared__ double warpSums[32][3];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = (blockDim.x + 31) / 32;
   const double s0 = warpSum(sums.softplus), s1 = warpSum(sums.dLogit), s2 = warpSum(sums.dLogitSim);
@@ -42,7 +39,7 @@ __device__ __forceinline__ void writeBlockSums(PairSums3 sums, double* slot) {
 // pairs come in a fixed order, so the bits are as deterministic as before.
 struct PairSumsAccumulator {
   static constexpr int kFlushPairs = 64;
-  PairSums3 total;
+  PairSums total;
   float softplus = 0, dLogit = 0, dLogitSim = 0;
   int pending = 0;
 

@@ -10,7 +10,7 @@
 #include <cmath>
 
 #include "cuda_common.cuh"
-#include "sigmoid_epilogue.cuh"  // PairSums3, writeBlockSums, isPositivePair
+#include "sigmoid_epilogue.cuh"  // PairSums, writeBlockSums, isPositivePair
 
 namespace siglip::cuda {
 
@@ -175,9 +175,9 @@ struct SoftmaxGradientEpilogue {
   float rowScale = 0, colScale = 0;  // 1/(2N), 1/(2M)
   double rowScaleExact = 0, colScaleExact = 0;
   float storeScale = 1;
-  double* partials = nullptr;  // 3 doubles per thread block (PairSums3; dLogitSim = Σ H·S)
+  double* partials = nullptr;  // 3 doubles per thread block (PairSums; dLogitSim = Σ H·S)
 
-  using Sums = PairSums3;
+  using Sums = PairSums;
   __device__ __forceinline__ void apply(int64_t row, int64_t col, float similarity, Sums& sums) const {
     const LineGradStats r = rowStats[row];
     const LineGradStats c = colStats[col];

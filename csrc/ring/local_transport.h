@@ -5,24 +5,18 @@
 #include <memory>
 #include <vector>
 
+#include "../core/block_backend.h"  // MessageMemory
 #include "transport.h"
 
 namespace siglip::ring {
 
 class LocalGroup;
 
-// Where messages are kept between a send and its receive, and how they are copied: host
-// memory and memcpy by default; device memory and cudaMemcpy for ranks whose buffers live on
-// GPUs (cuda::deviceMessageMemory, csrc/cuda/cuda_ring_backend.h). All-gathers stay on the
-// host (their buffers are host memory by the Transport contract).
-class MessageMemory {
- public:
-  virtual ~MessageMemory() = default;
-  // A new message holding a copy of `bytes` at `data` (complete on return).
-  virtual std::shared_ptr<void> copyOut(const void* data, size_t bytes) = 0;
-  // Copies a message's `bytes` into `data` (complete on return).
-  virtual void copyIn(void* data, const void* message, size_t bytes) = 0;
-};
+// Messages are kept in a MessageMemory (core/block_backend.h): host memory and memcpy by
+// default; device memory and cudaMemcpy for ranks whose buffers live on GPUs
+// (cuda::deviceMessageMemory, csrc/cuda/cuda_block_backend.h). All-gathers stay on the host
+// (their buffers are host memory by the Transport contract).
+using siglip::MessageMemory;
 
 // Creates `size` connected endpoints; endpoint r is rank r. The group lives as long as any
 // endpoint does. `timeout` bounds every wait. `memory`: null for host memory.

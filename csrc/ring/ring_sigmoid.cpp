@@ -34,7 +34,6 @@
 #include <vector>
 
 #include "../core/errors.h"
-#include "ring_backend.h"
 
 namespace siglip::ring {
 namespace {
@@ -69,7 +68,7 @@ std::string describe(const ShardHeader& h) {
 
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-LossResult runRing(Transport& tp, RingBackend& be, const RingShard& shard, const RingOptions& opt,
+LossResult runRing(Transport& tp, BlockBackend& be, const RingShard& shard, const RingOptions& opt,
                    GradientOutputs grads, RingStats& stats) {
   const int p = tp.size(), r = tp.rank();
   const int64_t d = shard.image.cols;
@@ -151,14 +150,14 @@ LossResult runRing(Transport& tp, RingBackend& be, const RingShard& shard, const
   const auto textsAt = [&](const Lane& lane, int step) { return step == 0 ? ownBlock : lane.texts[step % 2]; };
 
   const double temperature = std::exp(opt.logitScale);
-  cpu::PairSums sums;
+  PairSums sums;
   // Own images × the block in `texts` (owner `owner`), adding its ∂Y part to `dText`.
   const auto computeBlock = [&](void* texts, int owner, float* dText) {
     const int64_t rows = rowsOf(owner);
     const auto computeStart = Clock::now();
-    cpu::SigmoidBlock block;
-    block.image = shard.image;
-    block.text = MatrixView{static_cast<const float*>(texts), rows, d};
+    PairBlock block;
+    block.image = BlockMatrix{shard.image.data, shard.image.rows, d, be.dtype(), be.device()};
+    block.text = BlockMatrix{texts, rows, d, be.dtype(), be.device()};
     block.imageIds = shard.imageIds;
     block.textIds = mine.hasIds ? idsOf(texts, rows) : nullptr;
     block.imageOffset = imageOffset[size_t(r)];
@@ -167,7 +166,11 @@ LossResult runRing(Transport& tp, RingBackend& be, const RingShard& shard, const
     block.bias = opt.logitBias;
     block.normalizer = double(globalImages);
     block.threads = opt.threads;
-    if (shard.image.rows > 0 && rows > 0) sums.add(be.computeBlock(block, wantGrad ? grads.image : nullptr, dText));
+    if (wantGrad) {
+      block.dImage = grads.image;
+      block.dText = dText;
+    }
+    if (shard.image.rows > 0 && rows > 0) sums.add(be.computeBlock(block));
     stats.computeSeconds += seconds(computeStart, Clock::now());
   };
   const auto waitAndCount = [&](Transfer& transfer) {
@@ -268,15 +271,15 @@ LossResult runRing(Transport& tp, RingBackend& be, const RingShard& shard, const
   const double local[3] = {sums.softplus, sums.dLogit, sums.dLogitSim};
   std::vector<double> everyone(static_cast<size_t>(p) * 3);
   tp.allGather(local, sizeof local, everyone.data());
-  cpu::PairSums total;
-  for (int q = 0; q < p; ++q) total.add(cpu::PairSums{everyone[3 * q], everyone[3 * q + 1], everyone[3 * q + 2]});
+  PairSums total;
+  for (int q = 0; q < p; ++q) total.add(PairSums{everyone[3 * q], everyone[3 * q + 1], everyone[3 * q + 2]});
   stats.bytesSent = tp.bytesSent() - bytesBefore;
-  return cpu::sigmoidResultFromSums(total, temperature, double(globalImages), wantGrad);
+  return sigmoidResultFromSums(total, temperature, double(globalImages), wantGrad);
 }
 
 }  // namespace
 
-LossResult ringSigmoidLoss(Transport& transport, RingBackend& backend, const RingShard& shard,
+LossResult ringSigmoidLoss(Transport& transport, BlockBackend& backend, const RingShard& shard,
                            const RingOptions& options, GradientOutputs grads, RingStats* stats) {
   RingStats local;
   try {
@@ -285,12 +288,6 @@ LossResult ringSigmoidLoss(Transport& transport, RingBackend& backend, const Rin
     transport.abort(e.what());
     throw;
   }
-}
-
-LossResult ringSigmoidLoss(Transport& transport, const RingShard& shard, const RingOptions& options,
-                           GradientOutputs grads, RingStats* stats) {
-  CpuRingBackend backend;
-  return ringSigmoidLoss(transport, backend, shard, options, grads, stats);
 }
 
 }  // namespace siglip::ring

@@ -4,15 +4,17 @@
 #pragma once
 #include <cstdint>
 
+#include "../core/block_backend.h"
 #include "../core/loss_request.h"
-#include "ring_backend.h"
 #include "transport.h"
 
 namespace siglip::ring {
 
 // One rank's part of the global batch (the concatenation of all ranks' shards in rank order).
 struct RingShard {
-  MatrixView image;                  // n_r × D (for a CUDA backend: device data of its dtype)
+  // The data is in the backend's memory and dtype (BlockBackend::dtype(), device()); MatrixView
+  // gives its address and shape.
+  MatrixView image;                  // n_r × D
   MatrixView text;                   // m_r × D (m_r may differ from n_r where ids are given)
   const int32_t* imageIds = nullptr;  // n_r ids, or null on every rank
   const int32_t* textIds = nullptr;   // m_r ids
@@ -28,7 +30,7 @@ struct RingOptions {
   double logitScale = 0;  // must be the same on every rank (checked), as must `direction`
   double logitBias = 0;
   RingDirection direction = RingDirection::OneWay;
-  int threads = 1;        // CPU threads this rank's tiles use
+  int threads = 1;        // CPU threads this rank's blocks use (PairBlock::threads)
 };
 
 struct RingStats {
@@ -44,11 +46,9 @@ struct RingStats {
 // and this rank's ∂L/∂X_r and ∂L/∂Y_r into `grads` (when wanted). Collective: every rank of
 // the transport must call it with the same options. On any failure it aborts the transport
 // (so the other ranks fail too) and throws.
-// On the CPU (host memory, the CPU kernels).
-LossResult ringSigmoidLoss(Transport& transport, const RingShard& shard, const RingOptions& options,
-                           GradientOutputs grads, RingStats* stats = nullptr);
-// On any backend: the shard's data, ids and `grads` live in the backend's memory.
-LossResult ringSigmoidLoss(Transport& transport, RingBackend& backend, const RingShard& shard,
+// The shard's data, ids and `grads` live in the backend's memory (host memory for
+// cpu::CpuBlockBackend, one GPU's for cuda::CudaBlockBackend).
+LossResult ringSigmoidLoss(Transport& transport, BlockBackend& backend, const RingShard& shard,
                            const RingOptions& options, GradientOutputs grads, RingStats* stats = nullptr);
 
 // The message tags of the schedule: one per step, lane (0: blocks going to the next rank,

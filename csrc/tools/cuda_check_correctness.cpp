@@ -390,7 +390,7 @@ void checkWorkspaceReuse(const std::vector<std::string>& gemmPaths) {
   const sc::DeviceBuffer textIds = uploadBytes(data.textIds.data(), data.textIds.size() * sizeof(int32_t));
   const size_t nx = size_t(c.n * c.d), ny = size_t(c.m * c.d);
   sc::DeviceBuffer gx(0, nx * sizeof(float)), gy(0, ny * sizeof(float));
-  sc::CudaSigmoidBlock block;
+  siglip::PairBlock block;
   block.image = {x.data(), c.n, c.d, cfg.dtype, 0};
   block.text = {y.data(), c.m, c.d, cfg.dtype, 0};
   block.imageIds = static_cast<const int32_t*>(imageIds.data());
@@ -402,7 +402,7 @@ void checkWorkspaceReuse(const std::vector<std::string>& gemmPaths) {
   cudaStream_t stream = nullptr;
   cudaCheck(cudaStreamCreate(&stream), "cudaStreamCreate");
   struct BlockOutput {
-    sc::SigmoidBlockSums sums;
+    siglip::PairSums sums;
     std::vector<float> dx, dy;
   };
   // sigmoidBlock adds to the gradients: zeroed first, read back after (it returns synchronised).
@@ -410,7 +410,10 @@ void checkWorkspaceReuse(const std::vector<std::string>& gemmPaths) {
     gx.zero();
     gy.zero();
     BlockOutput out;
-    out.sums = sc::sigmoidBlock(block, static_cast<float*>(gx.data()), static_cast<float*>(gy.data()), stream, workspace);
+    siglip::PairBlock withGradients = block;
+    withGradients.dImage = static_cast<float*>(gx.data());
+    withGradients.dText = static_cast<float*>(gy.data());
+    out.sums = sc::sigmoidBlock(withGradients, stream, workspace);
     out.dx.resize(nx);
     out.dy.resize(ny);
     gx.download(out.dx.data(), nx * sizeof(float));

@@ -4,7 +4,7 @@
 //                                with a single row), label ids, and a rank that dies mid-ring
 //   mpirun -np P siglip_ring_check --mpi     one rank per process over MPI (built with MPI)
 //   siglip_ring_check --cuda-local P         P in-process ranks (threads) on GPU 0: device shards,
-//                                CudaRingBackend, the in-process transport copying device memory;
+//                                CudaBlockBackend, the in-process transport copying device memory;
 //                                float32 at TF32 and FP32, and bfloat16 (built with CUDA)
 //   siglip_ring_check --nccl [P]             the NCCL transport (ncclCommInitAll, one rank per GPU,
 //                                P = the visible GPUs by default): an exchange check of the
@@ -36,6 +36,7 @@
 #include "core/errors.h"
 #include "core/limits.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/cpu_block_backend.h"
 #include "ring/local_transport.h"
 #include "ring/ring_sigmoid.h"
 #if defined(SIGLIP_WITH_MPI)
@@ -43,7 +44,7 @@
 #endif
 #if defined(SIGLIP_WITH_CUDA)
 #include "cuda/cuda_backend.h"
-#include "cuda/cuda_ring_backend.h"
+#include "cuda/cuda_block_backend.h"
 #include "ring/nccl_transport.h"
 #endif
 
@@ -128,7 +129,8 @@ Outcome runRank(ring::Transport& tp, const Batch& b, int threads, ring::RingDire
   opt.threads = threads;
   opt.direction = direction;
   try {
-    o.result = ring::ringSigmoidLoss(tp, shard, opt, GradientOutputs{o.dImage.data(), o.dText.data()}, &o.stats);
+    cpu::CpuBlockBackend backend;
+    o.result = ring::ringSigmoidLoss(tp, backend, shard, opt, GradientOutputs{o.dImage.data(), o.dText.data()}, &o.stats);
   } catch (const std::exception& e) {
     o.error = e.what();
   }
@@ -352,7 +354,7 @@ void uploadAs(cuda::DeviceBuffer& buffer, const float* data, int64_t count, cuda
   }
 }
 
-// Rank tp.rank()'s shard on `device` (dtype of the case), the ring with CudaRingBackend,
+// Rank tp.rank()'s shard on `device` (dtype of the case), the ring with CudaBlockBackend,
 // the gradients downloaded into the outcome.
 Outcome runRankCuda(ring::Transport& tp, const Batch& b, int device, const GpuCase& c, ring::RingDirection direction) {
   Outcome o;
@@ -374,7 +376,7 @@ Outcome runRankCuda(ring::Transport& tp, const Batch& b, int device, const GpuCa
       shard.imageIds = static_cast<const int32_t*>(ids.data());
       shard.textIds = shard.imageIds + n;
     }
-    cuda::CudaRingBackend backend(device, c.dtype, c.precision);
+    cuda::CudaBlockBackend backend(device, c.dtype, c.precision);
     ring::RingOptions opt;
     opt.logitScale = b.logitScale;
     opt.logitBias = b.logitBias;

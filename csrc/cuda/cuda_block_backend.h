@@ -1,6 +1,7 @@
-// The ring on a GPU (csrc/ring/ring_sigmoid.h with this backend): the travelling blocks and
-// accumulators live in device memory and each step's block runs through cuda::sigmoidBlock.
-// Plain C++ (no CUDA headers). Built with the CUDA backend, in siglip_ring_cuda.
+// The CUDA backend's side of the block contract (core/block_backend.h), for the ring on a GPU
+// (csrc/ring/ring_sigmoid.h with this backend): the travelling blocks and accumulators live in
+// device memory and each step's block runs through cuda::sigmoidBlock. Plain C++ (no CUDA
+// headers). Part of siglip_cuda.
 //
 // With this backend every pointer the ring is given (the shard's image and text in `dtype`,
 // its int32 ids, the float32 gradients) is device memory on `device`. The data is not scanned
@@ -14,8 +15,7 @@
 #include <memory>
 #include <vector>
 
-#include "../ring/local_transport.h"
-#include "../ring/ring_backend.h"
+#include "../core/block_backend.h"
 #include "cuda_backend.h"
 #include "cuda_block.h"
 
@@ -23,28 +23,28 @@ struct CUstream_st;
 
 namespace siglip::cuda {
 
-class CudaRingBackend : public ring::RingBackend {
+class CudaBlockBackend : public BlockBackend {
  public:
-  // One device and one dtype; precision FP32 only with float32 (siglip::Error otherwise).
-  CudaRingBackend(int device, DType dtype, Precision precision = Precision::TF32);
-  ~CudaRingBackend() override;
-  CudaRingBackend(const CudaRingBackend&) = delete;
-  CudaRingBackend& operator=(const CudaRingBackend&) = delete;
+  // One device and one dtype; precision TF32 or FP32, FP32 only with float32 (siglip::Error
+  // otherwise).
+  CudaBlockBackend(int device, DType dtype, Precision precision = Precision::TF32);
+  ~CudaBlockBackend() override;
+  CudaBlockBackend(const CudaBlockBackend&) = delete;
+  CudaBlockBackend& operator=(const CudaBlockBackend&) = delete;
 
-  size_t elementBytes() const override { return dtypeSize(dtype_); }
+  DType dtype() const override { return dtype_; }
+  int device() const override { return device_; }
   void* allocate(size_t bytes) override;
   void copy(void* dst, const void* src, size_t bytes) override;  // device ↔ device (or host)
   void zero(void* dst, size_t bytes) override;
   void add(float* dst, const float* src, int64_t count) override;
-  // block's data pointers are device pointers of dtype (cpu::SigmoidBlock's float* type is
-  // only the carrier); block.threads is ignored.
-  cpu::PairSums computeBlock(const cpu::SigmoidBlock& block, float* dImage, float* dText) override;
+  // The block's data is device memory of dtype on device(); it runs at this backend's
+  // precision (the block's own precision is not used), block.threads is not used.
+  PairSums computeBlock(const PairBlock& block) override;
   // The ring's buffers; the block workspace (one G block, up to 32 MB in bf16, or two with
   // SIGLIP_GEMM_OVERLAP=on) is not counted.
   uint64_t allocatedBytes() const override { return allocated_; }
 
-  int device() const { return device_; }
-  DType dtype() const { return dtype_; }
   Precision precision() const { return precision_; }
 
  private:
@@ -59,9 +59,9 @@ class CudaRingBackend : public ring::RingBackend {
   uint64_t allocated_ = 0;
 };
 
-// For ring::createLocalGroup: messages kept in device memory (on the sender's device) and
+// For ring::createLocalGroup (what the in-process transport needs from this backend): messages kept in device memory (on the sender's device) and
 // copied with cudaMemcpy, so P in-process ranks can exchange device buffers (one GPU or
 // several, with unified addressing).
-std::shared_ptr<ring::MessageMemory> deviceMessageMemory();
+std::shared_ptr<MessageMemory> deviceMessageMemory();
 
 }  // namespace siglip::cuda

@@ -1,10 +1,10 @@
-// CudaRingBackend: the ring's memory and block computation on one GPU (see the header).
+// CudaBlockBackend: the ring's memory and block computation on one GPU (see the header).
 // Everything runs on the backend's own non-blocking stream and is waited for before the
 // call returns, so the ring thread's program order is the GPU's order too.
 #include <string>
 
 #include "cuda_common.cuh"
-#include "cuda_ring_backend.h"
+#include "cuda_block_backend.h"
 
 namespace siglip::cuda {
 namespace {
@@ -42,7 +42,7 @@ void copyNow(void* dst, const void* src, size_t bytes, int device) {
   SIGLIP_CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
 }
 
-class DeviceMessageMemory : public ring::MessageMemory {
+class DeviceMessageMemory : public MessageMemory {
  public:
   std::shared_ptr<void> copyOut(const void* data, size_t bytes) override {
     if (bytes == 0) return nullptr;  // an empty message: nothing to keep
@@ -63,11 +63,13 @@ class DeviceMessageMemory : public ring::MessageMemory {
 
 }  // namespace
 
-std::shared_ptr<ring::MessageMemory> deviceMessageMemory() { return std::make_shared<DeviceMessageMemory>(); }
+std::shared_ptr<MessageMemory> deviceMessageMemory() { return std::make_shared<DeviceMessageMemory>(); }
 
-CudaRingBackend::CudaRingBackend(int device, DType dtype, Precision precision)
+CudaBlockBackend::CudaBlockBackend(int device, DType dtype, Precision precision)
     : device_(device), dtype_(dtype), precision_(precision) {
   checkDevice(device);
+  if (precision == Precision::BF16)
+    throw invalidArgument(ErrorKind::Range, "options.precision", "'tf32' or 'fp32' on CUDA", "'bf16'");
   if (precision == Precision::FP32 && dtype != DType::Float32)
     throw invalidArgument(ErrorKind::Range, "options.precision", "'fp32' only with float32 matrices",
                           std::string("'fp32' with ") + dtypeName(dtype));
@@ -78,7 +80,7 @@ CudaRingBackend::CudaRingBackend(int device, DType dtype, Precision precision)
   stream_ = stream;
 }
 
-CudaRingBackend::~CudaRingBackend() {
+CudaBlockBackend::~CudaBlockBackend() {
   if (!stream_) return;
   int previous = 0;
   cudaGetDevice(&previous);
@@ -88,29 +90,29 @@ CudaRingBackend::~CudaRingBackend() {
   cudaSetDevice(previous);
 }
 
-void CudaRingBackend::synchronize() { SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaBlockBackend::synchronize() { SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-void* CudaRingBackend::allocate(size_t bytes) {
+void* CudaBlockBackend::allocate(size_t bytes) {
   buffers_.emplace_back(device_, bytes ? bytes : 1);
   allocated_ += bytes;
   return buffers_.back().data();
 }
 
-void CudaRingBackend::copy(void* dst, const void* src, size_t bytes) {
+void CudaBlockBackend::copy(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   DeviceGuard guard(device_);
   SIGLIP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
   synchronize();
 }
 
-void CudaRingBackend::zero(void* dst, size_t bytes) {
+void CudaBlockBackend::zero(void* dst, size_t bytes) {
   if (bytes == 0) return;
   DeviceGuard guard(device_);
   SIGLIP_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_));
   synchronize();
 }
 
-void CudaRingBackend::add(float* dst, const float* src, int64_t count) {
+void CudaBlockBackend::add(float* dst, const float* src, int64_t count) {
   if (count <= 0) return;
   DeviceGuard guard(device_);
   const int blocks = int(std::min<int64_t>(4096, (count + 255) / 256));
@@ -119,24 +121,10 @@ void CudaRingBackend::add(float* dst, const float* src, int64_t count) {
   synchronize();
 }
 
-cpu::PairSums CudaRingBackend::computeBlock(const cpu::SigmoidBlock& block, float* dImage, float* dText) {
-  CudaSigmoidBlock b;
-  b.image = DeviceMatrixView{block.image.data, block.image.rows, block.image.cols, dtype_, device_};
-  b.text = DeviceMatrixView{block.text.data, block.text.rows, block.text.cols, dtype_, device_};
-  b.imageIds = block.imageIds;
-  b.textIds = block.textIds;
-  b.imageOffset = block.imageOffset;
-  b.textOffset = block.textOffset;
-  b.temperature = block.temperature;
-  b.bias = block.bias;
-  b.normalizer = block.normalizer;
-  b.precision = precision_;
-  const SigmoidBlockSums s = sigmoidBlock(b, dImage, dText, stream_, &workspace_);
-  cpu::PairSums sums;
-  sums.softplus = s.softplus;
-  sums.dLogit = s.dLogit;
-  sums.dLogitSim = s.dLogitSim;
-  return sums;
+PairSums CudaBlockBackend::computeBlock(const PairBlock& block) {
+  PairBlock onThisDevice = block;
+  onThisDevice.precision = precision_;
+  return sigmoidBlock(onThisDevice, stream_, &workspace_);
 }
 
 }  // namespace siglip::cuda
