@@ -41,7 +41,7 @@
         }],
         ["OS=='linux'", { "libraries": ["-lpthread"] }],
         ["siglip_mpi=='yes'", {
-          "sources": ["csrc/ring/mpi_transport.cpp"],
+          "sources": ["csrc/ring/mpi/mpi_transport.cpp"],
           # The C API only: without the *_SKIP_MPICXX defines mpi.h pulls in the deprecated
           # C++ bindings, whose library (-lmpi_cxx) is not linked.
           "defines": ["SIGLIP_WITH_MPI=1", "OMPI_SKIP_MPICXX=1", "MPICH_SKIP_MPICXX=1"],
@@ -58,7 +58,7 @@
         {
           "target_name": "siglip_kernels_avx2",
           "type": "static_library",
-          "sources": ["csrc/cpu/kernels_avx2.cpp"],
+          "sources": ["csrc/cpu/x86/kernels_avx2.cpp"],
           "include_dirs": ["csrc"],
           "cflags": ["-fPIC", "-mavx2", "-mfma"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-mavx2", "-mfma"] },
@@ -67,7 +67,7 @@
         {
           "target_name": "siglip_kernels_avx512",
           "type": "static_library",
-          "sources": ["csrc/cpu/kernels_avx512.cpp"],
+          "sources": ["csrc/cpu/x86/kernels_avx512.cpp"],
           "include_dirs": ["csrc"],
           "cflags": ["-fPIC", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma"] },
@@ -77,7 +77,7 @@
           # The bf16 kernel (vdpbf16ps), used only where CPUID reports AVX512_BF16.
           "target_name": "siglip_kernels_avx512_bf16",
           "type": "static_library",
-          "sources": ["csrc/cpu/kernels_avx512_bf16.cpp"],
+          "sources": ["csrc/cpu/x86/kernels_avx512_bf16.cpp"],
           "include_dirs": ["csrc"],
           "cflags": ["-fPIC", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mfma"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mfma"] },

@@ -11,7 +11,7 @@
 #include <algorithm>
 #include <string>
 
-#include "ring/mpi_transport.h"
+#include "ring/mpi/mpi_transport.h"
 #include "ring_all_gather.h"
 #include "ring_handle.h"
 #include "ring_single_rank.h"

@@ -15,7 +15,7 @@
 #include "convert.h"
 #include "core/errors.h"
 #include "cuda/cuda_backend.h"
-#include "ring/nccl_transport.h"
+#include "ring/nccl/nccl_transport.h"
 #include "ring_all_gather.h"
 #include "ring_gpu_rank.h"
 #include "ring_handle.h"

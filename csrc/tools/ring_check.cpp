@@ -40,12 +40,12 @@
 #include "ring/local_transport.h"
 #include "ring/ring_sigmoid.h"
 #if defined(SIGLIP_WITH_MPI)
-#include "ring/mpi_transport.h"
+#include "ring/mpi/mpi_transport.h"
 #endif
 #if defined(SIGLIP_WITH_CUDA)
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_block_backend.h"
-#include "ring/nccl_transport.h"
+#include "ring/nccl/nccl_transport.h"
 #endif
 
 using namespace siglip;

@@ -102,7 +102,7 @@ MUTATIONS = [
      "tp.send(lane.toward, accumulator, gradBytes(rows), ringTag(s, lane.index, RingPayload::Gradients));",
      "the ring: an accumulator sent with the tag of the step it was computed in, not the next (its receiver's)",
      ["--cuda-local", "3"], RING),
-    ("nccl-receive-wrong-peer", "csrc/ring/nccl_transport.cpp",
+    ("nccl-receive-wrong-peer", "csrc/ring/nccl/nccl_transport.cpp",
      ": lib.recv(o->data, o->bytes, ncclInt8, peerRank, comm_, stream_);",
      ": lib.recv(o->data, o->bytes, ncclInt8, neighbour(opposite(o->peer)), comm_, stream_);",
      "NCCL transport: a receive posted from the neighbour on the other side (its sender's message is never taken)",

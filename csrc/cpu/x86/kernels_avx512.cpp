@@ -6,8 +6,8 @@
 #include <immintrin.h>
 
 #include "avx512_tile.h"
-#include "cpu_kernels.h"
-#include "simd_epilogue.h"
+#include "../cpu_kernels.h"
+#include "../simd_epilogue.h"
 
 namespace siglip::cpu {
 namespace {

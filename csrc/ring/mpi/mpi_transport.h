@@ -4,7 +4,7 @@
 #include <chrono>
 #include <memory>
 
-#include "transport.h"
+#include "../transport.h"
 
 namespace siglip::ring {
 

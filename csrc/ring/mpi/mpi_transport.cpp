@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "../core/errors.h"
+#include "../../core/errors.h"
 
 namespace siglip::ring {
 namespace {

@@ -9,8 +9,8 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-#include "cpu_kernels.h"
-#include "simd_epilogue.h"
+#include "../cpu_kernels.h"
+#include "../simd_epilogue.h"
 
 namespace siglip::cpu {
 namespace {

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 
-#include "cpu_kernels.h"
-#include "simd_epilogue.h"
+#include "../cpu_kernels.h"
+#include "../simd_epilogue.h"
 
 namespace siglip::cpu {
 namespace {

@@ -11,8 +11,8 @@
 #include <algorithm>
 
 #include "avx512_tile.h"
-#include "bf16_pack.h"
-#include "gemm_bf16.h"
+#include "../bf16_pack.h"
+#include "../gemm_bf16.h"
 
 namespace siglip::cpu {
 namespace {

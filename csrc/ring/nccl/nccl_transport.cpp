@@ -57,8 +57,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "../core/errors.h"
-#include "../core/library_search.h"
+#include "../../core/errors.h"
+#include "../../core/library_search.h"
 
 namespace siglip::ring {
 namespace {
