@@ -1,8 +1,12 @@
 {
   # The CPU addon, built by node-gyp on `npm install` (no CMake needed). The CMake build
   # (CMakeLists.txt, via cmake-js) builds the same addon and adds CUDA where nvcc exists.
-  # SIMD kernels live in their own static libraries so that only they get -mavx2/-mavx512*:
-  # everything else stays baseline x86-64 and the dispatcher picks a kernel set at run time.
+  # The folder layout is the library layout, as in CMakeLists.txt: the addon takes the .cpp
+  # files of csrc/core, csrc/cpu, csrc/ring and csrc/addon (each folder, not its subfolders);
+  # the subfolders are built where they apply: csrc/cpu/x86 (each SIMD kernel its own static
+  # library, so that only it gets -mavx2/-mavx512*: everything else stays baseline x86-64 and
+  # the dispatcher picks a kernel set at run time), csrc/cpu/arm on arm64, csrc/ring/mpi where
+  # MPI is found; csrc/ring/nccl only in the CMake CUDA build.
   "target_defaults": {
     # RTTI: the ring's transports identify their own pending transfers with dynamic_cast.
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
@@ -19,9 +23,7 @@
   "targets": [
     {
       "target_name": "siglip_kernels",
-      # csrc/ring: the ring and its in-process transport; mpi_transport.cpp only where MPI is
-      # found (below), nccl_transport.cpp only in the CMake CUDA build.
-      "sources": ["<!@(node -p \"['csrc/core','csrc/cpu','csrc/ring','csrc/addon'].flatMap(d=>require('fs').readdirSync(d).filter(f=>f.endsWith('.cpp')&&!/^(kernels_avx|mpi_|nccl_)/.test(f)).map(f=>d+'/'+f)).join(' ')\")"],
+      "sources": ["<!@(node -p \"['csrc/core','csrc/cpu','csrc/ring','csrc/addon'].flatMap(d=>require('fs').readdirSync(d).filter(f=>f.endsWith('.cpp')).map(f=>d+'/'+f)).join(' ')\")"],
       # MPI (the MPI ring transport, SIGLIP_WITH_MPI) when scripts/mpi_flags.js finds an MPI
       # compiler wrapper; SIGLIP_MPI=off skips it, SIGLIP_MPI=on makes its absence an error.
       "variables": { "siglip_mpi": "<!(node scripts/mpi_flags.js found)" },
@@ -34,7 +36,7 @@
         # AArch64 has FMA in its base instruction set and GCC would fuse a*b + c everywhere,
         # which x86-64's baseline cannot; the naive softmax relies on products rounded as
         # written (its converged-batch checks fail with contraction). NEON kernels fuse explicitly.
-        ["target_arch=='arm64'", { "cflags_cc": ["-ffp-contract=off"] }],
+        ["target_arch=='arm64'", { "cflags_cc": ["-ffp-contract=off"], "sources": ["csrc/cpu/arm/kernels_neon.cpp"] }],
         ["target_arch=='x64'", {
           "dependencies": ["siglip_kernels_avx2", "siglip_kernels_avx512", "siglip_kernels_avx512_bf16"],
           "defines": ["SIGLIP_HAVE_X86_KERNELS=1"]

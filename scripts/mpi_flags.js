@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // MPI for the node-gyp build (binding.gyp runs this at configure time): asks the MPI C++
 // compiler wrapper for its flags and prints one of them, so that the addon gets the MPI ring
-// transport (csrc/ring/mpi_transport.cpp, SIGLIP_WITH_MPI) where MPI is installed, and builds
+// transport (csrc/ring/mpi/mpi_transport.cpp, SIGLIP_WITH_MPI) where MPI is installed, and builds
 // without it everywhere else.
 //
 //   node scripts/mpi_flags.js found      yes when MPI was found, else no

@@ -11,7 +11,7 @@
 #      nvidia-nccl-cu12/13 wheels that PyTorch depends on install it) unless SIGLIP_NCCL_LIBRARY
 #      is set, and exported as SIGLIP_NCCL_LIBRARY;
 #   3. siglip_ring_check --cuda-local P for P = 1..4 (P ranks as threads on GPU 0: device
-#      shards, CudaRingBackend, float32 at TF32 and FP32 and bfloat16, against the CPU);
+#      shards, CudaBlockBackend, float32 at TF32 and FP32 and bfloat16, against the CPU);
 #   4. siglip_ring_check --nccl (NCCL, one rank per visible GPU: the transport's exchange
 #      check, then the ring), then --nccl-timeout (an unanswered receive must fail, not hang).
 # Each run is under `timeout`; the runs take a few seconds each on an H100 (under 60 s in all,

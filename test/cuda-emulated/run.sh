@@ -58,7 +58,7 @@ step "shape grid in fp32, tf32 and fp16 (a few shapes), seed 5, streams in rando
 SIGLIP_CUBLAS_LIBRARY="$doubles" SIGLIP_EMU_SEED=5 SIGLIP_EMU_STREAM_ORDER=random \
   "$check" --correctness --precisions fp32,tf32,fp16 --shapes 15x17x12i,16x16x16,127x129x13i
 
-# 5. The GPU ring: CudaRingBackend with the in-process transport on one device (3 ranks), and
+# 5. The GPU ring: CudaBlockBackend with the in-process transport on one device (3 ranks), and
 #    with the NCCL transport on the NCCL double (3 ranks on 3 devices, 4 on 4, 1): one-way
 #    and two-way, uneven shards (one rank with a single row), label ids, float32 at TF32 and
 #    FP32, bfloat16; then a receive nobody answers (the transport's timeout and abort).

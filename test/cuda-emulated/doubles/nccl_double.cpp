@@ -1,6 +1,6 @@
 // A test double of libnccl for the CUDA emulation (docs/CUDA_EMULATION.md): built as
 // build-emu/doubles/libnccl.so.2 and loaded by the package's own loader
-// (csrc/ring/nccl_transport.cpp, SIGLIP_NCCL_LIBRARY=build-emu/doubles), so that the NCCL
+// (csrc/ring/nccl/nccl_transport.cpp, SIGLIP_NCCL_LIBRARY=build-emu/doubles), so that the NCCL
 // transport and the GPU ring run on the emulation. The ranks of a communicator are the host
 // threads of this one process (as with ncclCommInitAll, or ncclCommInitRank called by several
 // threads with one unique id). It implements the documented semantics of the functions the
