@@ -157,7 +157,7 @@ void waitForTurn(const std::atomic<int64_t>& progress, int64_t rowBlock) {
 
 }  // namespace
 
-LossResult chunkedSoftmaxLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads) {
+LossResult chunkedSoftmaxLoss(const KernelSet& ks, const EpilogueSet& ep, const LossRequest& req, GradientOutputs grads) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   const float* x = req.image.data;
   const float* y = req.text.data;
@@ -215,7 +215,7 @@ LossResult chunkedSoftmaxLoss(const KernelSet& ks, const LossRequest& req, Gradi
         float* s = me.tile.data();
         gemm(ks, rows, cols, d, imageAsA, text.transposed(j0), s, kTileCols, false, me.gemm);
         SoftmaxTilePartials partials = me.partials(int(jb % 2));
-        ks.softmaxStatsEpilogue(s, kTileCols, rows, cols, tileParams(i0, j0), partials);
+        ep.softmaxStatsEpilogue(s, kTileCols, rows, cols, tileParams(i0, j0), partials);
         rowStats.merge(temperature, i0, me.rowMaxS.data(), me.rowSum.data(), me.rowPositiveSumS.data(),
                        me.rowPositives.data(), rows);
         if (jb > 0) mergeColumns(jb - 1);
@@ -276,7 +276,7 @@ LossResult chunkedSoftmaxLoss(const KernelSet& ks, const LossRequest& req, Gradi
         p.colTarget = colStats.target.data() + j0;
         p.rowScale = 1.0 / (2.0 * double(n));
         p.colScale = 1.0 / (2.0 * double(m));
-        hDotS += ks.softmaxGradientEpilogue(s, kTileCols, rows, cols, p);
+        hDotS += ep.softmaxGradientEpilogue(s, kTileCols, rows, cols, p);
         gemm(ks, rows, d, cols, GemmOperand{StridedView{s, kTileCols, 1}}, text.rows(j0), grads.image + i0 * d, d,
              true, me.gemm);
         if (jb > 0) accumulateTextGrad(jb - 1);

@@ -22,16 +22,18 @@ LossResult sigmoidLoss(const LossRequest& request, GradientOutputs grads) {
   checkCpuMethod(LossKind::Sigmoid, request.method);
   validateLossRequest(LossKind::Sigmoid, request);
   const KernelSet& kernels = activeKernels();
-  return request.method == Method::Fused ? fusedSigmoidLoss(kernels, request, grads)
-                                         : naiveSigmoidLoss(kernels, request, grads);
+  const EpilogueSet& epilogues = activeEpilogues();
+  return request.method == Method::Fused ? fusedSigmoidLoss(kernels, epilogues, request, grads)
+                                         : naiveSigmoidLoss(kernels, epilogues, request, grads);
 }
 
 LossResult softmaxLoss(const LossRequest& request, GradientOutputs grads) {
   checkCpuMethod(LossKind::Softmax, request.method);
   validateLossRequest(LossKind::Softmax, request);
   const KernelSet& kernels = activeKernels();
-  return request.method == Method::Chunked ? chunkedSoftmaxLoss(kernels, request, grads)
-                                           : naiveSoftmaxLoss(kernels, request, grads);
+  const EpilogueSet& epilogues = activeEpilogues();
+  return request.method == Method::Chunked ? chunkedSoftmaxLoss(kernels, epilogues, request, grads)
+                                           : naiveSoftmaxLoss(kernels, epilogues, request, grads);
 }
 
 LossResult sigmoidLossBf16(const LossRequest& request, Bf16Inputs bits, GradientOutputs grads) {
@@ -63,7 +65,7 @@ LossResult sigmoidLossBf16(const LossRequest& request, Bf16Inputs bits, Gradient
     scan(bits.image, request.image, "image.data");
     scan(bits.text, request.text, "text.data");
   }
-  return fusedSigmoidLoss(activeKernels(), request, grads, Precision::BF16, bits);
+  return fusedSigmoidLoss(activeKernels(), activeEpilogues(), request, grads, Precision::BF16, bits);
 }
 
 void gemmABt(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, int threads) {

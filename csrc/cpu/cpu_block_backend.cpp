@@ -28,6 +28,8 @@ void CpuBlockBackend::add(float* dst, const float* src, int64_t count) {
   for (int64_t e = 0; e < count; ++e) dst[e] += src[e];
 }
 
-PairSums CpuBlockBackend::computeBlock(const PairBlock& block) { return fusedSigmoidBlock(activeKernels(), block); }
+PairSums CpuBlockBackend::computeBlock(const PairBlock& block) {
+  return fusedSigmoidBlock(activeKernels(), activeEpilogues(), block);
+}
 
 }  // namespace siglip::cpu

@@ -1,7 +1,10 @@
-// One CPU "kernel set": the few routines whose speed depends on the instruction set.
-// Everything else (packing, blocking, tiling, threads) is portable C++ built on these.
-// Sets exist for AVX-512, AVX2+FMA and a portable fallback; dispatch.cpp picks one at
-// run time from what the processor supports (SIGLIP_SIMD=generic|avx2|avx512 overrides).
+// The few CPU routines whose speed depends on the instruction set, in two parts: the GEMM's
+// context (KernelSet: register tile, cache blocking, micro-kernel) and the loss epilogues
+// (EpilogueSet: the sigmoid and softmax per-tile math, exp). Everything else (packing,
+// blocking, tiling, threads) is portable C++ built on these. Each instruction set (AVX-512,
+// AVX2+FMA, NEON, a portable fallback) provides both; dispatch.cpp picks one set at run time
+// from what the processor supports (SIGLIP_SIMD=generic|avx2|avx512 overrides), and the two
+// parts always come from the same choice.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -94,6 +97,12 @@ struct KernelSet {
   // The k-sum is formed from zero and then added to C, so a full tile and an edge tile
   // (computed into a scratch tile and copied) round identically.
   void (*microKernel)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+};
+
+// The loss epilogues of one instruction set: what the tile loops (fused_sigmoid.cpp,
+// chunked_softmax.cpp) and the naive baselines run on each tile of similarities S.
+struct EpilogueSet {
+  const char* name;  // the instruction set's, as KernelSet::name
 
   // In place over a rows×cols tile of similarities S (leading dimension ld): adds the
   // tile's PairSums to `sums` and, when params.wantGradient, overwrites S with
@@ -117,20 +126,27 @@ struct KernelSet {
 };
 
 const KernelSet& genericKernels();
+const EpilogueSet& genericEpilogues();
 #if defined(SIGLIP_HAVE_X86_KERNELS)
-const KernelSet& avx2Kernels();
-const KernelSet& avx512Kernels();
+const KernelSet& avx2Kernels();  // x86/kernels_avx2.cpp
+const EpilogueSet& avx2Epilogues();
+const KernelSet& avx512Kernels();  // x86/kernels_avx512.cpp
+const EpilogueSet& avx512Epilogues();
 #endif
 #if defined(__aarch64__)
-const KernelSet& neonKernels();  // kernels_neon.cpp: NEON is part of AArch64, no run-time check
+// arm/kernels_neon.cpp: NEON is part of AArch64, no run-time check
+const KernelSet& neonKernels();
+const EpilogueSet& neonEpilogues();
 #endif
 
 // The L2 cache per core in bytes, from CPUID (AMD leaf 0x80000006, Intel leaf 4); 0 when
 // unknown. Kernel sets size their packed A block by it.
 int64_t l2CacheBytes();
 
-// The set in use (chosen once) and a sentence saying why.
+// The instruction set in use (chosen once): its GEMM context, its epilogues, and a sentence
+// saying why.
 const KernelSet& activeKernels();
+const EpilogueSet& activeEpilogues();
 const char* activeKernelsReason();
 
 }  // namespace siglip::cpu

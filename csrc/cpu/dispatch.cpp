@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "cpu_kernels.h"
 
@@ -44,34 +45,47 @@ X86Features detectX86() {
 X86Features detectX86() { return {}; }
 #endif
 
+// One instruction set: its GEMM context and its epilogues, always together.
 struct Choice {
   const KernelSet* set;
+  const EpilogueSet* epilogues;
   std::string reason;
 };
+
+Choice generic(std::string reason) { return {&genericKernels(), &genericEpilogues(), std::move(reason)}; }
+#if defined(SIGLIP_HAVE_X86_KERNELS)
+Choice avx2(std::string reason) { return {&avx2Kernels(), &avx2Epilogues(), std::move(reason)}; }
+Choice avx512(std::string reason) { return {&avx512Kernels(), &avx512Epilogues(), std::move(reason)}; }
+#endif
+#if defined(__aarch64__)
+Choice neon(std::string reason) { return {&neonKernels(), &neonEpilogues(), std::move(reason)}; }
+#endif
 
 Choice choose() {
   const X86Features f = detectX86();
   const char* env = std::getenv("SIGLIP_SIMD");
   const std::string requested = env ? env : "";
 #if defined(SIGLIP_HAVE_X86_KERNELS)
-  const KernelSet* best = f.avx512 ? &avx512Kernels() : f.avx2Fma ? &avx2Kernels() : &genericKernels();
+  const auto best = [&f](std::string reason) {
+    return f.avx512 ? avx512(std::move(reason)) : f.avx2Fma ? avx2(std::move(reason)) : generic(std::move(reason));
+  };
   const std::string detected = f.avx512 ? "AVX-512 (F/DQ/BW/VL) detected"
                                : f.avx2Fma ? "AVX2+FMA detected, no usable AVX-512"
                                            : "neither AVX2+FMA nor AVX-512 usable";
-  if (requested.empty()) return {best, detected};
-  if (requested == "generic") return {&genericKernels(), "SIGLIP_SIMD=generic"};
-  if (requested == "avx2" && f.avx2Fma) return {&avx2Kernels(), "SIGLIP_SIMD=avx2"};
-  if (requested == "avx512" && f.avx512) return {&avx512Kernels(), "SIGLIP_SIMD=avx512"};
-  return {best, "SIGLIP_SIMD=" + requested + " is not available here; " + detected};
+  if (requested.empty()) return best(detected);
+  if (requested == "generic") return generic("SIGLIP_SIMD=generic");
+  if (requested == "avx2" && f.avx2Fma) return avx2("SIGLIP_SIMD=avx2");
+  if (requested == "avx512" && f.avx512) return avx512("SIGLIP_SIMD=avx512");
+  return best("SIGLIP_SIMD=" + requested + " is not available here; " + detected);
 #elif defined(__aarch64__)
   (void)f;
-  if (requested == "generic") return {&genericKernels(), "SIGLIP_SIMD=generic"};
-  if (requested.empty() || requested == "neon") return {&neonKernels(), requested.empty() ? "AArch64: NEON is always present" : "SIGLIP_SIMD=neon"};
-  return {&neonKernels(), "SIGLIP_SIMD=" + requested + " is not available here; AArch64: NEON is always present"};
+  if (requested == "generic") return generic("SIGLIP_SIMD=generic");
+  if (requested.empty() || requested == "neon") return neon(requested.empty() ? "AArch64: NEON is always present" : "SIGLIP_SIMD=neon");
+  return neon("SIGLIP_SIMD=" + requested + " is not available here; AArch64: NEON is always present");
 #else
   (void)f;
-  return {&genericKernels(), requested.empty() ? "no x86 SIMD kernels in this build"
-                                               : "SIGLIP_SIMD=" + requested + " ignored: portable build"};
+  return generic(requested.empty() ? "no x86 SIMD kernels in this build"
+                                   : "SIGLIP_SIMD=" + requested + " ignored: portable build");
 #endif
 }
 
@@ -110,6 +124,7 @@ int64_t l2CacheBytes() {
 }
 
 const KernelSet& activeKernels() { return *choice().set; }
+const EpilogueSet& activeEpilogues() { return *choice().epilogues; }
 const char* activeKernelsReason() { return choice().reason.c_str(); }
 
 }  // namespace siglip::cpu

@@ -143,7 +143,7 @@ struct Bf16Engine {
 };
 
 template <class Engine>
-PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const PairBlock& req) {
+PairSums fusedSigmoidLoop(const EpilogueSet& ep, Engine& engine, const PairBlock& req) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   const double temperature = req.temperature;
   const bool wantGrad = req.wantsGradients();
@@ -215,7 +215,7 @@ PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const PairBlock& 
           tileParams.colIds = req.textIds + j0;
         }
         PairSums tileSums;
-        ks.sigmoidEpilogue(s, kTileCols, rows, cols, tileParams, tileSums);
+        ep.sigmoidEpilogue(s, kTileCols, rows, cols, tileParams, tileSums);
         rowBlockSums[size_t(ib)].add(tileSums);
         if (!wantGrad) continue;
 
@@ -233,7 +233,7 @@ PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const PairBlock& 
 
 }  // namespace
 
-PairSums fusedSigmoidBlock(const KernelSet& ks, const PairBlock& req) {
+PairSums fusedSigmoidBlock(const KernelSet& ks, const EpilogueSet& ep, const PairBlock& req) {
   const auto fail = [](const std::string& what) { throw Error(ErrorKind::Internal, "block", "cpu::fusedSigmoidBlock: " + what); };
   for (const BlockMatrix* m : {&req.image, &req.text})
     if (m->dtype != DType::Float32 || m->device != kHostMemory) fail("the CPU takes host float32 data");
@@ -247,14 +247,14 @@ PairSums fusedSigmoidBlock(const KernelSet& ks, const PairBlock& req) {
     };
     Bf16Engine engine(kn, source(image.data, req.imageBf16), source(text.data, req.textBf16), d, text.rows,
                       req.wantsGradients());
-    return fusedSigmoidLoop(ks, engine, req);
+    return fusedSigmoidLoop(ep, engine, req);
   }
   Fp32Engine engine(ks, image.data, text.data, image.cols, text.rows, req.wantsGradients());
-  return fusedSigmoidLoop(ks, engine, req);
+  return fusedSigmoidLoop(ep, engine, req);
 }
 
-LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads, Precision precision,
-                            Bf16Inputs bits) {
+LossResult fusedSigmoidLoss(const KernelSet& ks, const EpilogueSet& ep, const LossRequest& req, GradientOutputs grads,
+                            Precision precision, Bf16Inputs bits) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   if (grads.wanted()) {
     std::memset(grads.image, 0, size_t(n) * size_t(d) * sizeof(float));
@@ -268,7 +268,7 @@ LossResult fusedSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
   block.precision = precision;
   block.imageBf16 = bits.image;
   block.textBf16 = bits.text;
-  return sigmoidResultFromSums(fusedSigmoidBlock(ks, block), block.temperature, block.normalizer, grads.wanted());
+  return sigmoidResultFromSums(fusedSigmoidBlock(ks, ep, block), block.temperature, block.normalizer, grads.wanted());
 }
 
 }  // namespace siglip::cpu

@@ -114,9 +114,13 @@ double softmaxGradientEpilogueGeneric(float* tile, int64_t ld, int64_t rows, int
 }  // namespace
 
 const KernelSet& genericKernels() {
-  static const KernelSet set{"generic", kMR, kNR, /*mc=*/128, /*kc=*/256, /*nc=*/2048,
-                             microKernel4x8, sigmoidEpilogueGeneric, expInPlaceGeneric,
-                             softmaxStatsEpilogueGeneric, softmaxGradientEpilogueGeneric};
+  static const KernelSet set{"generic", kMR, kNR, /*mc=*/128, /*kc=*/256, /*nc=*/2048, microKernel4x8};
+  return set;
+}
+
+const EpilogueSet& genericEpilogues() {
+  static const EpilogueSet set{"generic", sigmoidEpilogueGeneric, expInPlaceGeneric, softmaxStatsEpilogueGeneric,
+                               softmaxGradientEpilogueGeneric};
   return set;
 }
 

@@ -90,7 +90,7 @@ double sumAsDouble(const float* v, int64_t n) {
 
 }  // namespace
 
-LossResult naiveSigmoidLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads) {
+LossResult naiveSigmoidLoss(const KernelSet& ks, const EpilogueSet& ep, const LossRequest& req, GradientOutputs grads) {
   const int64_t n = req.image.rows, m = req.text.rows;
   const double temperature = std::exp(req.logitScale);
   AlignedBuffer s = similarities(ks, req);
@@ -105,7 +105,7 @@ LossResult naiveSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
     SigmoidTileParams p = params;
     p.rowOffset = row0;
     if (req.imageIds) p.rowIds = req.imageIds + row0, p.colIds = req.textIds;
-    ks.sigmoidEpilogue(s.data() + row0 * m, m, rows, m, p, blockSums[size_t(block)]);
+    ep.sigmoidEpilogue(s.data() + row0 * m, m, rows, m, p, blockSums[size_t(block)]);
   });
   PairSums total;
   for (const PairSums& b : blockSums) total.add(b);
@@ -114,7 +114,7 @@ LossResult naiveSigmoidLoss(const KernelSet& ks, const LossRequest& req, Gradien
   return sigmoidResultFromSums(total, temperature, double(n), grads.wanted());
 }
 
-LossResult naiveSoftmaxLoss(const KernelSet& ks, const LossRequest& req, GradientOutputs grads) {
+LossResult naiveSoftmaxLoss(const KernelSet& ks, const EpilogueSet& ep, const LossRequest& req, GradientOutputs grads) {
   const int64_t n = req.image.rows, m = req.text.rows;
   const float t = float(std::exp(req.logitScale));
   AlignedBuffer s = similarities(ks, req);
@@ -134,7 +134,7 @@ LossResult naiveSoftmaxLoss(const KernelSet& ks, const LossRequest& req, Gradien
       const float* row = s.data() + i * m;
       const float maxLogit = t * *std::max_element(row, row + m);
       for (int64_t j = 0; j < m; ++j) tmp[j] = t * row[j] - maxLogit;
-      ks.expInPlace(tmp, m);
+      ep.expInPlace(tmp, m);
       rowMax[size_t(i)] = maxLogit;
       rowLogSum[size_t(i)] = std::log(sumAsDouble(tmp, m));
     }
@@ -153,7 +153,7 @@ LossResult naiveSoftmaxLoss(const KernelSet& ks, const LossRequest& req, Gradien
     for (int64_t i = 0; i < n; ++i) {
       const float* row = s.data() + i * m + col0;
       for (int64_t j = 0; j < cols; ++j) tmp[j] = t * row[j] - colMax[col0 + j];
-      ks.expInPlace(tmp, cols);
+      ep.expInPlace(tmp, cols);
       for (int64_t j = 0; j < cols; ++j) colSum[col0 + j] += tmp[j];
     }
   });
@@ -198,8 +198,8 @@ LossResult naiveSoftmaxLoss(const KernelSet& ks, const LossRequest& req, Gradien
         pRow[j] = (t * row[j] - max) - logSum;
         pCol[j] = (t * row[j] - colMax[j]) - colLogSumF[j];
       }
-      ks.expInPlace(pRow, m);
-      ks.expInPlace(pCol, m);
+      ep.expInPlace(pRow, m);
+      ep.expInPlace(pCol, m);
       const double rowCount = double(positives.rowStart[i + 1] - positives.rowStart[i]);
       for (int64_t q = positives.rowStart[i]; q < positives.rowStart[i + 1]; ++q) {
         const int64_t j = positives.columns[q];

@@ -132,9 +132,13 @@ void microKernel8x12(int64_t kc, const float* a, const float* b, float* c, int64
 // kc = 768 as on x86 (one pass over C at D = 768); mc = 128 rows keeps the packed A block
 // (384 KiB) in the 1 MiB L2 of Neoverse N1/V1-class cores; nc a multiple of 12.
 const KernelSet& neonKernels() {
-  static const KernelSet set{"neon", kMR, kNR, /*mc=*/128, /*kc=*/768, /*nc=*/3072,
-                             microKernel8x12, simd::sigmoidEpilogue<Neon>, simd::expInPlace<Neon>,
-                             simd::softmaxStatsEpilogue<Neon>, simd::softmaxGradientEpilogue<Neon>};
+  static const KernelSet set{"neon", kMR, kNR, /*mc=*/128, /*kc=*/768, /*nc=*/3072, microKernel8x12};
+  return set;
+}
+
+const EpilogueSet& neonEpilogues() {
+  static const EpilogueSet set{"neon", simd::sigmoidEpilogue<Neon>, simd::expInPlace<Neon>,
+                               simd::softmaxStatsEpilogue<Neon>, simd::softmaxGradientEpilogue<Neon>};
   return set;
 }
 

@@ -123,9 +123,13 @@ int avx2RowBlock() {
 }
 
 const KernelSet& avx2Kernels() {
-  static const KernelSet set{"avx2", kMR, kNR, /*mc=*/avx2RowBlock(), /*kc=*/768, /*nc=*/3072,
-                             microKernel6x16, simd::sigmoidEpilogue<Avx2>, simd::expInPlace<Avx2>,
-                             simd::softmaxStatsEpilogue<Avx2>, simd::softmaxGradientEpilogue<Avx2>};
+  static const KernelSet set{"avx2", kMR, kNR, /*mc=*/avx2RowBlock(), /*kc=*/768, /*nc=*/3072, microKernel6x16};
+  return set;
+}
+
+const EpilogueSet& avx2Epilogues() {
+  static const EpilogueSet set{"avx2", simd::sigmoidEpilogue<Avx2>, simd::expInPlace<Avx2>,
+                               simd::softmaxStatsEpilogue<Avx2>, simd::softmaxGradientEpilogue<Avx2>};
   return set;
 }
 

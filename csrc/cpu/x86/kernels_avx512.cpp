@@ -92,9 +92,13 @@ void microKernel12x32(int64_t kc, const float* a, const float* b, float* c, int6
 // 4096² GEMMs at K = 768 and 1152 ran 10–13 % faster than with kc = 256; the fused loss, whose
 // 192² tiles keep C in L2, did not change.
 const KernelSet& avx512Kernels() {
-  static const KernelSet set{"avx512", kMR, kNR, /*mc=*/288, /*kc=*/768, /*nc=*/3072,
-                             microKernel12x32, simd::sigmoidEpilogue<Avx512>, simd::expInPlace<Avx512>,
-                             simd::softmaxStatsEpilogue<Avx512>, simd::softmaxGradientEpilogue<Avx512>};
+  static const KernelSet set{"avx512", kMR, kNR, /*mc=*/288, /*kc=*/768, /*nc=*/3072, microKernel12x32};
+  return set;
+}
+
+const EpilogueSet& avx512Epilogues() {
+  static const EpilogueSet set{"avx512", simd::sigmoidEpilogue<Avx512>, simd::expInPlace<Avx512>,
+                               simd::softmaxStatsEpilogue<Avx512>, simd::softmaxGradientEpilogue<Avx512>};
   return set;
 }
 
