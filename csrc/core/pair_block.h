@@ -5,6 +5,7 @@
 // of the gradients. The CPU (csrc/cpu) and the CUDA backend (csrc/cuda) both take it; neither
 // the ring nor this header knows how.
 #pragma once
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 

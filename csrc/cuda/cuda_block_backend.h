@@ -59,9 +59,9 @@ class CudaBlockBackend : public BlockBackend {
   uint64_t allocated_ = 0;
 };
 
-// For ring::createLocalGroup (what the in-process transport needs from this backend): messages kept in device memory (on the sender's device) and
-// copied with cudaMemcpy, so P in-process ranks can exchange device buffers (one GPU or
-// several, with unified addressing).
+// What the in-process transport needs from this backend (ring::createLocalGroup's memory):
+// messages kept in device memory (on the sender's device) and copied with cudaMemcpy, so P
+// in-process ranks can exchange device buffers (one GPU or several, with unified addressing).
 std::shared_ptr<MessageMemory> deviceMessageMemory();
 
 }  // namespace siglip::cuda
