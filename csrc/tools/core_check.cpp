@@ -41,23 +41,6 @@ constexpr double kGradTolerance = 1e-4;
 // a relative error it cannot have in float32.
 constexpr double kScalarFloor = 1e-3;
 
-struct Case {
-  std::string name;
-  LossKind kind;
-  int64_t n, m, d;
-  bool ids;
-  double logitScale, logitBias;
-  double rowNorm;     // every embedding row has this L2 norm (1 = the usual normalised inputs)
-  double noise;       // text row = its image row + noise·N(0, 1/D), then rescaled (large: unrelated)
-  uint64_t seed;
-  int64_t classes = 0;  // with ids: the number of distinct ids (0: two thirds of min(N, M))
-};
-
-// The case's inputs (check_support.h: texts are noisy copies of their matching images).
-Data makeData(const Case& c) {
-  return check::makeData(DataShape{c.n, c.m, c.d, c.ids, c.classes, c.rowNorm, c.noise, c.seed});
-}
-
 LossRequest makeRequest(const Case& c, const Data& data, Method method, int threads) {
   LossRequest r;
   r.image = {data.x.data(), c.n, c.d};
@@ -72,11 +55,6 @@ LossRequest makeRequest(const Case& c, const Data& data, Method method, int thre
   r.threads = threads;
   return r;
 }
-
-// Σ|terms| of ∂b and ∂s: the magnitudes their sums are made of (see kScalarFloor).
-struct ScalarScales {
-  double bias = 0, scale = 0;
-};
 
 ScalarScales sigmoidScalarScales(const LossRequest& r) {
   ScalarScales out;
