@@ -82,16 +82,15 @@ std::vector<Candidate> searchCandidates(std::string* without) {
 std::unique_ptr<CublasLibrary> loadFirst(const std::vector<Candidate>& candidates, std::string* errors) {
   auto lib = std::make_unique<CublasLibrary>();
   using GetPropertyFn = CublasStatus (*)(int, int*);
+  using platform::optionalSymbol;
+  using platform::requiredSymbol;
   GetPropertyFn getProperty = nullptr;
   const platform::OpenedLibrary opened = platform::openFirst(
       candidates,
-      {platform::requiredSymbol("cublasCreate_v2", lib->create), platform::requiredSymbol("cublasDestroy_v2", lib->destroy),
-       platform::requiredSymbol("cublasSetStream_v2", lib->setStream),
-       platform::requiredSymbol("cublasSetWorkspace_v2", lib->setWorkspace),
-       platform::requiredSymbol("cublasSetAtomicsMode", lib->setAtomicsMode),
-       platform::requiredSymbol("cublasGemmEx", lib->gemmEx),
-       platform::optionalSymbol("cublasGetStatusName", lib->statusName),
-       platform::optionalSymbol("cublasGetProperty", getProperty)},
+      {requiredSymbol("cublasCreate_v2", lib->create), requiredSymbol("cublasDestroy_v2", lib->destroy),
+       requiredSymbol("cublasSetStream_v2", lib->setStream), requiredSymbol("cublasSetWorkspace_v2", lib->setWorkspace),
+       requiredSymbol("cublasSetAtomicsMode", lib->setAtomicsMode), requiredSymbol("cublasGemmEx", lib->gemmEx),
+       optionalSymbol("cublasGetStatusName", lib->statusName), optionalSymbol("cublasGetProperty", getProperty)},
       platform::WhenIncomplete::TryNext);
   for (const platform::Refusal& r : opened.refusals)
     *errors += "\n    " + (r.missing.empty() ? r.dlerror  // names the file

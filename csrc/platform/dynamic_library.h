@@ -149,8 +149,9 @@ inline OpenedLibrary openFirst(const std::vector<Candidate>& candidates, const s
   return result;
 }
 
-// "a, b, c" (separator ", ") or " a b c" style lists of names for the callers' messages.
-inline std::string joined(const std::vector<std::string>& names, const std::string& before, const std::string& between) {
+// `names` for a message: `before` the first, `between` the others ("a, b" or " a b").
+inline std::string joined(const std::vector<std::string>& names, const std::string& before,
+                          const std::string& between) {
   std::string text;
   for (size_t i = 0; i < names.size(); ++i) text += (i == 0 ? before : between) + names[i];
   return text;

@@ -81,7 +81,8 @@ inline std::vector<platform::Candidate> ncclCandidates(const char* env) {
   std::vector<platform::Candidate> candidates;
   for (const char* file : {"libnccl.so.2", "libnccl.so", "/usr/lib/x86_64-linux-gnu/libnccl.so.2",
                            "/usr/lib/aarch64-linux-gnu/libnccl.so.2", "/usr/local/cuda/lib64/libnccl.so.2",
-                           "/usr/local/nccl/lib/libnccl.so.2", "/usr/lib64/libnccl.so.2", "/usr/local/lib/libnccl.so.2"})
+                           "/usr/local/nccl/lib/libnccl.so.2", "/usr/lib64/libnccl.so.2",
+                           "/usr/local/lib/libnccl.so.2"})
     candidates.push_back({file, {}});
   // pip wheels (nvidia-nccl-cu12/13, PyTorch's dependency: nvidia/nccl/lib).
   for (const std::string& dir : platform::pythonWheelLibraryDirs()) {
