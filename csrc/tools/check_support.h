@@ -1,12 +1,15 @@
-// Helpers shared by the C++ checks (siglip_core_check, siglip_cuda_check): test data and the
-// error measures of SPEC.md's precision targets.
+// Helpers shared by the C++ checks (siglip_core_check, siglip_cuda_check): the checked cases,
+// their test data and the error measures of SPEC.md's precision targets.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
+
+#include "core/loss_request.h"
 
 namespace siglip::check {
 
@@ -72,6 +75,30 @@ inline Data makeData(const DataShape& c) {
   for (int64_t i = 0; i < c.n; ++i) normaliseRow(&data.x[size_t(i * c.d)], c.d, c.rowNorm);
   return data;
 }
+
+// One checked problem: the loss, its shape, its logit scale and bias, and how its data is made.
+struct Case {
+  std::string name;
+  LossKind kind;
+  int64_t n, m, d;
+  bool ids;
+  double logitScale, logitBias;
+  double rowNorm;       // every embedding row has this L2 norm (1 = the usual normalised inputs)
+  double noise;         // text row = its image row + noise·N(0, 1/D), then rescaled (large: unrelated)
+  uint64_t seed;
+  int64_t classes = 0;  // with ids: the number of distinct ids (0: two thirds of min(N, M))
+};
+
+// The case's inputs (texts are noisy copies of their matching images, as above).
+inline Data makeData(const Case& c) {
+  return makeData(DataShape{c.n, c.m, c.d, c.ids, c.classes, c.rowNorm, c.noise, c.seed});
+}
+
+// Σ|terms| of ∂b and ∂s (sigmoid), or the softmax's bound 2·t·max‖x‖·max‖y‖ for ∂s: the
+// magnitudes their sums are made of, the floor of scalarError's denominator.
+struct ScalarScales {
+  double bias = 0, scale = 0;
+};
 
 // ‖out − ref‖ / ‖ref‖ (absolute when ref is zero); infinite when out holds NaN or Inf.
 inline double relativeError(const std::vector<float>& out, const std::vector<double>& ref) {

@@ -41,23 +41,6 @@ constexpr double kGradTolerance = 1e-4;
 // a relative error it cannot have in float32.
 constexpr double kScalarFloor = 1e-3;
 
-struct Case {
-  std::string name;
-  LossKind kind;
-  int64_t n, m, d;
-  bool ids;
-  double logitScale, logitBias;
-  double rowNorm;     // every embedding row has this L2 norm (1 = the usual normalised inputs)
-  double noise;       // text row = its image row + noise·N(0, 1/D), then rescaled (large: unrelated)
-  uint64_t seed;
-  int64_t classes = 0;  // with ids: the number of distinct ids (0: two thirds of min(N, M))
-};
-
-// The case's inputs (check_support.h: texts are noisy copies of their matching images).
-Data makeData(const Case& c) {
-  return check::makeData(DataShape{c.n, c.m, c.d, c.ids, c.classes, c.rowNorm, c.noise, c.seed});
-}
-
 LossRequest makeRequest(const Case& c, const Data& data, Method method, int threads) {
   LossRequest r;
   r.image = {data.x.data(), c.n, c.d};
@@ -72,11 +55,6 @@ LossRequest makeRequest(const Case& c, const Data& data, Method method, int thre
   r.threads = threads;
   return r;
 }
-
-// Σ|terms| of ∂b and ∂s: the magnitudes their sums are made of (see kScalarFloor).
-struct ScalarScales {
-  double bias = 0, scale = 0;
-};
 
 ScalarScales sigmoidScalarScales(const LossRequest& r) {
   ScalarScales out;
@@ -177,16 +155,53 @@ std::vector<Method> methodsFor(LossKind kind) {
 
 int failures = 0;
 
+// The float64 reference of a request, and the scale floors of its ∂s and ∂b.
+struct Reference {
+  LossResult result;
+  std::vector<double> dx, dy;
+  ScalarScales scales;
+};
+
+Reference referenceOf(LossKind kind, const LossRequest& r) {
+  Reference ref;
+  ref.dx.resize(size_t(r.image.rows * r.image.cols));
+  ref.dy.resize(size_t(r.text.rows * r.text.cols));
+  const ReferenceGradients grads{ref.dx.data(), ref.dy.data()};
+  ref.result = kind == LossKind::Sigmoid ? referenceSigmoidLoss(r, grads) : referenceSoftmaxLoss(r, grads);
+  ref.scales = kind == LossKind::Sigmoid ? sigmoidScalarScales(r) : softmaxScalarScales(r);
+  return ref;
+}
+
+// A call's errors against the reference (the softmax has no bias: its ∂b must be 0).
+struct Errors {
+  double loss, dx, dy, ds, db;
+  bool within(double lossTolerance, double gradTolerance) const {
+    return loss <= lossTolerance && dx <= gradTolerance && dy <= gradTolerance && ds <= gradTolerance &&
+           db <= gradTolerance;
+  }
+};
+
+Errors errorsOf(LossKind kind, const Output& out, const Reference& ref) {
+  return {scalarError(out.result.loss, ref.result.loss, 0), relativeError(out.dx, ref.dx),
+          relativeError(out.dy, ref.dy), scalarError(out.result.dLogitScale, ref.result.dLogitScale, ref.scales.scale),
+          kind == LossKind::Sigmoid ? scalarError(out.result.dLogitBias, ref.result.dLogitBias, ref.scales.bias)
+                                    : std::fabs(out.result.dLogitBias)};
+}
+
+// Counts a failure and prints the case's line.
+void report(bool ok, const char* what, const Case& c, const std::string& line) {
+  if (!ok) ++failures;
+  std::printf("%s %s %-26s N=%-4lld M=%-4lld D=%-4lld ids=%-3s s=%.3g b=%.3g |row|=%.3g  %s\n", ok ? "PASS" : "FAIL",
+              what, c.name.c_str(), (long long)c.n, (long long)c.m, (long long)c.d, c.ids ? "yes" : "no",
+              c.logitScale, c.logitBias, c.rowNorm, line.c_str());
+  std::fflush(stdout);
+}
+
 void checkBf16Case(const Case& c, const Data& data);
 
 void checkCase(const Case& c) {
   const Data data = makeData(c);
-  const LossRequest base = makeRequest(c, data, methodsFor(c.kind)[0], 1);
-  std::vector<double> refDx(size_t(c.n * c.d)), refDy(size_t(c.m * c.d));
-  const LossResult ref = c.kind == LossKind::Sigmoid
-                             ? referenceSigmoidLoss(base, {refDx.data(), refDy.data()})
-                             : referenceSoftmaxLoss(base, {refDx.data(), refDy.data()});
-  const ScalarScales scales = c.kind == LossKind::Sigmoid ? sigmoidScalarScales(base) : softmaxScalarScales(base);
+  const Reference ref = referenceOf(c.kind, makeRequest(c, data, methodsFor(c.kind)[0], 1));
 
   for (Method method : methodsFor(c.kind)) {
     std::string line;
@@ -194,38 +209,29 @@ void checkCase(const Case& c) {
     char buffer[512];
     try {
       const Output one = runBackend(c.kind, makeRequest(c, data, method, 1), true);
-      const double eLoss = scalarError(one.result.loss, ref.loss, 0);
-      const double eDx = relativeError(one.dx, refDx);
-      const double eDy = relativeError(one.dy, refDy);
-      const double eDs = scalarError(one.result.dLogitScale, ref.dLogitScale, scales.scale);
-      const double eDb = c.kind == LossKind::Sigmoid ? scalarError(one.result.dLogitBias, ref.dLogitBias, scales.bias)
-                                                     : std::fabs(one.result.dLogitBias);
-      ok = eLoss <= kLossTolerance && eDx <= kGradTolerance && eDy <= kGradTolerance && eDs <= kGradTolerance &&
-           eDb <= kGradTolerance;
+      const Errors e = errorsOf(c.kind, one, ref);
+      ok = e.within(kLossTolerance, kGradTolerance);
 
       bool threadsSame = true;
       for (int threads : {2, 3}) {
         if (!bitIdentical(one, runBackend(c.kind, makeRequest(c, data, method, threads), true))) threadsSame = false;
       }
       const Output fwd = runBackend(c.kind, makeRequest(c, data, method, 2), false);
-      const double eFwd = scalarError(fwd.result.loss, ref.loss, 0);
+      const double eFwd = scalarError(fwd.result.loss, ref.result.loss, 0);
       const bool fwdOk = eFwd <= kLossTolerance && fwd.result.dLogitScale == 0 && fwd.result.dLogitBias == 0;
       ok = ok && threadsSame && fwdOk && one.inBounds;
       std::snprintf(buffer, sizeof buffer,
                     "loss %.1e (ref %.6g)  dX %.1e  dY %.1e  ds %.1e  db %.1e  threads 1=2=3 %s  fwd-only %.1e%s",
-                    eLoss, ref.loss, eDx, eDy, eDs, eDb, threadsSame ? "yes" : "NO", eFwd,
+                    e.loss, ref.result.loss, e.dx, e.dy, e.ds, e.db, threadsSame ? "yes" : "NO", eFwd,
                     one.inBounds ? "" : "  WROTE OUTSIDE THE GRADIENT BUFFERS");
       line = buffer;
     } catch (const std::exception& e) {
       ok = false;
       line = std::string("threw: ") + e.what();
     }
-    if (!ok) ++failures;
-    std::printf("%s %-7s %-7s %-26s N=%-4lld M=%-4lld D=%-4lld ids=%-3s s=%.3g b=%.3g |row|=%.3g  %s\n",
-                ok ? "PASS" : "FAIL", kindName(c.kind), methodName(method), c.name.c_str(), (long long)c.n,
-                (long long)c.m, (long long)c.d, c.ids ? "yes" : "no", c.logitScale, c.logitBias, c.rowNorm,
-                line.c_str());
-    std::fflush(stdout);
+    char what[32];
+    std::snprintf(what, sizeof what, "%-7s %-7s", kindName(c.kind), methodName(method));
+    report(ok, what, c, line);
   }
   if (c.kind == LossKind::Sigmoid) checkBf16Case(c, data);
 }
@@ -256,10 +262,7 @@ void checkBf16Case(const Case& c, const Data& data) {
   Data rounded = data;
   for (size_t k = 0; k < xb.size(); ++k) rounded.x[k] = floatOfBf16(xb[k] = bf16Of(data.x[k]));
   for (size_t k = 0; k < yb.size(); ++k) rounded.y[k] = floatOfBf16(yb[k] = bf16Of(data.y[k]));
-  const LossRequest base = makeRequest(c, rounded, Method::Fused, 1);
-  std::vector<double> refDx(size_t(c.n * c.d)), refDy(size_t(c.m * c.d));
-  const LossResult ref = referenceSigmoidLoss(base, {refDx.data(), refDy.data()});
-  const ScalarScales scales = sigmoidScalarScales(base);
+  const Reference ref = referenceOf(LossKind::Sigmoid, makeRequest(c, rounded, Method::Fused, 1));
 
   std::string line;
   bool ok = true;
@@ -273,13 +276,8 @@ void checkBf16Case(const Case& c, const Data& data) {
       return cpu::sigmoidLossBf16(shapes, {xb.data(), yb.data()}, g);
     };
     const Output one = runCall(makeRequest(c, data, Method::Fused, 1), true, fromFloats);
-    const double eLoss = scalarError(one.result.loss, ref.loss, 0);
-    const double eDx = relativeError(one.dx, refDx);
-    const double eDy = relativeError(one.dy, refDy);
-    const double eDs = scalarError(one.result.dLogitScale, ref.dLogitScale, scales.scale);
-    const double eDb = scalarError(one.result.dLogitBias, ref.dLogitBias, scales.bias);
-    ok = eLoss <= kBf16Tolerance && eDx <= kBf16Tolerance && eDy <= kBf16Tolerance && eDs <= kBf16Tolerance &&
-         eDb <= kBf16Tolerance && one.inBounds;
+    const Errors e = errorsOf(LossKind::Sigmoid, one, ref);
+    ok = e.within(kBf16Tolerance, kBf16Tolerance) && one.inBounds;
     bool same = true;
     for (int threads : {1, 2, 3}) {
       if (!bitIdentical(one, runCall(makeRequest(c, data, Method::Fused, threads), true, fromBits))) same = false;
@@ -292,20 +290,40 @@ void checkBf16Case(const Case& c, const Data& data) {
     ok = ok && same && fwdOk;
     std::snprintf(buffer, sizeof buffer,
                   "loss %.1e (ref %.6g)  dX %.1e  dY %.1e  ds %.1e  db %.1e  f32=bits, threads 1=2=3 %s  fwd-only %s",
-                  eLoss, ref.loss, eDx, eDy, eDs, eDb, same ? "yes" : "NO", fwdOk ? "same" : "DIFFERS");
+                  e.loss, ref.result.loss, e.dx, e.dy, e.ds, e.db, same ? "yes" : "NO", fwdOk ? "same" : "DIFFERS");
     line = buffer;
   } catch (const std::exception& e) {
     ok = false;
     line = std::string("threw: ") + e.what();
   }
-  if (!ok) ++failures;
-  std::printf("%s sigmoid bf16    %-26s N=%-4lld M=%-4lld D=%-4lld ids=%-3s s=%.3g b=%.3g |row|=%.3g  %s\n",
-              ok ? "PASS" : "FAIL", c.name.c_str(), (long long)c.n, (long long)c.m, (long long)c.d,
-              c.ids ? "yes" : "no", c.logitScale, c.logitBias, c.rowNorm, line.c_str());
-  std::fflush(stdout);
+  report(ok, "sigmoid bf16   ", c, line);
 }
 
 // ---- bad requests --------------------------------------------------------------------
+
+// Runs `call`, which must throw a siglip::Error of `kind` naming `argument` with a message
+// that starts with `prefix`; whether it did, and what happened in *verdict.
+bool throwsError(const std::function<void()>& call, const std::string& argument, ErrorKind kind, const char* prefix,
+                 std::string* verdict) {
+  try {
+    call();
+    *verdict = "did not throw";
+  } catch (const Error& e) {
+    const bool ok =
+        e.argument() == argument && e.kind() == kind && std::strncmp(e.what(), prefix, std::strlen(prefix)) == 0;
+    *verdict = ok ? e.what() : "wrong argument/kind (" + e.argument() + "): " + e.what();
+    return ok;
+  } catch (const std::exception& e) {
+    *verdict = std::string("threw a non-siglip exception: ") + e.what();
+  }
+  return false;
+}
+
+void reportBadRequest(bool ok, LossKind kind, const char* target, const char* name, const std::string& verdict) {
+  if (!ok) ++failures;
+  std::printf("%s bad-request %-7s %-9s %-40s %s\n", ok ? "PASS" : "FAIL", kindName(kind), target, name,
+              verdict.c_str());
+}
 
 struct BadRequest {
   std::string name;
@@ -373,29 +391,20 @@ void checkBadRequests() {
     for (size_t target = 0; target <= methods.size(); ++target) {
       const bool backend = target < methods.size();
       std::string verdict;
-      bool ok = false;
-      try {
-        if (backend) {
-          r.method = methods[target];
-          if (bad.kind == LossKind::Sigmoid) cpu::sigmoidLoss(r, {});
-          else cpu::softmaxLoss(r, {});
-        } else if (bad.kind == LossKind::Sigmoid) {
-          referenceSigmoidLoss(r, {});
-        } else {
-          referenceSoftmaxLoss(r, {});
-        }
-        verdict = "did not throw";
-      } catch (const Error& e) {
-        ok = e.argument() == bad.argument && e.kind() == bad.errorKind &&
-             std::strncmp(e.what(), "Expected ", 9) == 0;
-        verdict = e.what();
-        if (!ok) verdict = "wrong argument/kind (" + e.argument() + "): " + verdict;
-      } catch (const std::exception& e) {
-        verdict = std::string("threw a non-siglip exception: ") + e.what();
-      }
-      if (!ok) ++failures;
-      std::printf("%s bad-request %-7s %-9s %-40s %s\n", ok ? "PASS" : "FAIL", kindName(bad.kind),
-                  backend ? methodName(methods[target]) : "reference", bad.name.c_str(), verdict.c_str());
+      const bool ok = throwsError(
+          [&] {
+            if (backend) {
+              r.method = methods[target];
+              if (bad.kind == LossKind::Sigmoid) cpu::sigmoidLoss(r, {});
+              else cpu::softmaxLoss(r, {});
+            } else if (bad.kind == LossKind::Sigmoid) {
+              referenceSigmoidLoss(r, {});
+            } else {
+              referenceSoftmaxLoss(r, {});
+            }
+          },
+          bad.argument, bad.errorKind, "Expected ", &verdict);
+      reportBadRequest(ok, bad.kind, backend ? methodName(methods[target]) : "reference", bad.name.c_str(), verdict);
     }
   }
 }
@@ -421,21 +430,14 @@ void checkForeignMethods() {
     r.text = {y.data(), 4, 3};
     r.logitScale = std::log(10.0);
     r.method = f.method;
-    std::string verdict = "did not throw";
-    bool ok = false;
-    try {
-      if (f.kind == LossKind::Sigmoid) cpu::sigmoidLoss(r, {});
-      else cpu::softmaxLoss(r, {});
-    } catch (const Error& e) {
-      ok = e.argument() == "options.method" && e.kind() == ErrorKind::Range &&
-           std::strncmp(e.what(), f.message, std::strlen(f.message)) == 0;
-      verdict = e.what();
-    } catch (const std::exception& e) {
-      verdict = std::string("threw a non-siglip exception: ") + e.what();
-    }
-    if (!ok) ++failures;
-    std::printf("%s bad-request %-7s %-9s %-40s %s\n", ok ? "PASS" : "FAIL", kindName(f.kind), methodName(f.method),
-                "a method of another loss or backend", verdict.c_str());
+    std::string verdict;
+    const bool ok = throwsError(
+        [&] {
+          if (f.kind == LossKind::Sigmoid) cpu::sigmoidLoss(r, {});
+          else cpu::softmaxLoss(r, {});
+        },
+        "options.method", ErrorKind::Range, f.message, &verdict);
+    reportBadRequest(ok, f.kind, methodName(f.method), "a method of another loss or backend", verdict);
   }
 }
 
@@ -449,19 +451,9 @@ void checkOverflowingSimilarities() {
   r.text = {y.data(), 4, 3};
   r.logitScale = std::log(10.0);
   r.method = Method::Chunked;
-  std::string verdict = "did not throw";
-  bool ok = false;
-  try {
-    cpu::softmaxLoss(r, {});
-  } catch (const Error& e) {
-    ok = e.argument() == "image.data" && e.kind() == ErrorKind::Range && std::strncmp(e.what(), "Expected ", 9) == 0;
-    verdict = e.what();
-  } catch (const std::exception& e) {
-    verdict = std::string("threw a non-siglip exception: ") + e.what();
-  }
-  if (!ok) ++failures;
-  std::printf("%s bad-request softmax chunked   %-40s %s\n", ok ? "PASS" : "FAIL", "dot products overflow float32",
-              verdict.c_str());
+  std::string verdict;
+  const bool ok = throwsError([&] { cpu::softmaxLoss(r, {}); }, "image.data", ErrorKind::Range, "Expected ", &verdict);
+  reportBadRequest(ok, LossKind::Softmax, "chunked", "dot products overflow float32", verdict);
 }
 
 std::vector<Case> buildCases(uint64_t seed, int randomCount) {

@@ -71,21 +71,7 @@ struct GemmVariant {
 
 // ---- cases and references ---------------------------------------------------------------
 
-struct Case {
-  std::string name;
-  LossKind kind;
-  int64_t n, m, d;
-  bool ids;
-  double logitScale, logitBias;
-  double rowNorm;  // every row has this L2 norm
-  double noise;    // text row = its image row + noise·N(0, 1/D), rescaled (large: unrelated pairs)
-  uint64_t seed;
-};
-
-// Σ|terms| of ∂b and ∂s (sigmoid), or the softmax's bound 2·t·max‖x‖·max‖y‖ for ∂s.
-struct ScalarScales {
-  double bias = 0, scale = 0;
-};
+// Case, its makeData and ScalarScales: check_support.h (shared with siglip_core_check).
 
 struct Reference {
   Rounding rounding = Rounding::None;
@@ -213,7 +199,6 @@ std::string caseLabel(const Case& c, const char* path, const char* config);
 
 // ---- cuda_check_correctness.cpp ----------------------------------------------------------
 
-Data makeData(const Case& c);
 std::vector<Case> buildCases(uint64_t seed);
 bool shapeCases(const std::string& list, uint64_t seed, std::vector<Case>* out);
 Reference computeReference(const Case& c, const Data& data, Rounding rounding, int scaleThreads);

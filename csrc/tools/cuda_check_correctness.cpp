@@ -4,11 +4,6 @@
 
 namespace siglip::cuda_check {
 
-// The case's inputs (check_support.h: texts are noisy copies of their matching images).
-Data makeData(const Case& c) {
-  return check::makeData(DataShape{c.n, c.m, c.d, c.ids, 0, c.rowNorm, c.noise, c.seed});
-}
-
 std::vector<Case> buildCases(uint64_t seed) {
   const double ln10 = std::log(10.0), clipScale = std::log(1 / 0.07);
   const double extremeScale = std::log(112.0), extremeBias = -24;

@@ -39,193 +39,25 @@
 // siglip::Error naming the rank and what it waited for. The transport is unusable after.
 // A dead process in a multi-process group is noticed by the others' timeouts.
 //
-// The library is opened with dlopen; the few declarations below are ours (no nccl.h).
+// The library is opened with dlopen (nccl_library.h: our declarations of its API, no nccl.h).
 #include "nccl_transport.h"
 
 #include <cuda_runtime.h>
-#include <dlfcn.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include "../../core/errors.h"
-#include "../../core/library_search.h"
+#include "nccl_library.h"
 
 namespace siglip::ring {
 namespace {
-
-// ---- our declarations of the NCCL API -------------------------------------------------
-// These match nccl.h (NVIDIA/nccl src/nccl.h.in) from 2.7, where ncclSend / ncclRecv
-// appeared, through the current 2.2x releases, checked against the header of the 2.30 line:
-// ncclUniqueId is { char internal[NCCL_UNIQUE_ID_BYTES = 128] }, ncclComm_t an opaque
-// pointer, ncclResult_t and ncclDataType_t C enums (int-sized) whose values below never
-// changed (later releases only appended values: ncclRemoteError 6, ncclInProgress 7,
-// ncclTimeout 8), and the function signatures are unchanged since 2.7 (ncclCommFinalize and
-// ncclGetLastError exist from 2.13/2.14 on and are optional here).
-struct NcclCommOpaque;
-using ncclComm_t = NcclCommOpaque*;
-struct ncclUniqueId {
-  char internal[kNcclUniqueIdBytes];
-};
-enum ncclResult_t : int { ncclSuccess = 0, ncclInProgress = 7 };
-enum ncclDataType_t : int { ncclInt8 = 0 };  // = ncclChar: messages are counted in bytes
-
-using GetVersionFn = ncclResult_t (*)(int*);
-using GetUniqueIdFn = ncclResult_t (*)(ncclUniqueId*);
-using CommInitRankFn = ncclResult_t (*)(ncclComm_t*, int, ncclUniqueId, int);
-using CommInitAllFn = ncclResult_t (*)(ncclComm_t*, int, const int*);
-using CommFn = ncclResult_t (*)(ncclComm_t);  // ncclCommDestroy, ncclCommAbort, ncclCommFinalize
-using CommGetAsyncErrorFn = ncclResult_t (*)(ncclComm_t, ncclResult_t*);
-using GetErrorStringFn = const char* (*)(ncclResult_t);
-using GetLastErrorFn = const char* (*)(ncclComm_t);
-using SendFn = ncclResult_t (*)(const void*, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t);
-using RecvFn = ncclResult_t (*)(void*, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t);
-using AllGatherFn = ncclResult_t (*)(const void*, void*, size_t, ncclDataType_t, ncclComm_t, cudaStream_t);
-using GroupFn = ncclResult_t (*)();
-
-struct Nccl {
-  void* handle = nullptr;
-  std::string path;
-  std::string error;  // empty when usable
-  int versionCode = 0;
-  int major = 0, minor = 0, patch = 0;
-  GetVersionFn getVersion = nullptr;
-  GetUniqueIdFn getUniqueId = nullptr;
-  CommInitRankFn commInitRank = nullptr;
-  CommInitAllFn commInitAll = nullptr;
-  CommFn commDestroy = nullptr;
-  CommFn commAbort = nullptr;
-  CommFn commFinalize = nullptr;  // optional (2.14+)
-  CommGetAsyncErrorFn commGetAsyncError = nullptr;
-  GetErrorStringFn getErrorString = nullptr;
-  GetLastErrorFn getLastError = nullptr;  // optional (2.13+)
-  SendFn send = nullptr;
-  RecvFn recv = nullptr;
-  AllGatherFn allGather = nullptr;
-  GroupFn groupStart = nullptr;
-  GroupFn groupEnd = nullptr;
-};
-
-Nccl load() {
-  Nccl lib;
-  std::vector<std::string> candidates;
-  const char* env = std::getenv("SIGLIP_NCCL_LIBRARY");
-  if (env && *env) {
-    const std::string given(env);
-    candidates.push_back(isDirectory(given) ? given + "/libnccl.so.2" : given);
-  } else {
-    candidates = {"libnccl.so.2",
-                  "libnccl.so",
-                  "/usr/lib/x86_64-linux-gnu/libnccl.so.2",
-                  "/usr/lib/aarch64-linux-gnu/libnccl.so.2",
-                  "/usr/local/cuda/lib64/libnccl.so.2",
-                  "/usr/local/nccl/lib/libnccl.so.2",
-                  "/usr/lib64/libnccl.so.2",
-                  "/usr/local/lib/libnccl.so.2"};
-    // pip wheels (nvidia-nccl-cu12/13, PyTorch's dependency: nvidia/nccl/lib).
-    for (const std::string& dir : pythonWheelLibraryDirs()) {
-      struct stat st {};
-      if (stat((dir + "/libnccl.so.2").c_str(), &st) == 0) candidates.push_back(dir + "/libnccl.so.2");
-    }
-  }
-  std::string tried;
-  for (const std::string& c : candidates) {
-    dlerror();
-    lib.handle = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (lib.handle) {
-      lib.path = c;
-      break;
-    }
-    const char* why = dlerror();  // names the file already
-    tried += "\n  " + (why ? std::string(why) : c + ": not found");
-  }
-  if (!lib.handle) {
-    lib.error = std::string("libnccl could not be loaded (") +
-                (env && *env ? "SIGLIP_NCCL_LIBRARY" : "set SIGLIP_NCCL_LIBRARY to the file or its folder") +
-                "); tried:" + tried;
-    return lib;
-  }
-  // The file actually opened (dlopen("libnccl.so.2") found it somewhere on the search path).
-  Dl_info info{};
-  void* anchor = dlsym(lib.handle, "ncclGetVersion");
-  if (anchor && dladdr(anchor, &info) && info.dli_fname) lib.path = info.dli_fname;
-
-  std::string missing;
-  const auto resolve = [&](auto& fn, const char* name, bool required) {
-    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib.handle, name));
-    if (!fn && required) missing += std::string(missing.empty() ? "" : ", ") + name;
-  };
-  resolve(lib.getVersion, "ncclGetVersion", true);
-  resolve(lib.getUniqueId, "ncclGetUniqueId", true);
-  resolve(lib.commInitRank, "ncclCommInitRank", true);
-  resolve(lib.commInitAll, "ncclCommInitAll", true);
-  resolve(lib.commDestroy, "ncclCommDestroy", true);
-  resolve(lib.commAbort, "ncclCommAbort", true);
-  resolve(lib.commFinalize, "ncclCommFinalize", false);
-  resolve(lib.commGetAsyncError, "ncclCommGetAsyncError", true);
-  resolve(lib.getErrorString, "ncclGetErrorString", true);
-  resolve(lib.getLastError, "ncclGetLastError", false);
-  resolve(lib.send, "ncclSend", true);
-  resolve(lib.recv, "ncclRecv", true);
-  resolve(lib.allGather, "ncclAllGather", true);
-  resolve(lib.groupStart, "ncclGroupStart", true);
-  resolve(lib.groupEnd, "ncclGroupEnd", true);
-  if (!missing.empty()) {
-    lib.error = lib.path + " lacks " + missing + " (NCCL 2.7 or newer is needed)";
-    return lib;
-  }
-  if (lib.getVersion(&lib.versionCode) != ncclSuccess) {
-    lib.error = lib.path + ": ncclGetVersion failed";
-    return lib;
-  }
-  // NCCL_VERSION_CODE: X·1000 + Y·100 + Z up to 2.8, X·10000 + Y·100 + Z from 2.9 on.
-  const int v = lib.versionCode;
-  if (v < 10000) {
-    lib.major = v / 1000, lib.minor = (v / 100) % 10, lib.patch = v % 100;
-  } else {
-    lib.major = v / 10000, lib.minor = (v / 100) % 100, lib.patch = v % 100;
-  }
-  if (lib.major < 2 || (lib.major == 2 && lib.minor < 7))
-    lib.error = lib.path + " is NCCL " + std::to_string(lib.major) + "." + std::to_string(lib.minor) +
-                "; the ring needs 2.7 or newer (send/receive)";
-  return lib;
-}
-
-const Nccl& nccl() {
-  static const Nccl lib = load();  // once, thread-safe
-  return lib;
-}
-
-const Nccl& requireNccl() {
-  const Nccl& lib = nccl();
-  if (!lib.error.empty()) throw Error(ErrorKind::Internal, "nccl", "NCCL is not available: " + lib.error);
-  return lib;
-}
-
-std::string resultText(ncclResult_t result, ncclComm_t comm) {
-  const Nccl& lib = nccl();
-  std::string text = lib.getErrorString ? lib.getErrorString(result) : "error";
-  text += " (ncclResult_t " + std::to_string(int(result)) + ")";
-  if (lib.getLastError) {
-    const char* last = lib.getLastError(comm);
-    if (last && *last) text += ": " + std::string(last);
-  }
-  return text;
-}
-
-void checkNccl(ncclResult_t result, const char* what, ncclComm_t comm = nullptr) {
-  if (result != ncclSuccess)
-    throw Error(ErrorKind::Internal, "nccl", std::string("NCCL error in ") + what + ": " + resultText(result, comm));
-}
 
 void checkCuda(cudaError_t status, const char* what) {
   if (status == cudaSuccess) return;

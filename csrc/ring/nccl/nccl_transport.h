@@ -6,8 +6,9 @@
 // libnccl.so.2 is loaded at run time (dlopen), so neither the build nor CPU-only use needs
 // NCCL: SIGLIP_NCCL_LIBRARY (a file, or a folder holding libnccl.so.2) names it, else
 // "libnccl.so.2" through the loader's search path, then a few usual locations, then the pip
-// wheels of the Python environments in reach (core/library_search.h: Python's
+// wheels of the Python environments in reach (platform/library_search.h: Python's
 // nvidia-nccl-cu12/13 wheels ship it as site-packages/nvidia/nccl/lib/libnccl.so.2).
+// nccl_library.h declares and loads it (through platform/dynamic_library.h).
 //
 // Buffers given to send / receive are device memory on the endpoint's GPU
 // (as CudaRingBackend allocates them); allGather takes host memory, as in every transport.

@@ -1,7 +1,8 @@
 // Where NVIDIA's run-time libraries (cuBLAS, NCCL) that the package loads with dlopen are
 // commonly found besides the dynamic loader's own search: pip wheels (PyTorch's dependencies
 // ship them as site-packages/nvidia/<name>/lib). Shared by the cuBLAS loader and the NCCL
-// transport, so both look in the same places, in the same order.
+// library (through dynamic_library.h), so both look in the same places, in the same order.
+// Platform code: no siglip header.
 #pragma once
 #include <glob.h>
 #include <sys/stat.h>
@@ -11,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace siglip {
+namespace siglip::platform {
 
 inline bool isDirectory(const std::string& path) {
   struct stat st {};
@@ -52,4 +53,4 @@ inline std::vector<std::string> pythonWheelLibraryDirs() {
   return dirs;
 }
 
-}  // namespace siglip
+}  // namespace siglip::platform
