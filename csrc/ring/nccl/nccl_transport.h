@@ -1,7 +1,7 @@
 // The NCCL transport: ranks on GPUs (one GPU per rank), in one process (one endpoint per
 // device, each driven by its own thread) or in several (one rank per process, the unique id
 // shared by the caller, e.g. through the TypeScript API). Compiled with the CUDA backend
-// only (siglip_ring_cuda). Plain C++: no CUDA or NCCL headers needed by includers.
+// only (siglip_ring_nccl). Plain C++: no CUDA or NCCL headers needed by includers.
 //
 // libnccl.so.2 is loaded at run time (dlopen), so neither the build nor CPU-only use needs
 // NCCL: SIGLIP_NCCL_LIBRARY (a file, or a folder holding libnccl.so.2) names it, else
@@ -11,7 +11,7 @@
 // nccl_library.h declares and loads it (through platform/dynamic_library.h).
 //
 // Buffers given to send / receive are device memory on the endpoint's GPU
-// (as CudaRingBackend allocates them); allGather takes host memory, as in every transport.
+// (as CudaBlockBackend allocates them); allGather takes host memory, as in every transport.
 // NCCL has no message envelope, so a receive's size cannot be checked against the send's:
 // both sides must agree (the ring's do: they come from the all-gathered shard sizes).
 // How sends and receives become NCCL groups, and why that cannot deadlock: nccl_transport.cpp.
