@@ -13,8 +13,8 @@
 //                                                         maxAllGatherBytes } (csrc/core/limits.h; frozen)
 // image/text are { data: Float32Array, rows, cols }; options is
 // { logitScale, logitBias (sigmoid only), imageIds?, textIds?, method: 'fused'|'naive', threads }.
-// The CMake build with CUDA (SIGLIP_WITH_CUDA) adds the cuda* exports and the DeviceMatrix
-// class (cuda_bindings.h), and backendInfo().cuda. The ring (LocalRingHandle, MpiRingHandle, NcclRingHandle, ringBuildInfo, …)
+// The CMake build with CUDA adds the cuda* exports and the DeviceMatrix class, and
+// backendInfo().cuda (cuda_bindings.h). The ring (LocalRingHandle, MpiRingHandle, NcclRingHandle, ringBuildInfo, …)
 // is in ring_bindings.h.
 #include <napi.h>
 
@@ -27,7 +27,7 @@
 #include "cpu/cpu_backend.h"
 #include "cuda_bindings.h"
 #include "js_errors.h"
-#include "loss_worker.h"
+#include "promise_worker.h"
 #include "ring_bindings.h"
 
 namespace siglip::addon {
@@ -39,7 +39,7 @@ Napi::Value lossSync(const Napi::CallbackInfo& info, LossKind kind) {
     const LossCall call = readLossCall(info, kind, InputUse::Borrow);
     const GradientArrays grads = allocateGradients(env, call);
     const LossResult result = runCpuLoss(kind, call, grads.outputs());
-    return lossResultToJs(env, kind, result, grads);
+    return lossResultToJs(env, kind, result, grads.image, grads.text);
   });
 }
 
@@ -47,11 +47,15 @@ Napi::Value lossAsync(const Napi::CallbackInfo& info, LossKind kind) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
     LossCall call = readLossCall(info, kind, InputUse::Copy);
+    call.inputs.persist();
     const GradientArrays grads = allocateGradients(env, call);
-    auto* worker = new LossWorker(env, kind, std::move(call), grads);  // deletes itself when complete
-    Napi::Promise promise = worker->promise();
-    worker->Queue();
-    return promise;
+    return queuePromise(
+        env, kind == LossKind::Sigmoid ? "siglip:sigmoidLoss" : "siglip:softmaxLoss",
+        [kind, call = std::move(call), outputs = grads.outputs()] { return runCpuLoss(kind, call, outputs); },
+        [kind, held = HeldGradients(grads)](Napi::Env env, const LossResult& result) {
+          const GradientArrays grads = held.arrays();
+          return lossResultToJs(env, kind, result, grads.image, grads.text);
+        });
   });
 }
 
@@ -72,9 +76,7 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
     out.Set("tileCols", Napi::Number::New(env, cpuInfo.tileCols));
     out.Set("bf16", Napi::String::New(env, cpuInfo.bf16));
     out.Set("bf16Reason", Napi::String::New(env, cpuInfo.bf16Reason));
-#ifdef SIGLIP_WITH_CUDA
-    out.Set("cuda", cudaBackendInfo(env));
-#endif
+    addCudaBackendInfo(env, out);
     return out;
   });
 }
@@ -128,9 +130,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("gemmABt", Napi::Function::New(env, GemmABt, "gemmABt"));
   registerRingBindings(env, exports);
-#ifdef SIGLIP_WITH_CUDA
   registerCudaBindings(env, exports);
-#endif
   return exports;
 }
 

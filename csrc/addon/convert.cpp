@@ -38,11 +38,6 @@ const char* typedArrayName(napi_typedarray_type type) {
   }
 }
 
-bool isPlainObjectLike(Napi::Value value) {
-  return value.IsObject() && !value.IsArray() && !value.IsFunction() && !value.IsTypedArray() &&
-         !value.IsArrayBuffer();
-}
-
 // Reads the buffer through napi_get_typedarray_info, not the (overridable) `buffer` getter.
 bool isDetached(const Napi::TypedArray& array) { return array.ArrayBuffer().IsDetached(); }
 
@@ -65,8 +60,17 @@ const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t l
 
 const int32_t* readIds(Napi::Object options, const char* key, int64_t length, HostInputs& inputs) {
   Napi::Value value = options.Get(key);
-  if (value.IsUndefined() || value.IsNull()) return nullptr;
+  if (absent(value)) return nullptr;
   return readIdArray(value, std::string("options.") + key, length, inputs);
+}
+
+bool absent(Napi::Value value) { return value.IsUndefined() || value.IsNull(); }
+
+void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds, const std::string& expected) {
+  if (hasImageIds == hasTextIds) return;
+  throw typeError(env, hasImageIds ? "options.textIds" : "options.imageIds",
+                  expected + " (imageIds and textIds are given together or not at all)",
+                  "undefined while " + std::string(hasImageIds ? "imageIds" : "textIds") + " is given");
 }
 
 std::string describeValue(Napi::Value value) {
@@ -113,6 +117,27 @@ double readFiniteNumber(Napi::Value value, const std::string& name) {
   return v;
 }
 
+bool readBoolean(Napi::Value value, const std::string& name) {
+  if (!value.IsBoolean()) throw typeError(value.Env(), name, "a boolean", describeValue(value));
+  return value.As<Napi::Boolean>().Value();
+}
+
+Napi::Object readObject(Napi::Value value, const std::string& name) {
+  if (!value.IsObject() || value.IsArray() || value.IsFunction() || value.IsTypedArray() || value.IsArrayBuffer()) {
+    throw typeError(value.Env(), name, "an object", describeValue(value));
+  }
+  return value.As<Napi::Object>();
+}
+
+std::string readChoice(Napi::Value value, const std::string& name, std::initializer_list<const char*> choices,
+                       const std::string& expected) {
+  if (!value.IsString()) throw typeError(value.Env(), name, expected, describeValue(value));
+  const std::string text = value.As<Napi::String>().Utf8Value();
+  for (const char* choice : choices)
+    if (text == choice) return text;
+  throw rangeError(value.Env(), name, expected, describeValue(value));
+}
+
 Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, int64_t length) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
     throw typeError(value.Env(), name, "a Float32Array", describeValue(value));
@@ -131,7 +156,7 @@ Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, 
 
 MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& inputs, const uint16_t** bf16Bits) {
   Napi::Env env = value.Env();
-  if (!isPlainObjectLike(value)) {
+  if (!value.IsObject() || value.IsArray() || value.IsFunction() || value.IsTypedArray() || value.IsArrayBuffer()) {
     throw typeError(env, name, "an object { data: Float32Array, rows, cols }", describeValue(value));
   }
   Napi::Object object = value.As<Napi::Object>();
@@ -165,8 +190,7 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse us
   const MatrixView& image = call.request.image;
   const MatrixView& text = call.request.text;
 
-  if (!isPlainObjectLike(info[2])) throw typeError(env, "options", "an object", describeValue(info[2]));
-  Napi::Object options = info[2].As<Napi::Object>();
+  Napi::Object options = readObject(info[2], "options");
 
   call.request.logitScale = readFiniteNumber(options.Get("logitScale"), "options.logitScale");
   Napi::Value bias = options.Get("logitBias");
@@ -178,12 +202,7 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse us
 
   call.request.imageIds = readIds(options, "imageIds", image.rows, call.inputs);
   call.request.textIds = readIds(options, "textIds", text.rows, call.inputs);
-  if ((call.request.imageIds == nullptr) != (call.request.textIds == nullptr)) {
-    const bool hasImage = call.request.imageIds != nullptr;
-    throw typeError(env, hasImage ? "options.textIds" : "options.imageIds",
-                    std::string("an Int32Array (imageIds and textIds are given together or not at all)"),
-                    "undefined while " + std::string(hasImage ? "imageIds" : "textIds") + " is given");
-  }
+  checkIdsTogether(env, call.request.imageIds != nullptr, call.request.textIds != nullptr, "an Int32Array");
 
   Napi::Value method = options.Get("method");
   if (!method.IsString()) {
@@ -220,8 +239,7 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse us
     }
   }
 
-  if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
-  call.wantGrad = info[3].As<Napi::Boolean>().Value();
+  call.wantGrad = readBoolean(info[3], "wantGrad");
   call.inputs.confirmUnchanged(env);  // the options' getters ran after image and text were read
   return call;
 }
@@ -291,21 +309,41 @@ Napi::Float32Array allocateFloat32Array(Napi::Env env, int64_t length, const std
 }
 
 GradientArrays allocateGradients(Napi::Env env, const LossCall& call) {
-  GradientArrays grads;
-  if (!call.wantGrad) return grads;
+  if (!call.wantGrad) return {};
   const LossRequest& r = call.request;
-  grads.image = allocateFloat32Array(env, r.image.rows * r.image.cols, "the image gradient");
-  grads.text = allocateFloat32Array(env, r.text.rows * r.text.cols, "the text gradient");
+  return allocateGradients(env, r.image.rows * r.image.cols, r.text.rows * r.text.cols);
+}
+
+GradientArrays allocateGradients(Napi::Env env, int64_t imageElements, int64_t textElements, const std::string& rank) {
+  const std::string of = rank.empty() ? "" : " of rank " + rank;
+  GradientArrays grads;
+  grads.image = allocateFloat32Array(env, imageElements, "the image gradient" + of);
+  grads.text = allocateFloat32Array(env, textElements, "the text gradient" + of);
   return grads;
 }
 
-Napi::Object lossResultToJs(Napi::Env env, LossKind kind, const LossResult& result, const GradientArrays& grads) {
+HeldGradients::HeldGradients(const GradientArrays& grads) {
+  if (grads.image.IsEmpty()) return;
+  image = Napi::Persistent(static_cast<Napi::Object>(grads.image));
+  text = Napi::Persistent(static_cast<Napi::Object>(grads.text));
+}
+
+GradientArrays HeldGradients::arrays() const {
+  GradientArrays grads;
+  if (image.IsEmpty()) return grads;
+  grads.image = image.Value().As<Napi::Float32Array>();
+  grads.text = text.Value().As<Napi::Float32Array>();
+  return grads;
+}
+
+Napi::Object lossResultToJs(Napi::Env env, LossKind kind, const LossResult& result, Napi::Value image,
+                            Napi::Value text) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", Napi::Number::New(env, result.loss));
-  if (!grads.image.IsEmpty()) {
+  if (!image.IsEmpty() && !image.IsUndefined()) {
     Napi::Object grad = Napi::Object::New(env);
-    grad.Set("image", grads.image);
-    grad.Set("text", grads.text);
+    grad.Set("image", image);
+    grad.Set("text", text);
     grad.Set("logitScale", Napi::Number::New(env, result.dLogitScale));
     if (kind == LossKind::Sigmoid) grad.Set("logitBias", Napi::Number::New(env, result.dLogitBias));
     out.Set("grad", grad);

@@ -7,6 +7,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,13 @@ std::string describeValue(Napi::Value value);
 
 int64_t readInteger(Napi::Value value, const std::string& name, int64_t min, int64_t max);
 double readFiniteNumber(Napi::Value value, const std::string& name);
+bool readBoolean(Napi::Value value, const std::string& name);
+// A plain object (not an array, function, typed array or ArrayBuffer) named `name`.
+Napi::Object readObject(Napi::Value value, const std::string& name);
+// A string among `choices` (a TypeError for a non-string, a RangeError for another string),
+// `expected` listing them as messages do ("'tf32' or 'fp32'").
+std::string readChoice(Napi::Value value, const std::string& name, std::initializer_list<const char*> choices,
+                       const std::string& expected);
 // A Float32Array of exactly `length` elements (not detached unless length is 0).
 Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, int64_t length);
 
@@ -33,6 +41,10 @@ Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, 
 const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length, HostInputs& inputs);
 // options[key] as label ids (readIdArray, named "options.<key>"), or null when absent.
 const int32_t* readIds(Napi::Object options, const char* key, int64_t length, HostInputs& inputs);
+bool absent(Napi::Value value);  // undefined or null
+// imageIds and textIds are given together or not at all; `expected` is what the missing one
+// should have been ("an Int32Array", "label ids").
+void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds, const std::string& expected);
 
 // {data: Float32Array, rows, cols}; the view's memory as `inputs` gives it. With `bf16Bits`,
 // data may also be a Uint16Array of bfloat16 bits: then *bf16Bits points at them and the
@@ -63,12 +75,25 @@ struct GradientArrays {
   GradientOutputs outputs() const;
 };
 GradientArrays allocateGradients(Napi::Env env, const LossCall& call);
+// `imageElements` and `textElements` zeros; `rank` names them in an out-of-memory error ("" for none).
+GradientArrays allocateGradients(Napi::Env env, int64_t imageElements, int64_t textElements, const std::string& rank = "");
+
+// Gradient arrays held for a call that outlives the JS callback (persistent references, made
+// and released on the JS thread).
+struct HeldGradients {
+  HeldGradients() = default;
+  explicit HeldGradients(const GradientArrays& grads);
+  GradientArrays arrays() const;
+  Napi::ObjectReference image, text;
+};
 
 // A zero-filled Float32Array of `length` elements; an allocation failure (or a length no
 // Float32Array can have) becomes an Error with code ERR_SIGLIP_OUT_OF_MEMORY, never an abort.
 Napi::Float32Array allocateFloat32Array(Napi::Env env, int64_t length, const std::string& what);
 
-// { loss, grad?: { image, text, logitScale, logitBias? } } (softmax has no logitBias).
-Napi::Object lossResultToJs(Napi::Env env, LossKind kind, const LossResult& result, const GradientArrays& grads);
+// { loss, grad?: { image, text, logitScale, logitBias? } } (softmax has no logitBias); grad is
+// there when `image` is given (host arrays or device matrices).
+Napi::Object lossResultToJs(Napi::Env env, LossKind kind, const LossResult& result, Napi::Value image,
+                            Napi::Value text);
 
 }  // namespace siglip::addon

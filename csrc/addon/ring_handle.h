@@ -15,13 +15,6 @@
 
 namespace siglip::addon::ring_internal {
 
-// The live state of a ring; throws for a disposed ring, one busy with another call, or a broken one.
-std::shared_ptr<RingState> usableRing(Napi::Env env, const std::shared_ptr<RingState>& state);
-// usableRing(), and connected (an NCCL ring once connect() has resolved).
-std::shared_ptr<RingState> connectedRing(Napi::Env env, const std::shared_ptr<RingState>& state);
-// A Promise resolved at once: connect() of a ring that is connected when made.
-Napi::Value resolvedPromise(Napi::Env env);
-
 template <class Handle>
 class RingHandleBase : public Napi::ObjectWrap<Handle> {
  public:

@@ -12,9 +12,8 @@
 #include <string>
 
 #include "ring/mpi_transport.h"
-#include "ring_all_gather.h"
 #include "ring_handle.h"
-#include "ring_single_rank.h"
+#include "ring_rank.h"
 
 namespace siglip::addon {
 namespace {
@@ -56,7 +55,7 @@ class MpiRingHandle : public RingHandleBase<MpiRingHandle> {
   explicit MpiRingHandle(const Napi::CallbackInfo& info) : RingHandleBase(info) {
     Napi::Env env = info.Env();
     construct(env, RingKind::Mpi, [&](RingState& state) {
-      state.timeout = readTimeout(readOptions(info[0], "options"));
+      state.timeout = readTimeout(readObject(info[0], "options"));
       makeMpiSymbolsGlobal();
       state.endpoints.push_back(ring::createMpiTransport(state.timeout));
       state.rank = state.endpoints[0]->rank();
@@ -72,7 +71,17 @@ class MpiRingHandle : public RingHandleBase<MpiRingHandle> {
 
  private:
   Napi::Value SigmoidLoss(const Napi::CallbackInfo& info) {
-    return withJsErrors(info.Env(), [&]() -> Napi::Value { return mpiSigmoidLoss(info, connected(info.Env())); });
+    // One host shard, on the CPU; a Promise of this rank's result.
+    return withJsErrors(info.Env(), [&]() -> Napi::Value {
+      std::shared_ptr<RingState> state = connected(info.Env());
+      auto call = std::make_unique<CpuRankCall>();
+      HostInputs inputs(InputUse::Copy);
+      call->shard.image = readMatrix(info[0], "image", inputs);
+      call->shard.text = readMatrix(info[1], "text", inputs);
+      call->imageName = "image.data";
+      call->textName = "text.data";
+      return rankSigmoidLoss(info, state, std::move(call), std::move(inputs), false);
+    });
   }
   Napi::Value Connect(const Napi::CallbackInfo& info) {
     return withJsErrors(info.Env(), [&]() -> Napi::Value {

@@ -1,12 +1,9 @@
-#include "cuda_bindings.h"
-
-#ifdef SIGLIP_WITH_CUDA
+// registerCudaBindings and backendInfo().cuda in the CUDA build (addon/cuda_bindings.h).
 #include <string>
 
+#include "addon/cuda_bindings.h"
 #include "cuda/cuda_backend.h"
-#include "cuda_loss.h"
-#include "cuda_matrix.h"
-#include "js_errors.h"
+#include "device_matrix.h"
 
 namespace siglip::addon {
 namespace {
@@ -99,11 +96,11 @@ Napi::Object describeGemmPaths(Napi::Env env) {
 
 }  // namespace
 
-Napi::Object cudaBackendInfo(Napi::Env env) {
+void addCudaBackendInfo(Napi::Env env, Napi::Object backendInfo) {
   Napi::Object info = describeDevices(env);
   info.Set("compiled", Napi::Boolean::New(env, true));
   info.Set("gemm", describeGemmPaths(env));
-  return info;
+  backendInfo.Set("cuda", info);
 }
 
 void registerCudaBindings(Napi::Env env, Napi::Object exports) {
@@ -112,12 +109,7 @@ void registerCudaBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDevices", Napi::Function::New(env, CudaDevices, "cudaDevices"));
   exports.Set("cudaMemory", Napi::Function::New(env, CudaMemory, "cudaMemory"));
   exports.Set("cudaResetPeakMemory", Napi::Function::New(env, CudaResetPeakMemory, "cudaResetPeakMemory"));
-  exports.Set("cudaSigmoidLoss", Napi::Function::New(env, CudaSigmoidLoss, "cudaSigmoidLoss"));
-  exports.Set("cudaSoftmaxLoss", Napi::Function::New(env, CudaSoftmaxLoss, "cudaSoftmaxLoss"));
-  exports.Set("cudaSigmoidLossAsync", Napi::Function::New(env, CudaSigmoidLossAsync, "cudaSigmoidLossAsync"));
-  exports.Set("cudaSoftmaxLossAsync", Napi::Function::New(env, CudaSoftmaxLossAsync, "cudaSoftmaxLossAsync"));
+  registerCudaLosses(env, exports);
 }
 
 }  // namespace siglip::addon
-
-#endif  // SIGLIP_WITH_CUDA

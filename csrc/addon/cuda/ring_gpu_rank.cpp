@@ -1,122 +1,113 @@
-#include "ring_gpu_rank.h"
-#if defined(SIGLIP_WITH_CUDA)
-
+// GPU ranks, shared by the two rings whose ranks compute on GPUs: an NCCL ring (one rank per
+// process, ring_nccl.cpp) and a local ring of GPUs (ranks as threads of this process,
+// addon/ring_local.cpp). A rank's inputs are device matrices on its GPU (any dtype) or host
+// float32 data uploaded for the call (cuda::makeShardResident); the ring runs on
+// CudaRingBackend; the gradients stay on the device or are downloaded into host arrays.
+#include <climits>
 #include <exception>
+#include <string>
+#include <utility>
 
-#include "convert.h"
+#include "addon/convert.h"
+#include "addon/cuda_bindings.h"
+#include "addon/js_errors.h"
+#include "addon/ring_rank.h"
 #include "core/errors.h"
 #include "cuda/cuda_ring_backend.h"
-#include "js_errors.h"
-#include "ring_convert.h"
+#include "device_matrix.h"
+#include "ring/local_transport.h"
 
 namespace siglip::addon::ring_internal {
+namespace {
 
-DeviceMatrixData readGpuRankInput(Napi::Value value, const std::string& name, int device, MatrixView& host,
-                                  HostInputs& inputs) {
-  Napi::Env env = value.Env();
-  if (DeviceMatrixHandle* handle = DeviceMatrixHandle::unwrap(value)) {
-    DeviceMatrixData m = handle->live(env, name);
-    if (m.device != device) {
-      throw rangeError(env, name, "a matrix on cuda:" + std::to_string(device) + " (its rank's device)",
-                       "one on cuda:" + std::to_string(m.device));
+struct GpuRankCall : RankCall {
+  int device = 0;
+  cuda::HostOrDeviceInput image, text;
+  cuda::Precision precision = cuda::Precision::TF32;
+  bool gradientsOnDevice = false;
+  cuda::SharedMatrix gradImage, gradText;  // when the gradients stay on the device
+
+  void run(ring::Transport& tp) override {
+    cuda::ResidentShard s;
+    std::unique_ptr<cuda::CudaRingBackend> backend;  // its stream and scratch live for the call only
+    try {
+      s = cuda::makeShardResident(image, text, shard.imageIds, shard.textIds, wantGrad, imageName, textName);
+      backend = std::make_unique<cuda::CudaRingBackend>(device, s.image.dtype, precision);
+    } catch (const std::exception& e) {
+      tp.abort(e.what());
+      throw;
     }
-    inputs.keepAlive(value.As<Napi::Object>());
-    host = MatrixView{nullptr, m.rows, m.cols};
-    return m;
+    ring::RingShard resident;
+    resident.image = MatrixView{static_cast<const float*>(s.image.buffer->data()), s.image.rows, s.image.cols};
+    resident.text = MatrixView{static_cast<const float*>(s.text.buffer->data()), s.text.rows, s.text.cols};
+    resident.imageIds = s.imageIds();
+    resident.textIds = s.textIds();
+    GradientOutputs grads;
+    if (wantGrad) grads = GradientOutputs{static_cast<float*>(s.gradImage.buffer->data()),
+                                          static_cast<float*>(s.gradText.buffer->data())};
+    result = ring::ringSigmoidLoss(tp, *backend, resident, options, grads, &stats);
+    backend.reset();
+    if (wantGrad && !gradientsOnDevice) cuda::downloadGradients(s.gradImage, s.gradText, hostGrads.image, hostGrads.text);
+    gradImage = s.gradImage;
+    gradText = s.gradText;
   }
-  host = readMatrix(value, name, inputs);
-  DeviceMatrixData m;
-  m.rows = host.rows;
-  m.cols = host.cols;
-  m.dtype = cuda::DType::Float32;
-  m.device = device;
-  return m;
+
+  std::pair<Napi::Value, Napi::Value> gradients(Napi::Env env, const GradientArrays& host) const override {
+    if (!gradientsOnDevice) return {host.image, host.text};
+    return {DeviceMatrixHandle::wrap(env, gradImage), DeviceMatrixHandle::wrap(env, gradText)};
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<RankCall> readGpuRank(Napi::Value image, Napi::Value text, const std::string& imageName,
+                                      const std::string& textName, int device, const RankCall* reference,
+                                      const std::string& referenceName, HostInputs& inputs) {
+  Napi::Env env = image.Env();
+  auto call = std::make_unique<GpuRankCall>();
+  call->device = device;
+  call->image = readCudaInput(image, imageName, device, "its rank's device", inputs);
+  call->text = readCudaInput(text, textName, device, "its rank's device", inputs);
+  call->imageName = imageName + ".data";
+  call->textName = textName + ".data";
+  const cuda::DType dtype = reference ? static_cast<const GpuRankCall*>(reference)->image.matrix.dtype
+                                      : call->image.matrix.dtype;
+  for (const auto& [name, input] : {std::pair<std::string, const cuda::HostOrDeviceInput*>{imageName, &call->image},
+                                    {textName, &call->text}}) {
+    if (input->matrix.dtype != dtype) {
+      throw typeError(env, name, "a matrix of the dtype of " + referenceName + " (" + cuda::dtypeName(dtype) + ")",
+                      std::string("one of dtype ") + cuda::dtypeName(input->matrix.dtype));
+    }
+  }
+  // The shape, and the host data where there is (the shard's own views).
+  call->shard.image = MatrixView{call->image.host, call->image.matrix.rows, call->image.matrix.cols};
+  call->shard.text = MatrixView{call->text.host, call->text.matrix.rows, call->text.matrix.cols};
+  return call;
 }
 
-void readGpuRankOptions(Napi::Object options, GpuRankInputs& inputs) {
-  Napi::Env env = options.Env();
-  Napi::Value precision = options.Get("precision");
-  const std::string precisionName = precision.IsString() ? precision.As<Napi::String>().Utf8Value() : "";
-  if (!precision.IsString()) throw typeError(env, "options.precision", "'tf32' or 'fp32'", describeValue(precision));
-  if (precisionName != "tf32" && precisionName != "fp32")
-    throw rangeError(env, "options.precision", "'tf32' or 'fp32'", describeValue(precision));
-  inputs.precision = precisionName == "fp32" ? cuda::Precision::FP32 : cuda::Precision::TF32;
-  if (inputs.precision == cuda::Precision::FP32 && inputs.image.dtype != cuda::DType::Float32) {
-    throw rangeError(env, "options.precision", "'tf32' for 16-bit matrices ('fp32' needs float32 matrices)",
-                     std::string("the string 'fp32' with ") + cuda::dtypeName(inputs.image.dtype) + " matrices");
+bool readGpuRankOptions(Napi::Object options, const std::vector<RankCall*>& ranks) {
+  const GpuOptions gpu = readGpuOptions(options);
+  for (RankCall* rank : ranks) {
+    auto& call = static_cast<GpuRankCall&>(*rank);
+    cuda::checkPrecision(gpu.precision, call.image.matrix.dtype);
+    call.precision = gpu.precision;
+    call.gradientsOnDevice = gpu.gradientsOnDevice;
   }
-  Napi::Value gradients = options.Get("gradients");
-  const std::string gradientsName = gradients.IsString() ? gradients.As<Napi::String>().Utf8Value() : "";
-  if (!gradients.IsString()) throw typeError(env, "options.gradients", "'host' or 'device'", describeValue(gradients));
-  if (gradientsName != "host" && gradientsName != "device")
-    throw rangeError(env, "options.gradients", "'host' or 'device'", describeValue(gradients));
-  inputs.gradientsOnDevice = gradientsName == "device";
+  return !gpu.gradientsOnDevice;
 }
 
-GpuRankOutcome runGpuRank(ring::Transport& tp, const ring::RingShard& host, const GpuRankInputs& inputs,
-                          const ring::RingOptions& options, bool wantGrad, float* hostGradImage, float* hostGradText,
-                          const std::string& imageName, const std::string& textName) {
-  GpuRankOutcome out;
-  const int device = inputs.device;
-  const int64_t d = inputs.image.cols, n = inputs.image.rows, m = inputs.text.rows;
-  DeviceMatrixData image = inputs.image, text = inputs.text;
-  std::shared_ptr<cuda::DeviceBuffer> ids;
-  std::unique_ptr<cuda::CudaRingBackend> backend;  // its stream and scratch live for the call only
-  try {
-    // Host inputs: scanned here (device inputs are not: see lib/ring/base.ts, Ring.nccl), uploaded as float32.
-    const auto resident = [&](DeviceMatrixData& input, const MatrixView& view, const std::string& name) {
-      if (input.buffer) return;
-      checkFinite(view, name);
-      const size_t bytes = size_t(view.rows) * size_t(view.cols) * sizeof(float);
-      input.buffer = std::make_shared<cuda::DeviceBuffer>(device, bytes);
-      input.buffer->upload(view.data, bytes);
-    };
-    resident(image, host.image, imageName);
-    resident(text, host.text, textName);
-    if (host.imageIds) {
-      ids = std::make_shared<cuda::DeviceBuffer>(device, size_t(n + m) * sizeof(int32_t));
-      ids->upload(host.imageIds, size_t(n) * sizeof(int32_t));
-      ids->upload(host.textIds, size_t(m) * sizeof(int32_t), size_t(n) * sizeof(int32_t));
-    }
-    if (wantGrad) {
-      out.gradImage = std::make_shared<cuda::DeviceBuffer>(device, size_t(n * d) * sizeof(float));
-      out.gradText = std::make_shared<cuda::DeviceBuffer>(device, size_t(m * d) * sizeof(float));
-    }
-    backend = std::make_unique<cuda::CudaRingBackend>(device, image.dtype, inputs.precision);
-  } catch (const std::exception& e) {
-    tp.abort(e.what());
-    throw;
-  }
-  ring::RingShard shard;
-  shard.image = MatrixView{static_cast<const float*>(image.buffer->data()), n, d};
-  shard.text = MatrixView{static_cast<const float*>(text.buffer->data()), m, d};
-  if (ids) {
-    shard.imageIds = static_cast<const int32_t*>(ids->data());
-    shard.textIds = shard.imageIds + n;
-  }
-  GradientOutputs grads;
-  if (wantGrad) grads = GradientOutputs{static_cast<float*>(out.gradImage->data()), static_cast<float*>(out.gradText->data())};
-  out.result = ring::ringSigmoidLoss(tp, *backend, shard, options, grads, &out.stats);
-  backend.reset();
-  if (wantGrad && !inputs.gradientsOnDevice) {
-    out.gradImage->download(hostGradImage, out.gradImage->bytes());
-    out.gradText->download(hostGradText, out.gradText->bytes());
-    out.gradImage.reset();
-    out.gradText.reset();
-  }
-  return out;
+void readLocalDevices(Napi::Env env, Napi::Value devices, RingState& state) {
+  const std::string expected = "an Array of " + std::to_string(state.size) + " CUDA ordinals (one per rank)";
+  if (!devices.IsArray() || devices.As<Napi::Array>().Length() != uint32_t(state.size))
+    throw typeError(env, "options.devices", expected, describeValue(devices));
+  Napi::Array list = devices.As<Napi::Array>();
+  for (uint32_t r = 0; r < list.Length(); ++r)
+    state.devices.push_back(
+        static_cast<int>(readInteger(list.Get(r), "options.devices[" + std::to_string(r) + "]", 0, INT_MAX)));
 }
 
-std::pair<Napi::Value, Napi::Value> gpuRankGradients(Napi::Env env, const GpuRankInputs& inputs,
-                                                     const GpuRankOutcome& outcome, Napi::Value hostImage,
-                                                     Napi::Value hostText) {
-  if (!inputs.gradientsOnDevice) return {hostImage, hostText};
-  const int64_t d = inputs.image.cols;
-  return {DeviceMatrixHandle::wrap(env, DeviceMatrixData{outcome.gradImage, inputs.image.rows, d, cuda::DType::Float32,
-                                                         inputs.device}),
-          DeviceMatrixHandle::wrap(env, DeviceMatrixData{outcome.gradText, inputs.text.rows, d, cuda::DType::Float32,
-                                                         inputs.device})};
+std::vector<std::unique_ptr<ring::Transport>> createLocalGpuEndpoints(const RingState& state) {
+  return ring::createLocalGroup(state.size, state.timeout, cuda::deviceMessageMemory());
 }
 
 }  // namespace siglip::addon::ring_internal
-#endif  // SIGLIP_WITH_CUDA

@@ -1,9 +1,6 @@
 // NcclRingHandle: this process's GPU rank of an NCCL ring, plus ncclUniqueId() and ncclInfo(),
-// bound only in the CUDA build (SIGLIP_WITH_CUDA); the one place of the addon that binds NCCL.
-// (Local rings of GPUs, which may also talk through NCCL, are LocalRingHandle's: ring_local.cpp.)
-#include "ring_bindings.h"
-
-#if defined(SIGLIP_WITH_CUDA)
+// and what a local ring of GPUs over NCCL needs (connect(): ncclCommInitAll); the one place of
+// the addon that binds NCCL.
 #include <algorithm>
 #include <climits>
 #include <exception>
@@ -12,106 +9,19 @@
 #include <utility>
 #include <vector>
 
-#include "convert.h"
+#include "addon/convert.h"
+#include "addon/cuda_bindings.h"
+#include "addon/ring_handle.h"
+#include "addon/ring_rank.h"
 #include "core/errors.h"
 #include "cuda/cuda_backend.h"
 #include "ring/nccl_transport.h"
-#include "ring_all_gather.h"
-#include "ring_gpu_rank.h"
-#include "ring_handle.h"
-#include "ring_nccl.h"
-#include "ring_single_rank.h"
-#include "ring_worker.h"
 
 namespace siglip::addon {
 namespace ring_internal {
 namespace {
 
-// An NCCL rank: device matrices on the ring's GPU or host float32 data uploaded for the call.
-struct NcclRankCall : SingleRankCall {
-  GpuRankInputs gpu;
-  GpuRankOutcome outcome;
-  void run(ring::Transport& tp) override {
-    outcome = runGpuRank(tp, shard, gpu, options, wantGrad, hostGradImage, hostGradText, "image.data", "text.data");
-    result = outcome.result;
-    stats = outcome.stats;
-  }
-  std::pair<Napi::Value, Napi::Value> gradients(Napi::Env env, Napi::Value hostImage, Napi::Value hostText) override {
-    return gpuRankGradients(env, gpu, outcome, hostImage, hostText);
-  }
-};
-
-// handle.sigmoidLoss(image, text, options, wantGrad): image/text are device matrix handles on
-// the ring's device or host { data, rows, cols } (float32, uploaded for the call).
-Napi::Value ncclSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
-  Napi::Env env = info.Env();
-  auto call = std::make_unique<NcclRankCall>();
-  HostInputs inputs(InputUse::Copy);
-  GpuRankInputs& gpu = call->gpu;
-  gpu.device = state->device;
-  gpu.image = readGpuRankInput(info[0], "image", state->device, call->shard.image, inputs);
-  gpu.text = readGpuRankInput(info[1], "text", state->device, call->shard.text, inputs);
-  if (gpu.text.cols != gpu.image.cols) {
-    throw rangeError(env, "text.cols", std::to_string(gpu.image.cols) + " (image.cols: the same width D)",
-                     describeValue(Napi::Number::New(env, double(gpu.text.cols))));
-  }
-  if (gpu.text.dtype != gpu.image.dtype) {
-    throw typeError(env, "text", std::string("a matrix of the dtype of image (") + cuda::dtypeName(gpu.image.dtype) + ")",
-                    std::string("one of dtype ") + cuda::dtypeName(gpu.text.dtype));
-  }
-  Napi::Object options = readOptions(info[2], "options");
-  const Scalars scalars = readScalars(options);
-  call->options.logitScale = scalars.logitScale;
-  call->options.logitBias = scalars.logitBias;
-  call->options.direction = readDirection(options);
-  readSingleRankIds(options, *call, gpu.image.rows, gpu.text.rows, inputs);
-  readGpuRankOptions(options, gpu);
-  const int64_t imageElements = gpu.image.rows * gpu.image.cols, textElements = gpu.text.rows * gpu.text.cols;
-  const bool hostGradients = !gpu.gradientsOnDevice;
-  return queueSingleRankCall(info, state, std::move(call), std::move(inputs), imageElements, textElements,
-                             hostGradients);
-}
-
-// ncclCommInitRank blocks until every rank has joined: a worker thread, never the JS thread.
-class NcclConnectWorker : public RankCallWorker {
- public:
-  NcclConnectWorker(Napi::Env env, std::shared_ptr<RingState> state)
-      : RankCallWorker(env, "siglip:ncclConnect", std::move(state)), id_(state_->ncclId) {}
-
- protected:
-  void run() override {
-    transport_ = ring::createNcclTransport(state_->rank, state_->size, id_, state_->device, state_->timeout);
-  }
-  Napi::Value result(Napi::Env env) override {
-    state_->endpoints.clear();
-    state_->endpoints.push_back(std::move(transport_));
-    return env.Undefined();
-  }
-
- private:
-  std::vector<uint8_t> id_;
-  std::unique_ptr<ring::Transport> transport_;
-};
-
-// ncclCommInitAll for a local ring of GPUs, on a worker thread as it blocks.
-class LocalNcclConnectWorker : public RankCallWorker {
- public:
-  LocalNcclConnectWorker(Napi::Env env, std::shared_ptr<RingState> state)
-      : RankCallWorker(env, "siglip:ncclConnectLocal", std::move(state)) {}
-
- protected:
-  void run() override { endpoints_ = ring::createNcclGroupAllDevices(state_->devices, state_->timeout); }
-  Napi::Value result(Napi::Env env) override {
-    state_->endpoints = std::move(endpoints_);
-    return env.Undefined();
-  }
-
- private:
-  std::vector<std::unique_ptr<ring::Transport>> endpoints_;
-};
-
-}  // namespace
-
+// Throws ERR_SIGLIP_NO_NCCL (a JS error) when libnccl cannot be loaded.
 void requireNccl(Napi::Env env) {
   std::string reason;
   if (!ring::ncclAvailable(&reason)) {
@@ -122,8 +32,24 @@ void requireNccl(Napi::Env env) {
   }
 }
 
+}  // namespace
+
+void requireLocalNccl(Napi::Env env, const RingState& state) {
+  if (state.devices.empty())
+    throw typeError(env, "options.transport", "'memcpy' for a CPU ring ('nccl' needs GPU ranks)", "'nccl'");
+  requireNccl(env);
+}
+
+// ncclCommInitAll over the ring's devices (one endpoint per rank, each then driven by its
+// rank's thread).
 Napi::Value connectLocalNccl(Napi::Env env, const std::shared_ptr<RingState>& state) {
-  return (new LocalNcclConnectWorker(env, state))->queue();
+  return queueRankRingCall(
+      env, "siglip:ncclConnectLocal", state,
+      [state] { return ring::createNcclGroupAllDevices(state->devices, state->timeout); },
+      [state](Napi::Env env, std::vector<std::unique_ptr<ring::Transport>>& endpoints) {
+        state->endpoints = std::move(endpoints);
+        return env.Undefined();
+      });
 }
 
 }  // namespace ring_internal
@@ -145,7 +71,7 @@ class NcclRingHandle : public RingHandleBase<NcclRingHandle> {
   explicit NcclRingHandle(const Napi::CallbackInfo& info) : RingHandleBase(info) {
     Napi::Env env = info.Env();
     construct(env, RingKind::Nccl, [&](RingState& state) {
-      Napi::Object options = readOptions(info[0], "options");
+      Napi::Object options = readObject(info[0], "options");
       state.timeout = readTimeout(options);
       state.size = static_cast<int>(readInteger(options.Get("size"), "options.size", 1, kMaxRingRanks));
       state.rank = static_cast<int>(readInteger(options.Get("rank"), "options.rank", 0, state.size - 1));
@@ -166,13 +92,32 @@ class NcclRingHandle : public RingHandleBase<NcclRingHandle> {
 
  private:
   Napi::Value SigmoidLoss(const Napi::CallbackInfo& info) {
-    return withJsErrors(info.Env(), [&]() -> Napi::Value { return ncclSigmoidLoss(info, connected(info.Env())); });
+    // image/text: device matrix handles on the ring's device or host { data, rows, cols }
+    // (float32, uploaded for the call); a Promise of this rank's result.
+    return withJsErrors(info.Env(), [&]() -> Napi::Value {
+      std::shared_ptr<RingState> state = connected(info.Env());
+      HostInputs inputs(InputUse::Copy);
+      auto call = readGpuRank(info[0], info[1], "image", "text", state->device, nullptr, "image", inputs);
+      return rankSigmoidLoss(info, state, std::move(call), std::move(inputs), true);
+    });
   }
   Napi::Value Connect(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return withJsErrors(env, [&]() -> Napi::Value {
       std::shared_ptr<RingState> state = usable(env);
-      if (state->endpoints.empty()) return (new NcclConnectWorker(env, state))->queue();
+      if (state->endpoints.empty()) {
+        // ncclCommInitRank blocks until every rank has joined: a worker thread, never the JS thread.
+        return queueRankRingCall(
+            env, "siglip:ncclConnect", state,
+            [state, id = state->ncclId] {
+              return ring::createNcclTransport(state->rank, state->size, id, state->device, state->timeout);
+            },
+            [state](Napi::Env env, std::unique_ptr<ring::Transport>& transport) {
+              state->endpoints.clear();
+              state->endpoints.push_back(std::move(transport));
+              return env.Undefined();
+            });
+      }
       return resolvedPromise(env);
     });
   }
@@ -224,14 +169,3 @@ void ncclBuildInfo(Napi::Env env, Napi::Object out) { out.Set("nccl", Napi::Bool
 
 }  // namespace siglip::addon
 
-#else  // the CPU build: no NCCL rings (lib/ring/rank.ts answers ERR_SIGLIP_NO_CUDA first)
-
-namespace siglip::addon {
-
-void registerNcclRing(Napi::Env, Napi::Object) {}
-
-void ncclBuildInfo(Napi::Env env, Napi::Object out) { out.Set("nccl", Napi::Boolean::New(env, false)); }
-
-}  // namespace siglip::addon
-
-#endif
