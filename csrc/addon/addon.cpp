@@ -67,15 +67,14 @@ Napi::Value SoftmaxLossAsync(const Napi::CallbackInfo& info) { return lossAsync(
 Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
-    const cpu::CpuInfo cpuInfo = cpu::cpuInfo();
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("simd", Napi::String::New(env, cpuInfo.simd));
-    out.Set("simdReason", Napi::String::New(env, cpuInfo.simdReason));
-    out.Set("hardwareThreads", Napi::Number::New(env, cpuInfo.hardwareThreads));
-    out.Set("tileRows", Napi::Number::New(env, cpuInfo.tileRows));
-    out.Set("tileCols", Napi::Number::New(env, cpuInfo.tileCols));
-    out.Set("bf16", Napi::String::New(env, cpuInfo.bf16));
-    out.Set("bf16Reason", Napi::String::New(env, cpuInfo.bf16Reason));
+    const cpu::CpuInfo info = cpu::cpuInfo();
+    Napi::Object out = makeObject(env, {{"simd", Napi::String::New(env, info.simd)},
+                                        {"simdReason", Napi::String::New(env, info.simdReason)},
+                                        {"hardwareThreads", Napi::Number::New(env, info.hardwareThreads)},
+                                        {"tileRows", Napi::Number::New(env, info.tileRows)},
+                                        {"tileCols", Napi::Number::New(env, info.tileCols)},
+                                        {"bf16", Napi::String::New(env, info.bf16)},
+                                        {"bf16Reason", Napi::String::New(env, info.bf16Reason)}});
     addCudaBackendInfo(env, out);
     return out;
   });
@@ -110,13 +109,13 @@ Napi::Value GemmABt(const Napi::CallbackInfo& info) {
 // csrc/core/limits.h as a frozen object: lib/limits.ts reads the limits from here, so
 // TypeScript defines none of them.
 Napi::Object Limits(Napi::Env env) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("maxAbsLogitScale", Napi::Number::New(env, limits::kMaxAbsLogitScale));
-  out.Set("maxThreads", Napi::Number::New(env, double(limits::kMaxThreads)));
-  out.Set("maxRingRanks", Napi::Number::New(env, double(limits::kMaxRingRanks)));
-  out.Set("defaultRingTimeoutMs", Napi::Number::New(env, double(limits::kDefaultRingTimeoutMs)));
-  out.Set("maxRingTimeoutMs", Napi::Number::New(env, double(limits::kMaxRingTimeoutMs)));
-  out.Set("maxAllGatherBytes", Napi::Number::New(env, double(limits::kMaxAllGatherBytes)));
+  const auto number = [&](double value) { return Napi::Number::New(env, value); };
+  Napi::Object out = makeObject(env, {{"maxAbsLogitScale", number(limits::kMaxAbsLogitScale)},
+                                      {"maxThreads", number(double(limits::kMaxThreads))},
+                                      {"maxRingRanks", number(double(limits::kMaxRingRanks))},
+                                      {"defaultRingTimeoutMs", number(double(limits::kDefaultRingTimeoutMs))},
+                                      {"maxRingTimeoutMs", number(double(limits::kMaxRingTimeoutMs))},
+                                      {"maxAllGatherBytes", number(double(limits::kMaxAllGatherBytes))}});
   out.Freeze();
   return out;
 }

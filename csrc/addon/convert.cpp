@@ -43,19 +43,24 @@ bool isDetached(const Napi::TypedArray& array) { return array.ArrayBuffer().IsDe
 
 }  // namespace
 
-const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length, HostInputs& inputs) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw typeError(value.Env(), name, "an Int32Array", describeValue(value));
+Napi::TypedArray readTypedArray(Napi::Value value, const std::string& name, napi_typedarray_type type, int64_t length,
+                                const std::string& expected) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw typeError(value.Env(), name, expected, describeValue(value));
   }
-  Napi::Int32Array ids = value.As<Napi::Int32Array>();
-  if (length > 0 && isDetached(ids)) {
-    throw typeError(value.Env(), name, "an Int32Array that is not detached (its buffer was transferred)",
+  Napi::TypedArray array = value.As<Napi::TypedArray>();
+  if (length > 0 && isDetached(array)) {
+    throw typeError(value.Env(), name, expected + " that is not detached (its buffer was transferred)",
                     describeValue(value));
   }
-  if (static_cast<int64_t>(ids.ElementLength()) != length) {
-    throw rangeError(value.Env(), name, "an Int32Array of length " + std::to_string(length), describeValue(value));
+  if (static_cast<int64_t>(array.ElementLength()) != length) {
+    throw rangeError(value.Env(), name, expected + " of length " + std::to_string(length), describeValue(value));
   }
-  return inputs.take(ids, name);
+  return array;
+}
+
+const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length, HostInputs& inputs) {
+  return inputs.take(readTypedArray(value, name, napi_int32_array, length, "an Int32Array").As<Napi::Int32Array>(), name);
 }
 
 const int32_t* readIds(Napi::Object options, const char* key, int64_t length, HostInputs& inputs) {
@@ -139,19 +144,7 @@ std::string readChoice(Napi::Value value, const std::string& name, std::initiali
 }
 
 Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, int64_t length) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw typeError(value.Env(), name, "a Float32Array", describeValue(value));
-  }
-  Napi::Float32Array array = value.As<Napi::Float32Array>();
-  if (length > 0 && isDetached(array)) {
-    throw typeError(value.Env(), name, "a Float32Array that is not detached (its buffer was transferred)",
-                    describeValue(value));
-  }
-  if (static_cast<int64_t>(array.ElementLength()) != length) {
-    throw rangeError(value.Env(), name, "a Float32Array of length " + std::to_string(length),
-                     describeValue(value));
-  }
-  return array;
+  return readTypedArray(value, name, napi_float32_array, length, "a Float32Array").As<Napi::Float32Array>();
 }
 
 MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& inputs, const uint16_t** bf16Bits) {
@@ -334,6 +327,12 @@ GradientArrays HeldGradients::arrays() const {
   grads.image = image.Value().As<Napi::Float32Array>();
   grads.text = text.Value().As<Napi::Float32Array>();
   return grads;
+}
+
+Napi::Object makeObject(Napi::Env env, std::initializer_list<std::pair<const char*, Napi::Value>> properties) {
+  Napi::Object out = Napi::Object::New(env);
+  for (const auto& [key, value] : properties) out.Set(key, value);
+  return out;
 }
 
 Napi::Object lossResultToJs(Napi::Env env, LossKind kind, const LossResult& result, Napi::Value image,

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/limits.h"
@@ -34,7 +35,10 @@ Napi::Object readObject(Napi::Value value, const std::string& name);
 // `expected` listing them as messages do ("'tf32' or 'fp32'").
 std::string readChoice(Napi::Value value, const std::string& name, std::initializer_list<const char*> choices,
                        const std::string& expected);
-// A Float32Array of exactly `length` elements (not detached unless length is 0).
+// A typed array of `type` named `name`, of exactly `length` elements (not detached unless
+// length is 0); `expected` names the type in messages ("a Float32Array").
+Napi::TypedArray readTypedArray(Napi::Value value, const std::string& name, napi_typedarray_type type, int64_t length,
+                                const std::string& expected);
 Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, int64_t length);
 
 // An Int32Array of exactly `length` label ids named `name`, its memory as `inputs` gives it.
@@ -90,6 +94,9 @@ struct HeldGradients {
 // A zero-filled Float32Array of `length` elements; an allocation failure (or a length no
 // Float32Array can have) becomes an Error with code ERR_SIGLIP_OUT_OF_MEMORY, never an abort.
 Napi::Float32Array allocateFloat32Array(Napi::Env env, int64_t length, const std::string& what);
+
+// A new object with these properties, in this order.
+Napi::Object makeObject(Napi::Env env, std::initializer_list<std::pair<const char*, Napi::Value>> properties);
 
 // { loss, grad?: { image, text, logitScale, logitBias? } } (softmax has no logitBias); grad is
 // there when `image` is given (host arrays or device matrices).

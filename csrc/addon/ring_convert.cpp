@@ -8,15 +8,8 @@
 namespace siglip::addon::ring_internal {
 
 const char* kindName(RingKind kind) {
-  switch (kind) {
-    case RingKind::Local:
-      return "local";
-    case RingKind::Mpi:
-      return "mpi";
-    case RingKind::Nccl:
-      return "nccl";
-  }
-  return "local";
+  static const char* const names[] = {"local", "mpi", "nccl"};  // in RingKind's order
+  return names[int(kind)];
 }
 
 Scalars readScalars(Napi::Object options) {

@@ -225,17 +225,12 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
 class LocalRingHandle : public RingHandleBase<LocalRingHandle> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return defineRingClass(env, "LocalRingHandle",
-                           {InstanceMethod("sigmoidLoss", &LocalRingHandle::SigmoidLoss),
-                            InstanceMethod("connect", &LocalRingHandle::Connect),
-                            InstanceMethod("testFault", &LocalRingHandle::TestFault)});
+    return defineRingClass(env, "LocalRingHandle", false, {InstanceMethod("testFault", &LocalRingHandle::TestFault)});
   }
 
   explicit LocalRingHandle(const Napi::CallbackInfo& info) : RingHandleBase(info) {
     Napi::Env env = info.Env();
-    construct(env, RingKind::Local, [&](RingState& state) {
-      Napi::Object options = readObject(info[0], "options");
-      state.timeout = readTimeout(options);
+    construct(info, RingKind::Local, [&](RingState& state, Napi::Object options) {
       state.size = static_cast<int>(readInteger(options.Get("ranks"), "options.ranks", 1, kMaxRingRanks));
       // options.devices: rank r on CUDA device devices[r] (lib/ring/options.ts resolved the
       // names and checked the GPUs); the CUDA build only.
@@ -251,19 +246,11 @@ class LocalRingHandle : public RingHandleBase<LocalRingHandle> {
     });
   }
 
- private:
-  Napi::Value SigmoidLoss(const Napi::CallbackInfo& info) {
-    return withJsErrors(info.Env(), [&]() -> Napi::Value { return localSigmoidLoss(info, connected(info.Env())); });
+  Napi::Value loss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
+    return localSigmoidLoss(info, state);
   }
-
-  Napi::Value Connect(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return withJsErrors(env, [&]() -> Napi::Value {
-      std::shared_ptr<RingState> state = usable(env);
-      if (state->localNccl && state->endpoints.empty()) return connectLocalNccl(env, state);
-      return resolvedPromise(env);  // other local rings are connected when made
-    });
-  }
+  // A local ring over NCCL (the others are connected when made).
+  Napi::Value join(Napi::Env env, const std::shared_ptr<RingState>& state) { return connectLocalNccl(env, state); }
 
   // The test seam (ring_test_fault.h): testFault(rank, mode?) arms a fault for the next call.
   void TestFault(const Napi::CallbackInfo& info) {

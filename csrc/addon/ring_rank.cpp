@@ -33,13 +33,13 @@ Napi::Object rankResultToJs(Napi::Env env, const RankCall& call, const GradientA
   if (call.wantGrad) std::tie(image, text) = call.gradients(env, host);
   Napi::Object out = lossResultToJs(env, LossKind::Sigmoid, call.result, image, text);
   const ring::RingStats& s = call.stats;
-  Napi::Object stats = Napi::Object::New(env);
-  stats.Set("steps", Napi::Number::New(env, s.steps));
-  stats.Set("returnHops", Napi::Number::New(env, s.returnHops));
-  stats.Set("bytesSent", Napi::Number::New(env, static_cast<double>(s.bytesSent)));
-  stats.Set("peakRingBytes", Napi::Number::New(env, static_cast<double>(s.peakRingBytes)));
-  stats.Set("computeSeconds", Napi::Number::New(env, s.computeSeconds));
-  stats.Set("waitSeconds", Napi::Number::New(env, s.waitSeconds));
+  const auto number = [&](double value) { return Napi::Number::New(env, value); };
+  Napi::Object stats = makeObject(env, {{"steps", number(s.steps)},
+                                        {"returnHops", number(s.returnHops)},
+                                        {"bytesSent", number(double(s.bytesSent))},
+                                        {"peakRingBytes", number(double(s.peakRingBytes))},
+                                        {"computeSeconds", number(s.computeSeconds)},
+                                        {"waitSeconds", number(s.waitSeconds)}});
   out.Set("stats", stats);
   return out;
 }

@@ -1,6 +1,7 @@
 // registerCudaBindings and backendInfo().cuda in the CUDA build (addon/cuda_bindings.h).
 #include <string>
 
+#include "addon/convert.h"
 #include "addon/cuda_bindings.h"
 #include "cuda/cuda_backend.h"
 #include "device_matrix.h"
@@ -24,24 +25,27 @@ int countDevices(std::string& reason) {
   return 0;
 }
 
-// Never throws: the loader calls it to decide which binary to use. deviceCount creates no
-// GPU context (cheap, and harmless on a machine whose GPUs belong to other processes).
-Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// { available, deviceCount, reason }; never throws. deviceCount creates no GPU context (cheap,
+// and harmless on a machine whose GPUs belong to other processes).
+Napi::Object availability(Napi::Env env, int& count) {
   std::string reason;
-  const int count = countDevices(reason);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("available", Napi::Boolean::New(env, count > 0));
-  out.Set("deviceCount", Napi::Number::New(env, count));
-  out.Set("reason", Napi::String::New(env, reason));
-  return out;
+  count = countDevices(reason);
+  return makeObject(env, {{"available", Napi::Boolean::New(env, count > 0)},
+                          {"deviceCount", Napi::Number::New(env, count)},
+                          {"reason", Napi::String::New(env, reason)}});
+}
+
+// The loader calls it to decide which binary to use.
+Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
+  int count = 0;
+  return availability(info.Env(), count);
 }
 
 // The devices, with names, compute capability and memory. deviceInfo() asks each device for
 // its free memory, which creates that device's primary context (as any use of it would).
 Napi::Object describeDevices(Napi::Env env) {
-  std::string reason;
-  const int count = countDevices(reason);
+  int count = 0;
+  Napi::Object out = availability(env, count);
   Napi::Array devices = Napi::Array::New(env);
   for (int ordinal = 0; ordinal < count; ++ordinal) {
     Napi::Object device = Napi::Object::New(env);
@@ -58,10 +62,6 @@ Napi::Object describeDevices(Napi::Env env) {
     }
     devices.Set(static_cast<uint32_t>(ordinal), device);
   }
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("available", Napi::Boolean::New(env, count > 0));
-  out.Set("deviceCount", Napi::Number::New(env, count));
-  out.Set("reason", Napi::String::New(env, reason));
   out.Set("runtimeVersion", Napi::Number::New(env, cuda::runtimeVersion()));
   out.Set("driverVersion", Napi::Number::New(env, cuda::driverVersion()));
   out.Set("devices", devices);
@@ -72,10 +72,8 @@ Napi::Value CudaDevices(const Napi::CallbackInfo& info) { return describeDevices
 
 Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("allocatedBytes", Napi::Number::New(env, static_cast<double>(cuda::allocatedBytes())));
-  out.Set("peakAllocatedBytes", Napi::Number::New(env, static_cast<double>(cuda::peakAllocatedBytes())));
-  return out;
+  return makeObject(env, {{"allocatedBytes", Napi::Number::New(env, double(cuda::allocatedBytes()))},
+                          {"peakAllocatedBytes", Napi::Number::New(env, double(cuda::peakAllocatedBytes()))}});
 }
 
 void CudaResetPeakMemory(const Napi::CallbackInfo&) { cuda::resetPeakAllocatedBytes(); }
@@ -83,15 +81,14 @@ void CudaResetPeakMemory(const Napi::CallbackInfo&) { cuda::resetPeakAllocatedBy
 // Which kernels run the GEMMs (cuda::gemmPathInfo: never throws; loads cuBLAS, no GPU context).
 Napi::Object describeGemmPaths(Napi::Env env) {
   const cuda::GemmPathInfo paths = cuda::gemmPathInfo();
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("forward", Napi::String::New(env, paths.forward));
-  out.Set("backward", Napi::String::New(env, paths.backward));
-  out.Set("tile", Napi::String::New(env, paths.tile));
-  out.Set("overlap", Napi::Boolean::New(env, paths.overlap));
-  out.Set("cublasLibrary", Napi::String::New(env, paths.cublasLibrary));
-  out.Set("cublasVersion", Napi::String::New(env, paths.cublasVersion));
-  out.Set("reason", Napi::String::New(env, paths.reason));
-  return out;
+  const auto string = [&](const std::string& value) { return Napi::String::New(env, value); };
+  return makeObject(env, {{"forward", string(paths.forward)},
+                          {"backward", string(paths.backward)},
+                          {"tile", string(paths.tile)},
+                          {"overlap", Napi::Boolean::New(env, paths.overlap)},
+                          {"cublasLibrary", string(paths.cublasLibrary)},
+                          {"cublasVersion", string(paths.cublasVersion)},
+                          {"reason", string(paths.reason)}});
 }
 
 }  // namespace

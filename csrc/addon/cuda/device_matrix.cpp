@@ -34,20 +34,10 @@ CudaAddonData& addonData(Napi::Env env) {
 // Host data for an upload: a Float32Array (float32) or Uint16Array (16-bit bits) of `count` values.
 const void* readUploadData(Napi::Value value, cuda::DType dtype, int64_t count, std::vector<Napi::Object>& keep) {
   const bool wide = dtype == cuda::DType::Float32;
-  const napi_typedarray_type want = wide ? napi_float32_array : napi_uint16_array;
-  const std::string expected = wide ? std::string("a Float32Array (dtype float32)")
-                                    : std::string("a Uint16Array of raw ") + cuda::dtypeName(dtype) + " bits";
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != want) {
-    throw typeError(value.Env(), "data", expected, describeValue(value));
-  }
-  Napi::TypedArray array = value.As<Napi::TypedArray>();
-  if (array.ArrayBuffer().IsDetached()) {
-    throw typeError(value.Env(), "data", expected + " that is not detached", describeValue(value));
-  }
-  if (static_cast<int64_t>(array.ElementLength()) != count) {
-    throw rangeError(value.Env(), "data", expected + " of length " + std::to_string(count) + " (rows × cols)",
-                     describeValue(value));
-  }
+  Napi::TypedArray array =
+      readTypedArray(value, "data", wide ? napi_float32_array : napi_uint16_array, count,
+                     wide ? std::string("a Float32Array (dtype float32)")
+                          : std::string("a Uint16Array of raw ") + cuda::dtypeName(dtype) + " bits");
   keep.push_back(array);
   return static_cast<const char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
 }

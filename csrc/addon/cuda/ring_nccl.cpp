@@ -61,18 +61,11 @@ using namespace ring_internal;
 // new NcclRingHandle({ rank, size, id, device, timeoutMs }), then connect() (ncclCommInitRank).
 class NcclRingHandle : public RingHandleBase<NcclRingHandle> {
  public:
-  static Napi::Function define(Napi::Env env) {
-    return defineRingClass(env, "NcclRingHandle",
-                           {InstanceMethod("sigmoidLoss", &NcclRingHandle::SigmoidLoss),
-                            InstanceMethod("connect", &NcclRingHandle::Connect),
-                            InstanceMethod("allGather", &NcclRingHandle::AllGather)});
-  }
+  static Napi::Function define(Napi::Env env) { return defineRingClass(env, "NcclRingHandle", true); }
 
   explicit NcclRingHandle(const Napi::CallbackInfo& info) : RingHandleBase(info) {
     Napi::Env env = info.Env();
-    construct(env, RingKind::Nccl, [&](RingState& state) {
-      Napi::Object options = readObject(info[0], "options");
-      state.timeout = readTimeout(options);
+    construct(info, RingKind::Nccl, [&](RingState& state, Napi::Object options) {
       state.size = static_cast<int>(readInteger(options.Get("size"), "options.size", 1, kMaxRingRanks));
       state.rank = static_cast<int>(readInteger(options.Get("rank"), "options.rank", 0, state.size - 1));
       state.device = static_cast<int>(readInteger(options.Get("device"), "options.device", 0, INT_MAX));
@@ -90,39 +83,25 @@ class NcclRingHandle : public RingHandleBase<NcclRingHandle> {
     });
   }
 
- private:
-  Napi::Value SigmoidLoss(const Napi::CallbackInfo& info) {
-    // image/text: device matrix handles on the ring's device or host { data, rows, cols }
-    // (float32, uploaded for the call); a Promise of this rank's result.
-    return withJsErrors(info.Env(), [&]() -> Napi::Value {
-      std::shared_ptr<RingState> state = connected(info.Env());
-      HostInputs inputs(InputUse::Copy);
-      auto call = readGpuRank(info[0], info[1], "image", "text", state->device, nullptr, "image", inputs);
-      return rankSigmoidLoss(info, state, std::move(call), std::move(inputs), true);
-    });
+  // image/text: device matrix handles on the ring's device or host { data, rows, cols }
+  // (float32, uploaded for the call); a Promise of this rank's result.
+  Napi::Value loss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
+    HostInputs inputs(InputUse::Copy);
+    auto call = readGpuRank(info[0], info[1], "image", "text", state->device, nullptr, "image", inputs);
+    return rankSigmoidLoss(info, state, std::move(call), std::move(inputs), true);
   }
-  Napi::Value Connect(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return withJsErrors(env, [&]() -> Napi::Value {
-      std::shared_ptr<RingState> state = usable(env);
-      if (state->endpoints.empty()) {
-        // ncclCommInitRank blocks until every rank has joined: a worker thread, never the JS thread.
-        return queueRankRingCall(
-            env, "siglip:ncclConnect", state,
-            [state, id = state->ncclId] {
-              return ring::createNcclTransport(state->rank, state->size, id, state->device, state->timeout);
-            },
-            [state](Napi::Env env, std::unique_ptr<ring::Transport>& transport) {
-              state->endpoints.clear();
-              state->endpoints.push_back(std::move(transport));
-              return env.Undefined();
-            });
-      }
-      return resolvedPromise(env);
-    });
-  }
-  Napi::Value AllGather(const Napi::CallbackInfo& info) {
-    return withJsErrors(info.Env(), [&]() -> Napi::Value { return rankAllGather(info, connected(info.Env())); });
+  // ncclCommInitRank blocks until every rank has joined: a worker thread, never the JS thread.
+  Napi::Value join(Napi::Env env, const std::shared_ptr<RingState>& state) {
+    return queueRankRingCall(
+        env, "siglip:ncclConnect", state,
+        [state, id = state->ncclId] {
+          return ring::createNcclTransport(state->rank, state->size, id, state->device, state->timeout);
+        },
+        [state](Napi::Env env, std::unique_ptr<ring::Transport>& transport) {
+          state->endpoints.clear();
+          state->endpoints.push_back(std::move(transport));
+          return env.Undefined();
+        });
   }
 };
 
