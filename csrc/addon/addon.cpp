@@ -18,7 +18,6 @@
 // is in ring_bindings.h.
 #include <napi.h>
 
-#include <limits>
 #include <string>
 #include <utility>
 
@@ -88,16 +87,10 @@ Napi::Value GemmABt(const Napi::CallbackInfo& info) {
     const int64_t k = readInteger(info[4], "k", 1, kMaxSafeInteger);
     const int threads = static_cast<int>(readInteger(info[5], "threads", 1, kMaxThreads));
     // Each of A (m×k), B (n×k) and C (m×n) must be addressable in bytes.
-    const int64_t maxElements = std::numeric_limits<int64_t>::max() / 4;
-    const auto checkProduct = [&](int64_t x, int64_t y, const char* argument) {
-      if (x > maxElements / y) {
-        throw rangeError(env, argument, "sizes whose product fits in memory",
-                         std::to_string(x) + " × " + std::to_string(y));
-      }
-    };
-    checkProduct(m, k, "a");
-    checkProduct(n, k, "b");
-    checkProduct(m, n, "m × n");
+    const char* expected = "sizes whose product fits in memory";
+    checkAddressable(env, m, k, "a", expected);
+    checkAddressable(env, n, k, "b", expected);
+    checkAddressable(env, m, n, "m × n", expected);
     Napi::Float32Array a = readFloat32Array(info[0], "a", m * k);
     Napi::Float32Array b = readFloat32Array(info[1], "b", n * k);
     Napi::Float32Array c = allocateFloat32Array(env, m * n, "the product");

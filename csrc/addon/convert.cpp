@@ -41,6 +41,10 @@ const char* typedArrayName(napi_typedarray_type type) {
 // Reads the buffer through napi_get_typedarray_info, not the (overridable) `buffer` getter.
 bool isDetached(const Napi::TypedArray& array) { return array.ArrayBuffer().IsDetached(); }
 
+bool isPlainObject(Napi::Value value) {
+  return value.IsObject() && !value.IsArray() && !value.IsFunction() && !value.IsTypedArray() && !value.IsArrayBuffer();
+}
+
 }  // namespace
 
 Napi::TypedArray readTypedArray(Napi::Value value, const std::string& name, napi_typedarray_type type, int64_t length,
@@ -71,10 +75,10 @@ const int32_t* readIds(Napi::Object options, const char* key, int64_t length, Ho
 
 bool absent(Napi::Value value) { return value.IsUndefined() || value.IsNull(); }
 
-void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds, const std::string& expected) {
+void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds) {
   if (hasImageIds == hasTextIds) return;
   throw typeError(env, hasImageIds ? "options.textIds" : "options.imageIds",
-                  expected + " (imageIds and textIds are given together or not at all)",
+                  "label ids (imageIds and textIds are given together or not at all)",
                   "undefined while " + std::string(hasImageIds ? "imageIds" : "textIds") + " is given");
 }
 
@@ -128,9 +132,7 @@ bool readBoolean(Napi::Value value, const std::string& name) {
 }
 
 Napi::Object readObject(Napi::Value value, const std::string& name) {
-  if (!value.IsObject() || value.IsArray() || value.IsFunction() || value.IsTypedArray() || value.IsArrayBuffer()) {
-    throw typeError(value.Env(), name, "an object", describeValue(value));
-  }
+  if (!isPlainObject(value)) throw typeError(value.Env(), name, "an object", describeValue(value));
   return value.As<Napi::Object>();
 }
 
@@ -147,20 +149,20 @@ Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, 
   return readTypedArray(value, name, napi_float32_array, length, "a Float32Array").As<Napi::Float32Array>();
 }
 
+void checkAddressable(Napi::Env env, int64_t x, int64_t y, const std::string& argument, const std::string& expected) {
+  if (x > std::numeric_limits<int64_t>::max() / 4 / y) {
+    throw rangeError(env, argument, expected, std::to_string(x) + " × " + std::to_string(y));
+  }
+}
+
 MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& inputs, const uint16_t** bf16Bits) {
   Napi::Env env = value.Env();
-  if (!value.IsObject() || value.IsArray() || value.IsFunction() || value.IsTypedArray() || value.IsArrayBuffer()) {
-    throw typeError(env, name, "an object { data: Float32Array, rows, cols }", describeValue(value));
-  }
+  if (!isPlainObject(value)) throw typeError(env, name, "an object { data: Float32Array, rows, cols }", describeValue(value));
   Napi::Object object = value.As<Napi::Object>();
   const int64_t rows = readInteger(object.Get("rows"), name + ".rows", 1, kMaxSafeInteger);
   const int64_t cols = readInteger(object.Get("cols"), name + ".cols", 1, kMaxSafeInteger);
-  // rows·cols·4 bytes must fit in memory addresses; larger requests cannot match any array.
-  const int64_t maxElements = std::numeric_limits<int64_t>::max() / 4;
-  if (rows > maxElements / cols) {
-    throw rangeError(env, name, "rows × cols small enough to address",
-                     std::to_string(rows) + " × " + std::to_string(cols));
-  }
+  // Larger requests cannot match any array.
+  checkAddressable(env, rows, cols, name, "rows × cols small enough to address");
   Napi::Value data = object.Get("data");
   if (bf16Bits && data.IsTypedArray() && data.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array) {
     Napi::Uint16Array bits = data.As<Napi::Uint16Array>();
@@ -175,6 +177,24 @@ MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& in
   return MatrixView{inputs.take(array, name + ".data"), rows, cols};
 }
 
+Scalars readScalars(Napi::Object options, LossKind kind) {
+  Scalars s;
+  s.logitScale = readFiniteNumber(options.Get("logitScale"), "options.logitScale");
+  Napi::Value bias = options.Get("logitBias");
+  if (kind == LossKind::Sigmoid) {
+    s.logitBias = readFiniteNumber(bias, "options.logitBias");
+  } else if (!bias.IsUndefined()) {
+    throw typeError(options.Env(), "options.logitBias", "no logitBias (the softmax loss has no bias)", describeValue(bias));
+  }
+  return s;
+}
+
+Method readMethod(Napi::Object options, LossKind kind, MethodBackend backend) {
+  Napi::Value method = options.Get("method");
+  if (!method.IsString()) throw typeError(options.Env(), "options.method", methodChoices(kind, backend), describeValue(method));
+  return parseMethod(kind, backend, method.As<Napi::String>().Utf8Value(), describeValue(method));
+}
+
 LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use) {
   Napi::Env env = info.Env();
   LossCall call(use);
@@ -185,25 +205,12 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse us
 
   Napi::Object options = readObject(info[2], "options");
 
-  call.request.logitScale = readFiniteNumber(options.Get("logitScale"), "options.logitScale");
-  Napi::Value bias = options.Get("logitBias");
-  if (kind == LossKind::Sigmoid) {
-    call.request.logitBias = readFiniteNumber(bias, "options.logitBias");
-  } else if (!bias.IsUndefined()) {
-    throw typeError(env, "options.logitBias", "no logitBias (the softmax loss has no bias)", describeValue(bias));
-  }
-
+  const Scalars scalars = readScalars(options, kind);
+  call.request.logitScale = scalars.logitScale;
+  call.request.logitBias = scalars.logitBias;
   call.request.imageIds = readIds(options, "imageIds", image.rows, call.inputs);
   call.request.textIds = readIds(options, "textIds", text.rows, call.inputs);
-  checkIdsTogether(env, call.request.imageIds != nullptr, call.request.textIds != nullptr, "an Int32Array");
-
-  Napi::Value method = options.Get("method");
-  if (!method.IsString()) {
-    throw typeError(env, "options.method", methodChoices(kind, MethodBackend::Cpu), describeValue(method));
-  }
-  call.request.method =
-      parseMethod(kind, MethodBackend::Cpu, method.As<Napi::String>().Utf8Value(), describeValue(method));
-
+  call.request.method = readMethod(options, kind, MethodBackend::Cpu);
   call.request.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
 
   // precision: absent or 'fp32'; 'bf16' for the fused sigmoid (float32 or bfloat16-bit inputs).

@@ -46,9 +46,19 @@ const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t l
 // options[key] as label ids (readIdArray, named "options.<key>"), or null when absent.
 const int32_t* readIds(Napi::Object options, const char* key, int64_t length, HostInputs& inputs);
 bool absent(Napi::Value value);  // undefined or null
-// imageIds and textIds are given together or not at all; `expected` is what the missing one
-// should have been ("an Int32Array", "label ids").
-void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds, const std::string& expected);
+// imageIds and textIds are given together or not at all (a ring reads per-rank arrays only
+// then; a loss call leaves the check to the core).
+void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds);
+
+// options.logitScale and, for the sigmoid, options.logitBias: finite numbers (their ranges are
+// the core's); the softmax takes no logitBias.
+struct Scalars {
+  double logitScale = 0;
+  double logitBias = 0;
+};
+Scalars readScalars(Napi::Object options, LossKind kind);
+// options.method: a method `kind` takes on `backend` (core/loss_request.h).
+Method readMethod(Napi::Object options, LossKind kind, MethodBackend backend);
 
 // {data: Float32Array, rows, cols}; the view's memory as `inputs` gives it. With `bf16Bits`,
 // data may also be a Uint16Array of bfloat16 bits: then *bf16Bits points at them and the
@@ -94,6 +104,9 @@ struct HeldGradients {
 // A zero-filled Float32Array of `length` elements; an allocation failure (or a length no
 // Float32Array can have) becomes an Error with code ERR_SIGLIP_OUT_OF_MEMORY, never an abort.
 Napi::Float32Array allocateFloat32Array(Napi::Env env, int64_t length, const std::string& what);
+
+// x·y float32 values (x, y ≥ 1) fit in memory addresses, or a RangeError naming `argument`.
+void checkAddressable(Napi::Env env, int64_t x, int64_t y, const std::string& argument, const std::string& expected);
 
 // A new object with these properties, in this order.
 Napi::Object makeObject(Napi::Env env, std::initializer_list<std::pair<const char*, Napi::Value>> properties);

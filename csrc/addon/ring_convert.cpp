@@ -12,14 +12,11 @@ const char* kindName(RingKind kind) {
   return names[int(kind)];
 }
 
-Scalars readScalars(Napi::Object options) {
-  Scalars s;
-  Napi::Value scale = options.Get("logitScale");
-  s.logitScale = readFiniteNumber(scale, "options.logitScale");
-  checkLogitScale(s.logitScale, describeValue(scale));  // the core's check (csrc/core/validate.cpp)
-  Napi::Value bias = options.Get("logitBias");
-  s.logitBias = readFiniteNumber(bias, "options.logitBias");
-  checkLogitBias(s.logitBias, describeValue(bias));
+Scalars readRingScalars(Napi::Object options) {
+  const Scalars s = readScalars(options, LossKind::Sigmoid);
+  Napi::Env env = options.Env();
+  checkLogitScale(s.logitScale, describeValue(Napi::Number::New(env, s.logitScale)));  // csrc/core/validate.cpp
+  checkLogitBias(s.logitBias, describeValue(Napi::Number::New(env, s.logitBias)));
   return s;
 }
 

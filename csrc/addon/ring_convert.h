@@ -14,6 +14,7 @@
 
 #include "core/limits.h"
 #include "core/loss_request.h"
+#include "convert.h"
 #include "js_errors.h"
 #include "ring/ring_sigmoid.h"
 #include "ring/transport.h"
@@ -47,12 +48,9 @@ struct RingState {
   std::vector<uint8_t> ncclId;  // nccl: until connect()
 };
 
-struct Scalars {
-  double logitScale = 0;
-  double logitBias = 0;
-};
-
-Scalars readScalars(Napi::Object options);
+// options.logitScale and options.logitBias of a ring call, in the core's ranges (checked here:
+// the ring reads them on the JS thread, before its ranks start).
+Scalars readRingScalars(Napi::Object options);
 
 // options.direction: 'one-way' (the default, when absent) or 'two-way'.
 ring::RingDirection readDirection(Napi::Object options);

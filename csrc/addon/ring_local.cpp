@@ -156,9 +156,9 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
   }
 
   Napi::Object options = readObject(info[2], "options");
-  const Scalars scalars = readScalars(options);
+  const Scalars scalars = readRingScalars(options);
   Napi::Value imageIds = options.Get("imageIds"), textIds = options.Get("textIds");
-  checkIdsTogether(env, !absent(imageIds), !absent(textIds), "label ids");
+  checkIdsTogether(env, !absent(imageIds), !absent(textIds));
   if (!absent(imageIds)) {
     Napi::Array imageIdArrays = readArray(imageIds, "options.imageIds", p, "Int32Arrays (one per rank)");
     Napi::Array textIdArrays = readArray(textIds, "options.textIds", p, "Int32Arrays (one per rank)");

@@ -54,12 +54,12 @@ Napi::Value rankSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_pt
                      describeValue(Napi::Number::New(env, double(text.cols))));
   }
   Napi::Object options = readObject(info[2], "options");
-  const Scalars scalars = readScalars(options);
+  const Scalars scalars = readRingScalars(options);
   call->options.logitScale = scalars.logitScale;
   call->options.logitBias = scalars.logitBias;
   call->options.direction = readDirection(options);
   Napi::Value imageIds = options.Get("imageIds"), textIds = options.Get("textIds");
-  checkIdsTogether(env, !absent(imageIds), !absent(textIds), "label ids");
+  checkIdsTogether(env, !absent(imageIds), !absent(textIds));
   if (!absent(imageIds)) {
     call->shard.imageIds = readIdArray(imageIds, "options.imageIds", image.rows, inputs);
     call->shard.textIds = readIdArray(textIds, "options.textIds", text.rows, inputs);

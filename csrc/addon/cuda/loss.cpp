@@ -43,19 +43,12 @@ CudaLossCall readCudaLossCall(const Napi::CallbackInfo& info, LossKind kind, Inp
   r.image = readCudaInput(info[0], "image", r.device, "options.device", call.inputs);
   r.text = readCudaInput(info[1], "text", r.device, "options.device", call.inputs);
 
-  r.logitScale = readFiniteNumber(options.Get("logitScale"), "options.logitScale");
-  Napi::Value bias = options.Get("logitBias");
-  if (kind == LossKind::Sigmoid) {
-    r.logitBias = readFiniteNumber(bias, "options.logitBias");
-  } else if (!bias.IsUndefined()) {
-    throw typeError(env, "options.logitBias", "no logitBias (the softmax loss has no bias)", describeValue(bias));
-  }
+  const Scalars scalars = readScalars(options, kind);
+  r.logitScale = scalars.logitScale;
+  r.logitBias = scalars.logitBias;
   r.imageIds = readIds(options, "imageIds", r.image.matrix.rows, call.inputs);
   r.textIds = readIds(options, "textIds", r.text.matrix.rows, call.inputs);
-  Napi::Value method = options.Get("method");
-  const std::string choices = methodChoices(kind, MethodBackend::Cuda);
-  if (!method.IsString()) throw typeError(env, "options.method", choices, describeValue(method));
-  r.method = parseMethod(kind, MethodBackend::Cuda, method.As<Napi::String>().Utf8Value(), describeValue(method));
+  r.method = readMethod(options, kind, MethodBackend::Cuda);
   const GpuOptions gpu = readGpuOptions(options);
   r.precision = gpu.precision;
   r.gradientsOnDevice = gpu.gradientsOnDevice;
