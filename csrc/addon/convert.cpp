@@ -10,32 +10,10 @@ namespace siglip::addon {
 namespace {
 
 const char* typedArrayName(napi_typedarray_type type) {
-  switch (type) {
-    case napi_int8_array:
-      return "Int8Array";
-    case napi_uint8_array:
-      return "Uint8Array";
-    case napi_uint8_clamped_array:
-      return "Uint8ClampedArray";
-    case napi_int16_array:
-      return "Int16Array";
-    case napi_uint16_array:
-      return "Uint16Array";
-    case napi_int32_array:
-      return "Int32Array";
-    case napi_uint32_array:
-      return "Uint32Array";
-    case napi_float32_array:
-      return "Float32Array";
-    case napi_float64_array:
-      return "Float64Array";
-    case napi_bigint64_array:
-      return "BigInt64Array";
-    case napi_biguint64_array:
-      return "BigUint64Array";
-    default:
-      return "typed array";
-  }
+  static const char* const names[] = {"Int8Array",    "Uint8Array",   "Uint8ClampedArray", "Int16Array",
+                                      "Uint16Array",  "Int32Array",   "Uint32Array",       "Float32Array",
+                                      "Float64Array", "BigInt64Array", "BigUint64Array"};  // napi_typedarray_type's order
+  return type >= napi_int8_array && type <= napi_biguint64_array ? names[type] : "typed array";
 }
 
 // Reads the buffer through napi_get_typedarray_info, not the (overridable) `buffer` getter.
