@@ -97,11 +97,9 @@ int64_t readInteger(Napi::Value value, const std::string& name, int64_t min, int
   return static_cast<int64_t>(v);
 }
 
-double readFiniteNumber(Napi::Value value, const std::string& name) {
+double readNumber(Napi::Value value, const std::string& name) {
   if (!value.IsNumber()) throw typeError(value.Env(), name, "a finite number", describeValue(value));
-  const double v = value.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(v)) throw rangeError(value.Env(), name, "a finite number", describeValue(value));
-  return v;
+  return value.As<Napi::Number>().DoubleValue();
 }
 
 bool readBoolean(Napi::Value value, const std::string& name) {
@@ -157,10 +155,10 @@ MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& in
 
 Scalars readScalars(Napi::Object options, LossKind kind) {
   Scalars s;
-  s.logitScale = readFiniteNumber(options.Get("logitScale"), "options.logitScale");
+  s.logitScale = readNumber(options.Get("logitScale"), "options.logitScale");
   Napi::Value bias = options.Get("logitBias");
   if (kind == LossKind::Sigmoid) {
-    s.logitBias = readFiniteNumber(bias, "options.logitBias");
+    s.logitBias = readNumber(bias, "options.logitBias");
   } else if (!bias.IsUndefined()) {
     throw typeError(options.Env(), "options.logitBias", "no logitBias (the softmax loss has no bias)", describeValue(bias));
   }

@@ -27,7 +27,8 @@ constexpr int64_t kMaxSafeInteger = 9007199254740991LL;
 std::string describeValue(Napi::Value value);
 
 int64_t readInteger(Napi::Value value, const std::string& name, int64_t min, int64_t max);
-double readFiniteNumber(Napi::Value value, const std::string& name);
+// A number (a TypeError naming `name` otherwise); its range is the core's to check.
+double readNumber(Napi::Value value, const std::string& name);
 bool readBoolean(Napi::Value value, const std::string& name);
 // A plain object (not an array, function, typed array or ArrayBuffer) named `name`.
 Napi::Object readObject(Napi::Value value, const std::string& name);
@@ -50,8 +51,8 @@ bool absent(Napi::Value value);  // undefined or null
 // then; a loss call leaves the check to the core).
 void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds);
 
-// options.logitScale and, for the sigmoid, options.logitBias: finite numbers (their ranges are
-// the core's); the softmax takes no logitBias.
+// options.logitScale and, for the sigmoid, options.logitBias: numbers (finite and in range:
+// the core's checks, csrc/core/validate.cpp); the softmax takes no logitBias.
 struct Scalars {
   double logitScale = 0;
   double logitBias = 0;
