@@ -1,4 +1,4 @@
-// siglip_kernels.node: the N-API surface. It converts and validates (convert.cpp), calls the
+// siglip_kernels.node: the N-API surface. It converts JS values (convert.cpp), calls the
 // CPU backend (cpu/cpu_backend.h) and converts back; it computes nothing itself.
 //
 // Exports (the raw binding; lib/ wraps it in the typed public API):

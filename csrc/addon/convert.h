@@ -1,7 +1,9 @@
-// JS values → core types, and core results → JS values, validating everything on the way in.
+// JS values → core types, and core results → JS values.
 //
-// The TypeScript layer validates first and gives the friendlier messages; this layer checks
-// again because the addon can be called directly, and garbage must throw, never crash.
+// This layer checks what only it can see: JavaScript types, typed arrays' lengths and whether
+// they are detached, and what must hold to read memory safely (rows × cols addressable); the
+// core checks sizes, finiteness and ranges, with messages naming the argument. The addon can
+// be called directly, and garbage must throw, never crash.
 // Everything here runs on the JS thread.
 #pragma once
 #include <napi.h>

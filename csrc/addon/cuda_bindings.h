@@ -10,7 +10,7 @@
 //                          devices: [{ ordinal, name, computeCapability, totalMemory, freeMemory }] }
 //   cudaMemory()       → { allocatedBytes, peakAllocatedBytes }   device memory this library holds
 //   cudaResetPeakMemory()
-//   DeviceMatrix       the device matrix handle class (cuda/matrix.h)
+//   DeviceMatrix       the device matrix handle class (cuda/device_matrix.h)
 //   cudaSigmoidLoss / cudaSoftmaxLoss / cudaSigmoidLossAsync / cudaSoftmaxLossAsync (cuda/loss.cpp)
 #pragma once
 #include <napi.h>

@@ -31,7 +31,7 @@ Napi::Error typeError(Napi::Env env, const std::string& argument, const std::str
 Napi::Error rangeError(Napi::Env env, const std::string& argument, const std::string& expected,
                        const std::string& received);
 
-// A native failure captured where no JavaScript may run (an AsyncWorker's Execute), to be
+// A native failure captured where no JavaScript may run (a PromiseWorker's compute), to be
 // turned into a JS error later on the JS thread.
 struct CapturedError {
   bool present = false;
