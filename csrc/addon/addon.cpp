@@ -1,4 +1,4 @@
-// siglip_kernels.node: the N-API surface. It converts and validates (convert.cpp), calls the
+// siglip_kernels.node: the N-API surface. It converts JS values (convert.cpp), calls the
 // CPU backend (cpu/cpu_backend.h) and converts back; it computes nothing itself.
 //
 // Exports (the raw binding; lib/ wraps it in the typed public API):
@@ -13,12 +13,11 @@
 //                                                         maxAllGatherBytes } (csrc/core/limits.h; frozen)
 // image/text are { data: Float32Array, rows, cols }; options is
 // { logitScale, logitBias (sigmoid only), imageIds?, textIds?, method: 'fused'|'naive', threads }.
-// The CMake build with CUDA (SIGLIP_WITH_CUDA) adds the cuda* exports and the DeviceMatrix
-// class (cuda_bindings.h), and backendInfo().cuda. The ring (LocalRingHandle, MpiRingHandle, NcclRingHandle, ringBuildInfo, …)
+// The CMake build with CUDA adds the cuda* exports and the DeviceMatrix class, and
+// backendInfo().cuda (cuda_bindings.h). The ring (LocalRingHandle, MpiRingHandle, NcclRingHandle, ringBuildInfo, …)
 // is in ring_bindings.h.
 #include <napi.h>
 
-#include <limits>
 #include <string>
 #include <utility>
 
@@ -27,7 +26,7 @@
 #include "cpu/cpu_backend.h"
 #include "cuda_bindings.h"
 #include "js_errors.h"
-#include "loss_worker.h"
+#include "promise_worker.h"
 #include "ring_bindings.h"
 
 namespace siglip::addon {
@@ -39,7 +38,7 @@ Napi::Value lossSync(const Napi::CallbackInfo& info, LossKind kind) {
     const LossCall call = readLossCall(info, kind, InputUse::Borrow);
     const GradientArrays grads = allocateGradients(env, call);
     const LossResult result = runCpuLoss(kind, call, grads.outputs());
-    return lossResultToJs(env, kind, result, grads);
+    return lossResultToJs(env, kind, result, grads.image, grads.text);
   });
 }
 
@@ -47,11 +46,15 @@ Napi::Value lossAsync(const Napi::CallbackInfo& info, LossKind kind) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
     LossCall call = readLossCall(info, kind, InputUse::Copy);
+    call.inputs.persist();
     const GradientArrays grads = allocateGradients(env, call);
-    auto* worker = new LossWorker(env, kind, std::move(call), grads);  // deletes itself when complete
-    Napi::Promise promise = worker->promise();
-    worker->Queue();
-    return promise;
+    return queuePromise(
+        env, kind == LossKind::Sigmoid ? "siglip:sigmoidLoss" : "siglip:softmaxLoss",
+        [kind, call = std::move(call), outputs = grads.outputs()] { return runCpuLoss(kind, call, outputs); },
+        [kind, held = HeldGradients(grads)](Napi::Env env, const LossResult& result) {
+          const GradientArrays grads = held.arrays();
+          return lossResultToJs(env, kind, result, grads.image, grads.text);
+        });
   });
 }
 
@@ -63,18 +66,15 @@ Napi::Value SoftmaxLossAsync(const Napi::CallbackInfo& info) { return lossAsync(
 Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
-    const cpu::CpuInfo cpuInfo = cpu::cpuInfo();
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("simd", Napi::String::New(env, cpuInfo.simd));
-    out.Set("simdReason", Napi::String::New(env, cpuInfo.simdReason));
-    out.Set("hardwareThreads", Napi::Number::New(env, cpuInfo.hardwareThreads));
-    out.Set("tileRows", Napi::Number::New(env, cpuInfo.tileRows));
-    out.Set("tileCols", Napi::Number::New(env, cpuInfo.tileCols));
-    out.Set("bf16", Napi::String::New(env, cpuInfo.bf16));
-    out.Set("bf16Reason", Napi::String::New(env, cpuInfo.bf16Reason));
-#ifdef SIGLIP_WITH_CUDA
-    out.Set("cuda", cudaBackendInfo(env));
-#endif
+    const cpu::CpuInfo info = cpu::cpuInfo();
+    Napi::Object out = makeObject(env, {{"simd", Napi::String::New(env, info.simd)},
+                                        {"simdReason", Napi::String::New(env, info.simdReason)},
+                                        {"hardwareThreads", Napi::Number::New(env, info.hardwareThreads)},
+                                        {"tileRows", Napi::Number::New(env, info.tileRows)},
+                                        {"tileCols", Napi::Number::New(env, info.tileCols)},
+                                        {"bf16", Napi::String::New(env, info.bf16)},
+                                        {"bf16Reason", Napi::String::New(env, info.bf16Reason)}});
+    addCudaBackendInfo(env, out);
     return out;
   });
 }
@@ -87,16 +87,10 @@ Napi::Value GemmABt(const Napi::CallbackInfo& info) {
     const int64_t k = readInteger(info[4], "k", 1, kMaxSafeInteger);
     const int threads = static_cast<int>(readInteger(info[5], "threads", 1, kMaxThreads));
     // Each of A (m×k), B (n×k) and C (m×n) must be addressable in bytes.
-    const int64_t maxElements = std::numeric_limits<int64_t>::max() / 4;
-    const auto checkProduct = [&](int64_t x, int64_t y, const char* argument) {
-      if (x > maxElements / y) {
-        throw rangeError(env, argument, "sizes whose product fits in memory",
-                         std::to_string(x) + " × " + std::to_string(y));
-      }
-    };
-    checkProduct(m, k, "a");
-    checkProduct(n, k, "b");
-    checkProduct(m, n, "m × n");
+    const char* expected = "sizes whose product fits in memory";
+    checkAddressable(env, m, k, "a", expected);
+    checkAddressable(env, n, k, "b", expected);
+    checkAddressable(env, m, n, "m × n", expected);
     Napi::Float32Array a = readFloat32Array(info[0], "a", m * k);
     Napi::Float32Array b = readFloat32Array(info[1], "b", n * k);
     Napi::Float32Array c = allocateFloat32Array(env, m * n, "the product");
@@ -108,13 +102,13 @@ Napi::Value GemmABt(const Napi::CallbackInfo& info) {
 // csrc/core/limits.h as a frozen object: lib/limits.ts reads the limits from here, so
 // TypeScript defines none of them.
 Napi::Object Limits(Napi::Env env) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("maxAbsLogitScale", Napi::Number::New(env, limits::kMaxAbsLogitScale));
-  out.Set("maxThreads", Napi::Number::New(env, double(limits::kMaxThreads)));
-  out.Set("maxRingRanks", Napi::Number::New(env, double(limits::kMaxRingRanks)));
-  out.Set("defaultRingTimeoutMs", Napi::Number::New(env, double(limits::kDefaultRingTimeoutMs)));
-  out.Set("maxRingTimeoutMs", Napi::Number::New(env, double(limits::kMaxRingTimeoutMs)));
-  out.Set("maxAllGatherBytes", Napi::Number::New(env, double(limits::kMaxAllGatherBytes)));
+  const auto number = [&](double value) { return Napi::Number::New(env, value); };
+  Napi::Object out = makeObject(env, {{"maxAbsLogitScale", number(limits::kMaxAbsLogitScale)},
+                                      {"maxThreads", number(double(limits::kMaxThreads))},
+                                      {"maxRingRanks", number(double(limits::kMaxRingRanks))},
+                                      {"defaultRingTimeoutMs", number(double(limits::kDefaultRingTimeoutMs))},
+                                      {"maxRingTimeoutMs", number(double(limits::kMaxRingTimeoutMs))},
+                                      {"maxAllGatherBytes", number(double(limits::kMaxAllGatherBytes))}});
   out.Freeze();
   return out;
 }
@@ -128,9 +122,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("gemmABt", Napi::Function::New(env, GemmABt, "gemmABt"));
   registerRingBindings(env, exports);
-#ifdef SIGLIP_WITH_CUDA
   registerCudaBindings(env, exports);
-#endif
   return exports;
 }
 

@@ -10,63 +10,54 @@ namespace siglip::addon {
 namespace {
 
 const char* typedArrayName(napi_typedarray_type type) {
-  switch (type) {
-    case napi_int8_array:
-      return "Int8Array";
-    case napi_uint8_array:
-      return "Uint8Array";
-    case napi_uint8_clamped_array:
-      return "Uint8ClampedArray";
-    case napi_int16_array:
-      return "Int16Array";
-    case napi_uint16_array:
-      return "Uint16Array";
-    case napi_int32_array:
-      return "Int32Array";
-    case napi_uint32_array:
-      return "Uint32Array";
-    case napi_float32_array:
-      return "Float32Array";
-    case napi_float64_array:
-      return "Float64Array";
-    case napi_bigint64_array:
-      return "BigInt64Array";
-    case napi_biguint64_array:
-      return "BigUint64Array";
-    default:
-      return "typed array";
-  }
-}
-
-bool isPlainObjectLike(Napi::Value value) {
-  return value.IsObject() && !value.IsArray() && !value.IsFunction() && !value.IsTypedArray() &&
-         !value.IsArrayBuffer();
+  static const char* const names[] = {"Int8Array",    "Uint8Array",   "Uint8ClampedArray", "Int16Array",
+                                      "Uint16Array",  "Int32Array",   "Uint32Array",       "Float32Array",
+                                      "Float64Array", "BigInt64Array", "BigUint64Array"};  // napi_typedarray_type's order
+  return type >= napi_int8_array && type <= napi_biguint64_array ? names[type] : "typed array";
 }
 
 // Reads the buffer through napi_get_typedarray_info, not the (overridable) `buffer` getter.
 bool isDetached(const Napi::TypedArray& array) { return array.ArrayBuffer().IsDetached(); }
 
+bool isPlainObject(Napi::Value value) {
+  return value.IsObject() && !value.IsArray() && !value.IsFunction() && !value.IsTypedArray() && !value.IsArrayBuffer();
+}
+
 }  // namespace
 
-const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length, HostInputs& inputs) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw typeError(value.Env(), name, "an Int32Array", describeValue(value));
+Napi::TypedArray readTypedArray(Napi::Value value, const std::string& name, napi_typedarray_type type, int64_t length,
+                                const std::string& expected) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw typeError(value.Env(), name, expected, describeValue(value));
   }
-  Napi::Int32Array ids = value.As<Napi::Int32Array>();
-  if (length > 0 && isDetached(ids)) {
-    throw typeError(value.Env(), name, "an Int32Array that is not detached (its buffer was transferred)",
+  Napi::TypedArray array = value.As<Napi::TypedArray>();
+  if (length > 0 && isDetached(array)) {
+    throw typeError(value.Env(), name, expected + " that is not detached (its buffer was transferred)",
                     describeValue(value));
   }
-  if (static_cast<int64_t>(ids.ElementLength()) != length) {
-    throw rangeError(value.Env(), name, "an Int32Array of length " + std::to_string(length), describeValue(value));
+  if (static_cast<int64_t>(array.ElementLength()) != length) {
+    throw rangeError(value.Env(), name, expected + " of length " + std::to_string(length), describeValue(value));
   }
-  return inputs.take(ids, name);
+  return array;
+}
+
+const int32_t* readIdArray(Napi::Value value, const std::string& name, int64_t length, HostInputs& inputs) {
+  return inputs.take(readTypedArray(value, name, napi_int32_array, length, "an Int32Array").As<Napi::Int32Array>(), name);
 }
 
 const int32_t* readIds(Napi::Object options, const char* key, int64_t length, HostInputs& inputs) {
   Napi::Value value = options.Get(key);
-  if (value.IsUndefined() || value.IsNull()) return nullptr;
+  if (absent(value)) return nullptr;
   return readIdArray(value, std::string("options.") + key, length, inputs);
+}
+
+bool absent(Napi::Value value) { return value.IsUndefined() || value.IsNull(); }
+
+void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds) {
+  if (hasImageIds == hasTextIds) return;
+  throw typeError(env, hasImageIds ? "options.textIds" : "options.imageIds",
+                  "label ids (imageIds and textIds are given together or not at all)",
+                  "undefined while " + std::string(hasImageIds ? "imageIds" : "textIds") + " is given");
 }
 
 std::string describeValue(Napi::Value value) {
@@ -106,43 +97,48 @@ int64_t readInteger(Napi::Value value, const std::string& name, int64_t min, int
   return static_cast<int64_t>(v);
 }
 
-double readFiniteNumber(Napi::Value value, const std::string& name) {
+double readNumber(Napi::Value value, const std::string& name) {
   if (!value.IsNumber()) throw typeError(value.Env(), name, "a finite number", describeValue(value));
-  const double v = value.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(v)) throw rangeError(value.Env(), name, "a finite number", describeValue(value));
-  return v;
+  return value.As<Napi::Number>().DoubleValue();
+}
+
+bool readBoolean(Napi::Value value, const std::string& name) {
+  if (!value.IsBoolean()) throw typeError(value.Env(), name, "a boolean", describeValue(value));
+  return value.As<Napi::Boolean>().Value();
+}
+
+Napi::Object readObject(Napi::Value value, const std::string& name) {
+  if (!isPlainObject(value)) throw typeError(value.Env(), name, "an object", describeValue(value));
+  return value.As<Napi::Object>();
+}
+
+std::string readChoice(Napi::Value value, const std::string& name, std::initializer_list<const char*> choices,
+                       const std::string& expected) {
+  if (!value.IsString()) throw typeError(value.Env(), name, expected, describeValue(value));
+  const std::string text = value.As<Napi::String>().Utf8Value();
+  for (const char* choice : choices)
+    if (text == choice) return text;
+  throw rangeError(value.Env(), name, expected, describeValue(value));
 }
 
 Napi::Float32Array readFloat32Array(Napi::Value value, const std::string& name, int64_t length) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw typeError(value.Env(), name, "a Float32Array", describeValue(value));
+  return readTypedArray(value, name, napi_float32_array, length, "a Float32Array").As<Napi::Float32Array>();
+}
+
+void checkAddressable(Napi::Env env, int64_t x, int64_t y, const std::string& argument, const std::string& expected) {
+  if (x > std::numeric_limits<int64_t>::max() / 4 / y) {
+    throw rangeError(env, argument, expected, std::to_string(x) + " × " + std::to_string(y));
   }
-  Napi::Float32Array array = value.As<Napi::Float32Array>();
-  if (length > 0 && isDetached(array)) {
-    throw typeError(value.Env(), name, "a Float32Array that is not detached (its buffer was transferred)",
-                    describeValue(value));
-  }
-  if (static_cast<int64_t>(array.ElementLength()) != length) {
-    throw rangeError(value.Env(), name, "a Float32Array of length " + std::to_string(length),
-                     describeValue(value));
-  }
-  return array;
 }
 
 MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& inputs, const uint16_t** bf16Bits) {
   Napi::Env env = value.Env();
-  if (!isPlainObjectLike(value)) {
-    throw typeError(env, name, "an object { data: Float32Array, rows, cols }", describeValue(value));
-  }
+  if (!isPlainObject(value)) throw typeError(env, name, "an object { data: Float32Array, rows, cols }", describeValue(value));
   Napi::Object object = value.As<Napi::Object>();
   const int64_t rows = readInteger(object.Get("rows"), name + ".rows", 1, kMaxSafeInteger);
   const int64_t cols = readInteger(object.Get("cols"), name + ".cols", 1, kMaxSafeInteger);
-  // rows·cols·4 bytes must fit in memory addresses; larger requests cannot match any array.
-  const int64_t maxElements = std::numeric_limits<int64_t>::max() / 4;
-  if (rows > maxElements / cols) {
-    throw rangeError(env, name, "rows × cols small enough to address",
-                     std::to_string(rows) + " × " + std::to_string(cols));
-  }
+  // Larger requests cannot match any array.
+  checkAddressable(env, rows, cols, name, "rows × cols small enough to address");
   Napi::Value data = object.Get("data");
   if (bf16Bits && data.IsTypedArray() && data.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array) {
     Napi::Uint16Array bits = data.As<Napi::Uint16Array>();
@@ -157,6 +153,24 @@ MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& in
   return MatrixView{inputs.take(array, name + ".data"), rows, cols};
 }
 
+Scalars readScalars(Napi::Object options, LossKind kind) {
+  Scalars s;
+  s.logitScale = readNumber(options.Get("logitScale"), "options.logitScale");
+  Napi::Value bias = options.Get("logitBias");
+  if (kind == LossKind::Sigmoid) {
+    s.logitBias = readNumber(bias, "options.logitBias");
+  } else if (!bias.IsUndefined()) {
+    throw typeError(options.Env(), "options.logitBias", "no logitBias (the softmax loss has no bias)", describeValue(bias));
+  }
+  return s;
+}
+
+Method readMethod(Napi::Object options, LossKind kind, MethodBackend backend) {
+  Napi::Value method = options.Get("method");
+  if (!method.IsString()) throw typeError(options.Env(), "options.method", methodChoices(kind, backend), describeValue(method));
+  return parseMethod(kind, backend, method.As<Napi::String>().Utf8Value(), describeValue(method));
+}
+
 LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use) {
   Napi::Env env = info.Env();
   LossCall call(use);
@@ -165,33 +179,14 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse us
   const MatrixView& image = call.request.image;
   const MatrixView& text = call.request.text;
 
-  if (!isPlainObjectLike(info[2])) throw typeError(env, "options", "an object", describeValue(info[2]));
-  Napi::Object options = info[2].As<Napi::Object>();
+  Napi::Object options = readObject(info[2], "options");
 
-  call.request.logitScale = readFiniteNumber(options.Get("logitScale"), "options.logitScale");
-  Napi::Value bias = options.Get("logitBias");
-  if (kind == LossKind::Sigmoid) {
-    call.request.logitBias = readFiniteNumber(bias, "options.logitBias");
-  } else if (!bias.IsUndefined()) {
-    throw typeError(env, "options.logitBias", "no logitBias (the softmax loss has no bias)", describeValue(bias));
-  }
-
+  const Scalars scalars = readScalars(options, kind);
+  call.request.logitScale = scalars.logitScale;
+  call.request.logitBias = scalars.logitBias;
   call.request.imageIds = readIds(options, "imageIds", image.rows, call.inputs);
   call.request.textIds = readIds(options, "textIds", text.rows, call.inputs);
-  if ((call.request.imageIds == nullptr) != (call.request.textIds == nullptr)) {
-    const bool hasImage = call.request.imageIds != nullptr;
-    throw typeError(env, hasImage ? "options.textIds" : "options.imageIds",
-                    std::string("an Int32Array (imageIds and textIds are given together or not at all)"),
-                    "undefined while " + std::string(hasImage ? "imageIds" : "textIds") + " is given");
-  }
-
-  Napi::Value method = options.Get("method");
-  if (!method.IsString()) {
-    throw typeError(env, "options.method", methodChoices(kind, MethodBackend::Cpu), describeValue(method));
-  }
-  call.request.method =
-      parseMethod(kind, MethodBackend::Cpu, method.As<Napi::String>().Utf8Value(), describeValue(method));
-
+  call.request.method = readMethod(options, kind, MethodBackend::Cpu);
   call.request.threads = static_cast<int>(readInteger(options.Get("threads"), "options.threads", 1, kMaxThreads));
 
   // precision: absent or 'fp32'; 'bf16' for the fused sigmoid (float32 or bfloat16-bit inputs).
@@ -220,8 +215,7 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse us
     }
   }
 
-  if (!info[3].IsBoolean()) throw typeError(env, "wantGrad", "a boolean", describeValue(info[3]));
-  call.wantGrad = info[3].As<Napi::Boolean>().Value();
+  call.wantGrad = readBoolean(info[3], "wantGrad");
   call.inputs.confirmUnchanged(env);  // the options' getters ran after image and text were read
   return call;
 }
@@ -291,21 +285,47 @@ Napi::Float32Array allocateFloat32Array(Napi::Env env, int64_t length, const std
 }
 
 GradientArrays allocateGradients(Napi::Env env, const LossCall& call) {
-  GradientArrays grads;
-  if (!call.wantGrad) return grads;
+  if (!call.wantGrad) return {};
   const LossRequest& r = call.request;
-  grads.image = allocateFloat32Array(env, r.image.rows * r.image.cols, "the image gradient");
-  grads.text = allocateFloat32Array(env, r.text.rows * r.text.cols, "the text gradient");
+  return allocateGradients(env, r.image.rows * r.image.cols, r.text.rows * r.text.cols);
+}
+
+GradientArrays allocateGradients(Napi::Env env, int64_t imageElements, int64_t textElements, const std::string& rank) {
+  const std::string of = rank.empty() ? "" : " of rank " + rank;
+  GradientArrays grads;
+  grads.image = allocateFloat32Array(env, imageElements, "the image gradient" + of);
+  grads.text = allocateFloat32Array(env, textElements, "the text gradient" + of);
   return grads;
 }
 
-Napi::Object lossResultToJs(Napi::Env env, LossKind kind, const LossResult& result, const GradientArrays& grads) {
+HeldGradients::HeldGradients(const GradientArrays& grads) {
+  if (grads.image.IsEmpty()) return;
+  image = Napi::Persistent(static_cast<Napi::Object>(grads.image));
+  text = Napi::Persistent(static_cast<Napi::Object>(grads.text));
+}
+
+GradientArrays HeldGradients::arrays() const {
+  GradientArrays grads;
+  if (image.IsEmpty()) return grads;
+  grads.image = image.Value().As<Napi::Float32Array>();
+  grads.text = text.Value().As<Napi::Float32Array>();
+  return grads;
+}
+
+Napi::Object makeObject(Napi::Env env, std::initializer_list<std::pair<const char*, Napi::Value>> properties) {
+  Napi::Object out = Napi::Object::New(env);
+  for (const auto& [key, value] : properties) out.Set(key, value);
+  return out;
+}
+
+Napi::Object lossResultToJs(Napi::Env env, LossKind kind, const LossResult& result, Napi::Value image,
+                            Napi::Value text) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", Napi::Number::New(env, result.loss));
-  if (!grads.image.IsEmpty()) {
+  if (!image.IsEmpty() && !image.IsUndefined()) {
     Napi::Object grad = Napi::Object::New(env);
-    grad.Set("image", grads.image);
-    grad.Set("text", grads.text);
+    grad.Set("image", image);
+    grad.Set("text", text);
     grad.Set("logitScale", Napi::Number::New(env, result.dLogitScale));
     if (kind == LossKind::Sigmoid) grad.Set("logitBias", Napi::Number::New(env, result.dLogitBias));
     out.Set("grad", grad);

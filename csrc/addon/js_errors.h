@@ -13,8 +13,14 @@
 
 namespace siglip::addon {
 
-// The error codes the package's errors carry (the TypeScript layer uses the same ones).
+// The error codes the package's errors carry (the TypeScript layer uses the same ones): one
+// per ErrorKind, and the addon's own.
 const char* errorCode(ErrorKind kind);
+constexpr const char* kErrDisposed = "ERR_SIGLIP_DISPOSED";  // a disposed DeviceMatrix or ring
+constexpr const char* kErrRingBusy = "ERR_SIGLIP_RING_BUSY";
+constexpr const char* kErrRingFailed = "ERR_SIGLIP_RING_FAILED";
+constexpr const char* kErrNoNccl = "ERR_SIGLIP_NO_NCCL";
+constexpr const char* kErrNoCuda = "ERR_SIGLIP_NO_CUDA";
 
 Napi::Error makeJsError(Napi::Env env, ErrorKind kind, const std::string& message, const std::string& argument,
                         const char* code = nullptr);
@@ -25,7 +31,7 @@ Napi::Error typeError(Napi::Env env, const std::string& argument, const std::str
 Napi::Error rangeError(Napi::Env env, const std::string& argument, const std::string& expected,
                        const std::string& received);
 
-// A native failure captured where no JavaScript may run (an AsyncWorker's Execute), to be
+// A native failure captured where no JavaScript may run (a PromiseWorker's compute), to be
 // turned into a JS error later on the JS thread.
 struct CapturedError {
   bool present = false;

@@ -1,6 +1,8 @@
 // registerRingBindings: the three ring classes (ring_bindings.h) and ringBuildInfo().
 #include "ring_bindings.h"
 
+#include "cuda_bindings.h"
+
 namespace siglip::addon {
 namespace {
 

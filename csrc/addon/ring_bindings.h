@@ -4,8 +4,8 @@
 //   new LocalRingHandle({ ranks, timeoutMs, devices?, transport? })   ring_local.cpp
 //       P ranks as threads of this process (devices: the CUDA build's local rings of GPUs)
 //   new MpiRingHandle({ timeoutMs })                                  ring_mpi.cpp
-//       this process's rank of an MPI job (builds with SIGLIP_WITH_MPI only)
-//   new NcclRingHandle({ rank, size, id, device, timeoutMs })         ring_nccl.cpp
+//       this process's rank of an MPI job (builds with MPI only)
+//   new NcclRingHandle({ rank, size, id, device, timeoutMs })         cuda/ring_nccl.cpp
 //       then connect(): one GPU rank (the CUDA build only)
 //
 //   handle.sigmoidLoss(image, text, options, wantGrad) → Promise
@@ -25,7 +25,7 @@
 //
 // Threads: everything JavaScript (reading and checking arguments, allocating gradient
 // arrays, keeping references to every borrowed typed array) happens on the JS thread; the
-// ring runs in an AsyncWorker, which for a local ring starts one std::thread per rank.
+// ring runs in a PromiseWorker, which for a local ring starts one std::thread per rank.
 // A ring runs one call at a time (lib/ring/base.ts queues them; a second native call while
 // one is in flight throws ERR_SIGLIP_RING_BUSY).
 //
@@ -41,12 +41,10 @@ namespace siglip::addon {
 
 void registerRingBindings(Napi::Env env, Napi::Object exports);
 
-// Each kind's binding (internal to csrc/addon/ring_*.cpp); the MPI and NCCL ones bind
-// nothing but their build info where the build lacks the feature.
+// Each kind's binding (internal to csrc/addon/ring_*.cpp); the MPI one binds nothing but its
+// build info where the build lacks MPI (the NCCL one: cuda_bindings.h).
 void registerLocalRing(Napi::Env env, Napi::Object exports);
 void registerMpiRing(Napi::Env env, Napi::Object exports);
-void registerNcclRing(Napi::Env env, Napi::Object exports);
 void mpiBuildInfo(Napi::Env env, Napi::Object out);
-void ncclBuildInfo(Napi::Env env, Napi::Object out);
 
 }  // namespace siglip::addon

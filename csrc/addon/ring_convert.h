@@ -1,6 +1,6 @@
-// What the ring's bindings share (internal to csrc/addon/ring_*.cpp): the ring's error codes
-// and limits, RingKind and RingState, reading the options every ring call takes (scalars,
-// label ids, the timeout), and a rank's result or failure as a JS value.
+// What the ring's bindings share (internal to csrc/addon/ring_*.cpp): the ring's limits,
+// RingKind and RingState, reading the options every ring call takes (scalars, direction, the
+// timeout), the checks before a call, and a ring's failure as a JS error.
 // Everything here runs on the JS thread.
 #pragma once
 #include <napi.h>
@@ -14,6 +14,7 @@
 
 #include "core/limits.h"
 #include "core/loss_request.h"
+#include "convert.h"
 #include "js_errors.h"
 #include "ring/ring_sigmoid.h"
 #include "ring/transport.h"
@@ -21,15 +22,7 @@
 
 namespace siglip::addon::ring_internal {
 
-// `code`s of the ring's own errors (lib/ring/ uses the same).
-constexpr const char* kErrDisposedCode = "ERR_SIGLIP_DISPOSED";
-constexpr const char* kErrRingBusy = "ERR_SIGLIP_RING_BUSY";
-constexpr const char* kErrRingFailed = "ERR_SIGLIP_RING_FAILED";
-constexpr const char* kErrNoMpi = "ERR_SIGLIP_NO_MPI";
-constexpr const char* kErrNoNccl = "ERR_SIGLIP_NO_NCCL";
-
 // The ring's limits (csrc/core/limits.h).
-using limits::kMaxAbsLogitScale;
 using limits::kMaxRingRanks;
 using limits::kMaxRingTimeoutMs;
 
@@ -52,34 +45,24 @@ struct RingState {
   bool busy = false;
   std::string broken;  // mpi, nccl: why the ring cannot be used any more ('' while it can)
   RingFault fault;     // local: armed by the test seam (ring_test_fault.h) for the next call
-#if defined(SIGLIP_WITH_CUDA)
-  std::vector<uint8_t> ncclId;  // until connect()
-#endif
+  std::vector<uint8_t> ncclId;  // nccl: until connect()
 };
 
-// A plain object (not an array, function, typed array or ArrayBuffer) named `name`.
-Napi::Object readOptions(Napi::Value value, const std::string& name);
-
-struct Scalars {
-  double logitScale = 0;
-  double logitBias = 0;
-};
-
-Scalars readScalars(Napi::Object options);
+// options.logitScale and options.logitBias of a ring call, in the core's ranges (checked here:
+// the ring reads them on the JS thread, before its ranks start).
+Scalars readRingScalars(Napi::Object options);
 
 // options.direction: 'one-way' (the default, when absent) or 'two-way'.
 ring::RingDirection readDirection(Napi::Object options);
 
-bool absent(Napi::Value value);
-
-// imageIds and textIds are given together or not at all.
-void checkIdsTogether(Napi::Env env, bool hasImageIds, bool hasTextIds);
-
 std::chrono::milliseconds readTimeout(Napi::Object options);
 
-// { loss, grad?: { image, text, logitScale, logitBias }, stats }; image/text given when wanted.
-Napi::Object rankResultToJs(Napi::Env env, const LossResult& result, const ring::RingStats& stats, bool wantGrad,
-                            Napi::Value image, Napi::Value text);
+// The live state of a ring; throws for a disposed ring, one busy with another call, or a broken one.
+std::shared_ptr<RingState> usableRing(Napi::Env env, const std::shared_ptr<RingState>& state);
+// usableRing(), and connected (an NCCL ring once connect() has resolved).
+std::shared_ptr<RingState> connectedRing(Napi::Env env, const std::shared_ptr<RingState>& state);
+// A Promise resolved at once: connect() of a ring that is connected when made.
+Napi::Value resolvedPromise(Napi::Env env);
 
 // A ring's failure as a JS error: the transport's own failures (timeouts, a stopped rank)
 // get ERR_SIGLIP_RING_FAILED; argument errors keep their TypeError / RangeError.

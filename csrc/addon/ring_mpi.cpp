@@ -12,9 +12,8 @@
 #include <string>
 
 #include "ring/mpi/mpi_transport.h"
-#include "ring_all_gather.h"
 #include "ring_handle.h"
-#include "ring_single_rank.h"
+#include "ring_rank.h"
 
 namespace siglip::addon {
 namespace {
@@ -46,17 +45,10 @@ std::string mpiLibraryVersion() {
 // new MpiRingHandle({ timeoutMs }): MPI_COMM_WORLD's rank and size.
 class MpiRingHandle : public RingHandleBase<MpiRingHandle> {
  public:
-  static Napi::Function define(Napi::Env env) {
-    return defineRingClass(env, "MpiRingHandle",
-                           {InstanceMethod("sigmoidLoss", &MpiRingHandle::SigmoidLoss),
-                            InstanceMethod("connect", &MpiRingHandle::Connect),
-                            InstanceMethod("allGather", &MpiRingHandle::AllGather)});
-  }
+  static Napi::Function define(Napi::Env env) { return defineRingClass(env, "MpiRingHandle", true); }
 
   explicit MpiRingHandle(const Napi::CallbackInfo& info) : RingHandleBase(info) {
-    Napi::Env env = info.Env();
-    construct(env, RingKind::Mpi, [&](RingState& state) {
-      state.timeout = readTimeout(readOptions(info[0], "options"));
+    construct(info, RingKind::Mpi, [&](RingState& state, Napi::Object) {
       makeMpiSymbolsGlobal();
       state.endpoints.push_back(ring::createMpiTransport(state.timeout));
       state.rank = state.endpoints[0]->rank();
@@ -64,25 +56,23 @@ class MpiRingHandle : public RingHandleBase<MpiRingHandle> {
       if (!mpiCleanupHookAdded) {
         // MPI_Finalize when this environment is torn down (process exit), on the JS thread,
         // which is the thread that initialised MPI.
-        napi_add_env_cleanup_hook(env, finalizeMpiAtExit, nullptr);
+        napi_add_env_cleanup_hook(info.Env(), finalizeMpiAtExit, nullptr);
         mpiCleanupHookAdded = true;
       }
     });
   }
 
- private:
-  Napi::Value SigmoidLoss(const Napi::CallbackInfo& info) {
-    return withJsErrors(info.Env(), [&]() -> Napi::Value { return mpiSigmoidLoss(info, connected(info.Env())); });
+  // One host shard, on the CPU; a Promise of this rank's result.
+  Napi::Value loss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
+    auto call = std::make_unique<CpuRankCall>();
+    HostInputs inputs(InputUse::Copy);
+    call->shard.image = readMatrix(info[0], "image", inputs);
+    call->shard.text = readMatrix(info[1], "text", inputs);
+    call->imageName = "image.data";
+    call->textName = "text.data";
+    return rankSigmoidLoss(info, state, std::move(call), std::move(inputs), false);
   }
-  Napi::Value Connect(const Napi::CallbackInfo& info) {
-    return withJsErrors(info.Env(), [&]() -> Napi::Value {
-      usable(info.Env());
-      return resolvedPromise(info.Env());  // connected when made
-    });
-  }
-  Napi::Value AllGather(const Napi::CallbackInfo& info) {
-    return withJsErrors(info.Env(), [&]() -> Napi::Value { return rankAllGather(info, connected(info.Env())); });
-  }
+  Napi::Value join(Napi::Env env, const std::shared_ptr<RingState>&) { return resolvedPromise(env); }  // never: connected when made
 };
 
 void MpiFinalize(const Napi::CallbackInfo&) { ring::finalizeMpi(); }

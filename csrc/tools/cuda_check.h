@@ -213,9 +213,10 @@ bool sameBits(const Output& a, const Output& b);
 void checkCase(const Case& c, int hardwareThreads, const std::vector<std::string>& gemmPaths);
 void checkWorkspaceReuse(const std::vector<std::string>& gemmPaths);
 
-// ---- cuda_check_bad_requests.cpp, cuda_check_cublas.cpp, cuda_check_dry_run.cpp ----------
+// ---- cuda_check_bad_requests.cpp, _host_loss.cpp, _cublas.cpp, _dry_run.cpp -----------------
 
 void checkBadRequests();
+void checkHostLoss();  // cuda_check_host_loss.cpp
 void checkCublasLoader();
 int referenceOnly(uint64_t seed, const std::string& filter, int hardwareThreads);
 

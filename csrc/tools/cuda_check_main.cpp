@@ -23,7 +23,9 @@
 //                      requests (device ordinal, out of memory, NaN, dtype/precision
 //                      mismatches, cuBLAS required by SIGLIP_CUBLAS=on or SIGLIP_GEMM1=cublas
 //                      but missing, a piece size out of bounds) throw siglip::Error without
-//                      crashing. One line per check.
+//                      crashing; and 'host-loss': the entry for host memory the addon calls
+//                      (cuda::lossFromHost, makeShardResident) against the reference, with its
+//                      bad inputs. One line per check.
 //                      --shapes N×M×D[i],… replaces the built-in cases with these shapes
 //                      (written NxMxD; a trailing i: with label ids), each as a sigmoid and a
 //                      softmax case named "shape NxMxD[ ids]"; --precisions fp32,tf32,bf16,fp16
@@ -197,6 +199,13 @@ int main(int argc, char** argv) {
         checkBadRequests();
       } catch (const std::exception& e) {
         report(false, std::string("bad-request setup threw: ") + e.what());
+      }
+    }
+    if (!contextLost && shapeList.empty() && matchesFilter("host-loss", filter)) {
+      try {
+        checkHostLoss();
+      } catch (const std::exception& e) {
+        report(false, std::string("host-loss threw: ") + e.what());
       }
     }
     std::printf("siglip_cuda_check --correctness: %d checks, %d FAILED, %.1f s\n", checks, failures, secondsSince(start));

@@ -29,11 +29,12 @@ SIGLIP_EMU_DEVICES=3 build-emu/nccl_double_check "$doubles/libnccl.so.2"
 #    the cuBLAS double; the overlapped schedule; naive, simple and chunked kernels) in every
 #    precision on cases that reach the kernels' edges: N = M = 1 (D = 1); 7 × 7 (D = 3);
 #    129 × 131 with ids (D = 96: the pipelined kernel, crossing the 128 tile); 130 × 61 with
-#    ids (D = 9: the fallback); extreme |u| with ids (D = 20); s = b = 0; and the bad requests.
+#    ids (D = 9: the fallback); extreme |u| with ids (D = 20); s = b = 0; the bad requests; and
+#    the entry for host memory the addon calls (host-loss).
 #    Schedule seed 1, newest stream first.
 step "every path and precision, cuBLAS double, seed 1, streams newest-first"
 SIGLIP_CUBLAS_LIBRARY="$doubles" SIGLIP_EMU_SEED=1 SIGLIP_EMU_STREAM_ORDER=newest \
-  "$check" --correctness --filter "tiny|sigmoid odd|softmax odd|ids, N != M|ids, N > M|extreme, ids|bias 0, s 0|bad-request"
+  "$check" --correctness --filter "tiny|sigmoid odd|softmax odd|ids, N != M|ids, N > M|extreme, ids|bias 0, s 0|bad-request|host-loss"
 
 # 2. Other schedules and fragment layouts (seed 2), streams in a random order, other cases.
 step "other cases, cuBLAS double, seed 2, streams in random order"

@@ -1,12 +1,10 @@
-#include "cuda_bindings.h"
-
-#ifdef SIGLIP_WITH_CUDA
+// registerCudaBindings and backendInfo().cuda in the CUDA build (addon/cuda_bindings.h).
 #include <string>
 
+#include "addon/convert.h"
+#include "addon/cuda_bindings.h"
 #include "cuda/cuda_backend.h"
-#include "cuda_loss.h"
-#include "cuda_matrix.h"
-#include "js_errors.h"
+#include "device_matrix.h"
 
 namespace siglip::addon {
 namespace {
@@ -27,24 +25,27 @@ int countDevices(std::string& reason) {
   return 0;
 }
 
-// Never throws: the loader calls it to decide which binary to use. deviceCount creates no
-// GPU context (cheap, and harmless on a machine whose GPUs belong to other processes).
-Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// { available, deviceCount, reason }; never throws. deviceCount creates no GPU context (cheap,
+// and harmless on a machine whose GPUs belong to other processes).
+Napi::Object availability(Napi::Env env, int& count) {
   std::string reason;
-  const int count = countDevices(reason);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("available", Napi::Boolean::New(env, count > 0));
-  out.Set("deviceCount", Napi::Number::New(env, count));
-  out.Set("reason", Napi::String::New(env, reason));
-  return out;
+  count = countDevices(reason);
+  return makeObject(env, {{"available", Napi::Boolean::New(env, count > 0)},
+                          {"deviceCount", Napi::Number::New(env, count)},
+                          {"reason", Napi::String::New(env, reason)}});
+}
+
+// The loader calls it to decide which binary to use.
+Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
+  int count = 0;
+  return availability(info.Env(), count);
 }
 
 // The devices, with names, compute capability and memory. deviceInfo() asks each device for
 // its free memory, which creates that device's primary context (as any use of it would).
 Napi::Object describeDevices(Napi::Env env) {
-  std::string reason;
-  const int count = countDevices(reason);
+  int count = 0;
+  Napi::Object out = availability(env, count);
   Napi::Array devices = Napi::Array::New(env);
   for (int ordinal = 0; ordinal < count; ++ordinal) {
     Napi::Object device = Napi::Object::New(env);
@@ -61,10 +62,6 @@ Napi::Object describeDevices(Napi::Env env) {
     }
     devices.Set(static_cast<uint32_t>(ordinal), device);
   }
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("available", Napi::Boolean::New(env, count > 0));
-  out.Set("deviceCount", Napi::Number::New(env, count));
-  out.Set("reason", Napi::String::New(env, reason));
   out.Set("runtimeVersion", Napi::Number::New(env, cuda::runtimeVersion()));
   out.Set("driverVersion", Napi::Number::New(env, cuda::driverVersion()));
   out.Set("devices", devices);
@@ -75,10 +72,8 @@ Napi::Value CudaDevices(const Napi::CallbackInfo& info) { return describeDevices
 
 Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("allocatedBytes", Napi::Number::New(env, static_cast<double>(cuda::allocatedBytes())));
-  out.Set("peakAllocatedBytes", Napi::Number::New(env, static_cast<double>(cuda::peakAllocatedBytes())));
-  return out;
+  return makeObject(env, {{"allocatedBytes", Napi::Number::New(env, double(cuda::allocatedBytes()))},
+                          {"peakAllocatedBytes", Napi::Number::New(env, double(cuda::peakAllocatedBytes()))}});
 }
 
 void CudaResetPeakMemory(const Napi::CallbackInfo&) { cuda::resetPeakAllocatedBytes(); }
@@ -86,24 +81,23 @@ void CudaResetPeakMemory(const Napi::CallbackInfo&) { cuda::resetPeakAllocatedBy
 // Which kernels run the GEMMs (cuda::gemmPathInfo: never throws; loads cuBLAS, no GPU context).
 Napi::Object describeGemmPaths(Napi::Env env) {
   const cuda::GemmPathInfo paths = cuda::gemmPathInfo();
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("forward", Napi::String::New(env, paths.forward));
-  out.Set("backward", Napi::String::New(env, paths.backward));
-  out.Set("tile", Napi::String::New(env, paths.tile));
-  out.Set("overlap", Napi::Boolean::New(env, paths.overlap));
-  out.Set("cublasLibrary", Napi::String::New(env, paths.cublasLibrary));
-  out.Set("cublasVersion", Napi::String::New(env, paths.cublasVersion));
-  out.Set("reason", Napi::String::New(env, paths.reason));
-  return out;
+  const auto string = [&](const std::string& value) { return Napi::String::New(env, value); };
+  return makeObject(env, {{"forward", string(paths.forward)},
+                          {"backward", string(paths.backward)},
+                          {"tile", string(paths.tile)},
+                          {"overlap", Napi::Boolean::New(env, paths.overlap)},
+                          {"cublasLibrary", string(paths.cublasLibrary)},
+                          {"cublasVersion", string(paths.cublasVersion)},
+                          {"reason", string(paths.reason)}});
 }
 
 }  // namespace
 
-Napi::Object cudaBackendInfo(Napi::Env env) {
+void addCudaBackendInfo(Napi::Env env, Napi::Object backendInfo) {
   Napi::Object info = describeDevices(env);
   info.Set("compiled", Napi::Boolean::New(env, true));
   info.Set("gemm", describeGemmPaths(env));
-  return info;
+  backendInfo.Set("cuda", info);
 }
 
 void registerCudaBindings(Napi::Env env, Napi::Object exports) {
@@ -112,12 +106,7 @@ void registerCudaBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDevices", Napi::Function::New(env, CudaDevices, "cudaDevices"));
   exports.Set("cudaMemory", Napi::Function::New(env, CudaMemory, "cudaMemory"));
   exports.Set("cudaResetPeakMemory", Napi::Function::New(env, CudaResetPeakMemory, "cudaResetPeakMemory"));
-  exports.Set("cudaSigmoidLoss", Napi::Function::New(env, CudaSigmoidLoss, "cudaSigmoidLoss"));
-  exports.Set("cudaSoftmaxLoss", Napi::Function::New(env, CudaSoftmaxLoss, "cudaSoftmaxLoss"));
-  exports.Set("cudaSigmoidLossAsync", Napi::Function::New(env, CudaSigmoidLossAsync, "cudaSigmoidLossAsync"));
-  exports.Set("cudaSoftmaxLossAsync", Napi::Function::New(env, CudaSoftmaxLossAsync, "cudaSoftmaxLossAsync"));
+  registerCudaLosses(env, exports);
 }
 
 }  // namespace siglip::addon
-
-#endif  // SIGLIP_WITH_CUDA

@@ -1,12 +1,12 @@
-#include "cuda_matrix.h"
+#include "device_matrix.h"
 
-#ifdef SIGLIP_WITH_CUDA
 #include <climits>
 #include <limits>
 #include <utility>
+#include <vector>
 
-#include "convert.h"
-#include "js_errors.h"
+#include "addon/convert.h"
+#include "addon/js_errors.h"
 
 namespace siglip::addon {
 namespace {
@@ -34,44 +34,47 @@ CudaAddonData& addonData(Napi::Env env) {
 // Host data for an upload: a Float32Array (float32) or Uint16Array (16-bit bits) of `count` values.
 const void* readUploadData(Napi::Value value, cuda::DType dtype, int64_t count, std::vector<Napi::Object>& keep) {
   const bool wide = dtype == cuda::DType::Float32;
-  const napi_typedarray_type want = wide ? napi_float32_array : napi_uint16_array;
-  const std::string expected = wide ? std::string("a Float32Array (dtype float32)")
-                                    : std::string("a Uint16Array of raw ") + cuda::dtypeName(dtype) + " bits";
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != want) {
-    throw typeError(value.Env(), "data", expected, describeValue(value));
-  }
-  Napi::TypedArray array = value.As<Napi::TypedArray>();
-  if (array.ArrayBuffer().IsDetached()) {
-    throw typeError(value.Env(), "data", expected + " that is not detached", describeValue(value));
-  }
-  if (static_cast<int64_t>(array.ElementLength()) != count) {
-    throw rangeError(value.Env(), "data", expected + " of length " + std::to_string(count) + " (rows × cols)",
-                     describeValue(value));
-  }
+  Napi::TypedArray array =
+      readTypedArray(value, "data", wide ? napi_float32_array : napi_uint16_array, count,
+                     wide ? std::string("a Float32Array (dtype float32)")
+                          : std::string("a Uint16Array of raw ") + cuda::dtypeName(dtype) + " bits");
   keep.push_back(array);
   return static_cast<const char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
 }
 
 }  // namespace
 
-cuda::DeviceMatrixView DeviceMatrixData::view() const {
-  cuda::DeviceMatrixView v;
-  v.data = buffer ? buffer->data() : nullptr;
-  v.rows = rows;
-  v.cols = cols;
-  v.dtype = dtype;
-  v.device = device;
-  return v;
+cuda::DType readDType(Napi::Value value, const std::string& argument) {
+  const std::string name =
+      readChoice(value, argument, {"float32", "bfloat16", "float16"}, "'float32', 'bfloat16' or 'float16'");
+  return name == "float32" ? cuda::DType::Float32 : name == "bfloat16" ? cuda::DType::BFloat16 : cuda::DType::Float16;
 }
 
-cuda::DType readDType(Napi::Value value, const std::string& argument) {
-  const char* expected = "'float32', 'bfloat16' or 'float16'";
-  if (!value.IsString()) throw typeError(value.Env(), argument, expected, describeValue(value));
-  const std::string name = value.As<Napi::String>().Utf8Value();
-  if (name == "float32") return cuda::DType::Float32;
-  if (name == "bfloat16") return cuda::DType::BFloat16;
-  if (name == "float16") return cuda::DType::Float16;
-  throw rangeError(value.Env(), argument, expected, describeValue(value));
+cuda::HostOrDeviceInput readCudaInput(Napi::Value value, const std::string& name, int device,
+                                      const std::string& deviceWhat, HostInputs& inputs) {
+  Napi::Env env = value.Env();
+  cuda::HostOrDeviceInput input;
+  if (DeviceMatrixHandle* handle = DeviceMatrixHandle::unwrap(value)) {
+    input.matrix = handle->live(env, name);
+    if (input.matrix.device != device) {
+      throw rangeError(env, name, "a matrix on cuda:" + std::to_string(device) + " (" + deviceWhat + ")",
+                       "one on cuda:" + std::to_string(input.matrix.device));
+    }
+    inputs.keepAlive(value.As<Napi::Object>());
+    return input;
+  }
+  const MatrixView host = readMatrix(value, name, inputs);
+  return cuda::HostOrDeviceInput::fromHost(host.data, host.rows, host.cols, device);
+}
+
+GpuOptions readGpuOptions(Napi::Object options) {
+  GpuOptions out;
+  out.precision = readChoice(options.Get("precision"), "options.precision", {"tf32", "fp32"}, "'tf32' or 'fp32'") == "fp32"
+                      ? cuda::Precision::FP32
+                      : cuda::Precision::TF32;
+  out.gradientsOnDevice =
+      readChoice(options.Get("gradients"), "options.gradients", {"host", "device"}, "'host' or 'device'") == "device";
+  return out;
 }
 
 Napi::Function DeviceMatrixHandle::defineClass(Napi::Env env) {
@@ -115,14 +118,14 @@ DeviceMatrixHandle::DeviceMatrixHandle(const Napi::CallbackInfo& info) : Napi::O
     } else {
       buffer->zero();
     }
-    data_ = DeviceMatrixData{std::move(buffer), rows, cols, dtype, device};
+    data_ = cuda::SharedMatrix{std::move(buffer), rows, cols, dtype, device};
     return 0;
   });
   // Tagged last: a constructor that threw leaves no tagged, half-made object behind.
   info.This().As<Napi::Object>().TypeTag(&kDeviceMatrixTag);
 }
 
-Napi::Object DeviceMatrixHandle::wrap(Napi::Env env, DeviceMatrixData data) {
+Napi::Object DeviceMatrixHandle::wrap(Napi::Env env, cuda::SharedMatrix data) {
   Napi::FunctionReference& cls = addonData(env).deviceMatrixClass;
   Napi::Object object = cls.New({Napi::External<int>::New(env, &internalConstructionToken)});
   Unwrap(object)->data_ = std::move(data);
@@ -136,7 +139,7 @@ DeviceMatrixHandle* DeviceMatrixHandle::unwrap(Napi::Value value) {
   return Unwrap(object);
 }
 
-const DeviceMatrixData& DeviceMatrixHandle::live(Napi::Env env, const std::string& argument) const {
+const cuda::SharedMatrix& DeviceMatrixHandle::live(Napi::Env env, const std::string& argument) const {
   if (!data_.buffer) {
     throw makeJsError(env, ErrorKind::Internal,
                       "Expected a live DeviceMatrix for " + argument +
@@ -149,7 +152,7 @@ const DeviceMatrixData& DeviceMatrixHandle::live(Napi::Env env, const std::strin
 Napi::Value DeviceMatrixHandle::Download(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
-    const DeviceMatrixData& m = live(env, "this");
+    const cuda::SharedMatrix& m = live(env, "this");
     const int64_t count = m.rows * m.cols;
     if (m.dtype == cuda::DType::Float32) {
       Napi::Float32Array out = allocateFloat32Array(env, count, "the downloaded matrix");
@@ -192,5 +195,3 @@ Napi::Value DeviceMatrixHandle::Disposed(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace siglip::addon
-
-#endif  // SIGLIP_WITH_CUDA
