@@ -189,9 +189,10 @@ export interface NativeRing {
   readonly rank: number;
   readonly size: number;
   readonly disposed: boolean;
+  /** image, text: a local ring's Arrays of shards, a rank ring's shard (NativeMatrix or NativeDeviceMatrix); checked here. */
   sigmoidLoss(
-    image: Array<NativeMatrix | NativeDeviceMatrix> | NativeMatrix | NativeDeviceMatrix,
-    text: Array<NativeMatrix | NativeDeviceMatrix> | NativeMatrix | NativeDeviceMatrix,
+    image: unknown,
+    text: unknown,
     options: NativeRingLossOptions,
     wantGrad: boolean,
   ): Promise<NativeRingRankResult<Float32Array | NativeDeviceMatrix>[] | NativeRingRankResult<Float32Array | NativeDeviceMatrix>>;

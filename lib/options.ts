@@ -11,7 +11,6 @@ import { MAX_THREADS, limits } from './limits';
 import type { NativeCudaLossOptions, NativeLossOptions } from './native';
 import {
   Description,
-  checkFiniteNumber,
   checkInt32Array,
   checkIntegerInRange,
   invalidType,
@@ -189,26 +188,20 @@ export function checkOptionKeys(
   return value;
 }
 
-/** Label ids: an Int32Array of one id per row of `rowsOf` (`length` rows), named `argument`. */
-export function checkIds(argument: string, value: unknown, length: number, rowsOf: string): Int32Array {
-  const expected = `an Int32Array of length ${length} (one label id per row of ${rowsOf})`;
-  const ids = checkInt32Array(argument, value, expected);
-  if (ids.length !== length) throw invalidValue(argument, expected, ids);
-  return ids;
+/**
+ * Label ids, as far as lib/ checks them: an Int32Array that is not detached, or undefined.
+ * Their length and the rule that imageIds and textIds come together are the core's checks.
+ */
+export function checkIds(argument: string, value: unknown): Int32Array | undefined {
+  return value === undefined ? undefined : checkInt32Array(argument, value, 'an Int32Array');
 }
 
 /**
- * The rule that imageIds and textIds come together or not at all: true when both are given,
- * false when neither is, else a TypeError naming the missing one (`what` it should be).
+ * An option the native core checks (its type, finiteness and range), passed on as given;
+ * `fallback` where it is undefined (null is passed on, and refused there).
  */
-export function idsGivenTogether(imageIds: unknown, textIds: unknown, what: string): boolean {
-  if ((imageIds === undefined) === (textIds === undefined)) return imageIds !== undefined;
-  const [missing, given] = imageIds === undefined ? ['imageIds', 'textIds'] : ['textIds', 'imageIds'];
-  throw invalidType(
-    `options.${missing}`,
-    `${what} (imageIds and textIds are given together or not at all; ${given} was given)`,
-    undefined,
-  );
+export function coreChecked<T>(value: unknown, fallback: T): T {
+  return (value === undefined ? fallback : value) as T;
 }
 
 /** The shape (and, for DeviceMatrix inputs, dtype and GPU) of one loss input. */
@@ -320,19 +313,14 @@ export type ResolvedLossOptions =
   | { target: 'cuda'; options: NativeCudaLossOptions };
 
 /**
- * Validates `options` for a loss over `image` (N rows) and `text` (M rows) and fills in the
- * defaults, giving what the addon takes. `inputs` is set when image and text are
- * DeviceMatrix objects.
+ * Checks what lib/ owns of a loss call's `options` (names, kinds, the choices of device,
+ * method, precision and gradients) and fills in the defaults, giving what the addon takes;
+ * the core checks the rest (docs/ARCHITECTURE.md, "Which layer checks what"). `inputs` is set
+ * when image and text are DeviceMatrix objects.
  *
  * @internal
  */
-export function resolveLossOptions(
-  kind: LossKind,
-  rawOptions: unknown,
-  image: InputShape,
-  text: InputShape,
-  inputs?: DeviceInputs,
-): ResolvedLossOptions {
+export function resolveLossOptions(kind: LossKind, rawOptions: unknown, inputs?: DeviceInputs): ResolvedLossOptions {
   const options = checkOptionKeys(rawOptions, KNOWN_KEYS[kind], false, (key, value) => {
     if (kind !== 'softmax' || key !== 'logitBias') return false;
     if (value === undefined) return true;
@@ -341,23 +329,15 @@ export function resolveLossOptions(
 
   const device = resolveDevice(options['device'], inputs);
 
-  const logitScale =
-    options['logitScale'] === undefined
-      ? kind === 'sigmoid'
-        ? DEFAULT_SIGMOID_LOGIT_SCALE
-        : DEFAULT_SOFTMAX_LOGIT_SCALE
-      : checkFiniteNumber('options.logitScale', options['logitScale']);
-
-  const given = (key: string) => options[key] !== undefined;
-  const imageIds = given('imageIds') ? checkIds('options.imageIds', options['imageIds'], image.rows, 'image') : undefined;
-  const textIds = given('textIds') ? checkIds('options.textIds', options['textIds'], text.rows, 'text') : undefined;
-  idsGivenTogether(imageIds, textIds, 'an Int32Array');
-
+  // logitScale, logitBias and threads: their types and ranges are the core's checks (in the
+  // addon's call), except threads on CUDA, which that call does not take.
+  const logitScale = coreChecked(options['logitScale'], kind === 'sigmoid' ? DEFAULT_SIGMOID_LOGIT_SCALE : DEFAULT_SOFTMAX_LOGIT_SCALE);
+  const imageIds = checkIds('options.imageIds', options['imageIds']);
+  const textIds = checkIds('options.textIds', options['textIds']);
   const method = checkMethod(kind, options['method'], device.target);
-  const threads =
-    options['threads'] === undefined
-      ? defaultThreads()
-      : checkThreads('options.threads', options['threads']);
+  const threads = device.target === 'cpu' || options['threads'] === undefined
+    ? coreChecked(options['threads'], defaultThreads())
+    : checkThreads('options.threads', options['threads']);
   const precision = checkPrecision(
     options['precision'],
     device.target,
@@ -365,13 +345,8 @@ export function resolveLossOptions(
     kind === 'sigmoid' && method === 'fused',
   );
   const gradients = checkGradients(options['gradients'], device.target, inputs);
-  const logitBias =
-    kind !== 'sigmoid'
-      ? undefined
-      : options['logitBias'] === undefined
-        ? DEFAULT_SIGMOID_LOGIT_BIAS
-        : checkFiniteNumber('options.logitBias', options['logitBias']);
-  const ids = imageIds !== undefined && textIds !== undefined ? { imageIds, textIds } : {};
+  const logitBias = kind === 'sigmoid' ? coreChecked(options['logitBias'], DEFAULT_SIGMOID_LOGIT_BIAS) : undefined;
+  const ids = { ...(imageIds && { imageIds }), ...(textIds && { textIds }) };
   const bias = logitBias === undefined ? {} : { logitBias };
 
   if (device.target === 'cpu') {

@@ -95,8 +95,8 @@ export function prepareLossCall(kind: Kind, image: unknown, text: unknown, optio
       y.cols,
     );
   }
-  const resolved = resolveLossOptions(kind, options, x, y, inputs);
-  if (resolved.options.imageIds === undefined && x.rows !== y.rows) {
+  const resolved = resolveLossOptions(kind, options, inputs);
+  if (resolved.options.imageIds === undefined && resolved.options.textIds === undefined && x.rows !== y.rows) {
     throw invalidValue(
       'text.rows',
       `${x.rows} (image.rows: without imageIds/textIds, row i of image pairs with row i of text)`,

@@ -154,13 +154,6 @@ export function checkIntegerInRange(argument: string, value: unknown, min: numbe
   return value;
 }
 
-/** A finite number. */
-export function checkFiniteNumber(argument: string, value: unknown): number {
-  if (typeof value !== 'number') throw invalidType(argument, 'a finite number', value);
-  if (!Number.isFinite(value)) throw invalidValue(argument, 'a finite number', value);
-  return value;
-}
-
 /** A Float32Array (not a Float64Array, Array or other typed array) that is not detached. */
 export function checkFloat32Array(argument: string, value: unknown): Float32Array {
   // util.types, not instanceof: arrays from another realm (vm contexts) are Float32Arrays too.

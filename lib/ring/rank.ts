@@ -12,11 +12,10 @@ import { type CudaDevice, cudaAddon, isCudaDeviceName, resolveCudaOrdinal } from
 import { DeviceMatrix, liveNative, wrapNative } from '../device_matrix';
 import { loadAddon } from '../loader';
 import { checkMatrix, type Matrix } from '../matrix';
-import type { NativeDeviceMatrix, NativeMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
-import { checkIds, checkOptionKeys, checkThreads, idsGivenTogether } from '../options';
+import type { NativeDeviceMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
+import { checkIds, checkOptionKeys, checkThreads } from '../options';
 import { bothOnDevice, checkSameDtype } from '../request';
-import { Description, checkIntegerInRange, errorWithCode, invalidType, invalidValue, isDetachedView, typedArrayMemory } from '../validate';
-import { limits } from '../limits';
+import { checkIntegerInRange, errorWithCode, invalidType, invalidValue, isDetachedView, typedArrayMemory } from '../validate';
 import { Ring, registerRingFactories, snapshotOf } from './base';
 import {
   ERR_SIGLIP_NO_MPI,
@@ -28,7 +27,7 @@ import {
   type RankRingLossOptions,
   type RankRingLossWithGrad,
   checkRankCount,
-  checkTimeout,
+  ringTimeout,
   defaultLocalDevice,
   gpuCallOptions,
   mpiRanksHere,
@@ -167,9 +166,7 @@ export class RankRing extends Ring {
   async allGather(bytes: Uint8Array): Promise<Uint8Array[]> {
     this.live();
     if (!types.isUint8Array(bytes) || isDetachedView(bytes)) throw invalidType('bytes', 'a Uint8Array that is not detached', bytes);
-    const { buffer, byteOffset, length } = typedArrayMemory(bytes);
-    const most = limits().maxAllGatherBytes;
-    if (length > most) throw invalidValue('bytes', `at most 1 MiB (${most} bytes)`, new Description(`${length} bytes`));
+    const { buffer, byteOffset, length } = typedArrayMemory(bytes); // its size is the core's check
     const copy = new Uint8Array(buffer, byteOffset, length).slice();
     const all = await this.enqueue((native) => native.allGather(copy));
     return Array.from({ length: this.size }, (_, r) => all.slice(r * copy.length, (r + 1) * copy.length));
@@ -181,38 +178,29 @@ export class RankRing extends Ring {
     return this.enqueue((native) => native.sigmoidLoss(call.image, call.text, call.options, wantGrad) as Promise<Result>);
   }
 
-  #prepare(image: unknown, text: unknown, options: unknown): { image: NativeMatrix | NativeDeviceMatrix; text: NativeMatrix | NativeDeviceMatrix; options: NativeRingLossOptions } {
+  // As LocalRing's: kinds, option names and the snapshot here, before the call is queued; the
+  // rest is the core's, when the call runs.
+  #prepare(image: unknown, text: unknown, options: unknown): { image: unknown; text: unknown; options: NativeRingLossOptions } {
     const nccl = this.kind === 'nccl';
     const o = checkOptionKeys(options, nccl ? NCCL_CALL_KEYS : MPI_CALL_KEYS);
-    let x: Matrix | DeviceMatrix;
-    let y: Matrix | DeviceMatrix;
-    const onDevice = nccl && bothOnDevice(image, text);
-    if (onDevice) {
-      x = image as DeviceMatrix;
-      y = text as DeviceMatrix;
-      liveNative(x, 'image');
-      liveNative(y, 'text');
+    const native: NativeRingLossOptions = { ...sharedOptions(o) };
+    let inputs: [unknown, unknown];
+    if (nccl && bothOnDevice(image, text)) {
+      const [x, y] = [image as DeviceMatrix, text as DeviceMatrix];
+      inputs = [liveNative(x, 'image'), liveNative(y, 'text')];
       checkSameDtype(x, y);
+      Object.assign(native, gpuCallOptions(o, { dtype: x.dtype }));
     } else {
       if (Array.isArray(image)) {
         throw invalidType('image', `one Matrix, this rank's shard (a ${this.kind} ring has one rank per process)`, image);
       }
-      x = checkMatrix('image', image);
-      y = checkMatrix('text', text);
+      inputs = [snapshotOf(checkMatrix('image', image)), snapshotOf(checkMatrix('text', text))];
+      if (nccl) Object.assign(native, gpuCallOptions(o, undefined));
+      else native.threads = this.#threads;
     }
-    if (y.cols !== x.cols) throw invalidValue('text.cols', `${x.cols} (image.cols: the same width D)`, y.cols);
-    const native: NativeRingLossOptions = { ...sharedOptions(o) };
-    if (idsGivenTogether(o['imageIds'], o['textIds'], 'an Int32Array')) {
-      native.imageIds = snapshotOf(checkIds('options.imageIds', o['imageIds'], x.rows, 'image'));
-      native.textIds = snapshotOf(checkIds('options.textIds', o['textIds'], y.rows, 'text'));
-    }
-    if (nccl) {
-      Object.assign(native, gpuCallOptions(o, x instanceof DeviceMatrix ? { dtype: x.dtype } : undefined));
-    } else {
-      native.threads = this.#threads;
-    }
-    const toNative = (m: Matrix | DeviceMatrix, name: string) => (m instanceof DeviceMatrix ? liveNative(m, name) : snapshotOf(m as NativeMatrix));
-    return { image: toNative(x, 'image'), text: toNative(y, 'text'), options: native };
+    native.imageIds = snapshotOf(checkIds('options.imageIds', o['imageIds']));
+    native.textIds = snapshotOf(checkIds('options.textIds', o['textIds']));
+    return { image: inputs[0], text: inputs[1], options: native };
   }
 }
 
@@ -229,7 +217,7 @@ function finalizeMpiAtExit(): void {
 async function openMpiRing(options?: MpiRingOptions): Promise<RankRing> {
   const o = checkOptionKeys(options, MPI_KEYS);
   const threads = o['threads'] === undefined ? threadsPerRank(mpiRanksHere()) : checkThreads('options.threads', o['threads']);
-  const timeoutMs = checkTimeout(o['timeoutMs']);
+  const timeoutMs = ringTimeout(o['timeoutMs']);
   const { addon } = loadAddon();
   const MpiRingHandle = addon.MpiRingHandle;
   if (MpiRingHandle === undefined) {
@@ -260,7 +248,7 @@ async function openNcclRing(options: NcclRingOptions): Promise<RankRing> {
   const deviceExpected = "'cuda' or 'cuda:N' (the GPU of this rank)";
   if (typeof device !== 'string') throw invalidType('options.device', deviceExpected, device);
   if (!isCudaDeviceName(device)) throw invalidValue('options.device', deviceExpected, device);
-  const timeoutMs = checkTimeout(o['timeoutMs']);
+  const timeoutMs = ringTimeout(o['timeoutMs']);
   const advice = 'NCCL rings need the CUDA build of siglip-kernels and a GPU per rank.';
   const ordinal = resolveCudaOrdinal('options.device', device, 0, advice);
   cudaAddon(`options.device is '${device}'`, advice, 'options.device');
@@ -278,7 +266,7 @@ async function openNcclRing(options: NcclRingOptions): Promise<RankRing> {
 
 async function openNcclOverMpi(options?: NcclOverMpiOptions): Promise<RankRing> {
   const o = checkOptionKeys(options, NCCL_OVER_MPI_KEYS);
-  const timeoutMs = checkTimeout(o['timeoutMs']);
+  const timeoutMs = ringTimeout(o['timeoutMs']);
   const device = o['device'] ?? defaultLocalDevice();
   const mpi = await openMpiRing({ timeoutMs, threads: 1 });
   try {
