@@ -303,10 +303,11 @@ export function liveNative(matrix: DeviceMatrix, argument: string): NativeDevice
 }
 
 /**
- * Wraps a native handle the addon returned (a gradient left on the device).
+ * A gradient the addon returned: a Float32Array as it is, a native handle (a gradient left
+ * on the device) wrapped as a DeviceMatrix.
  *
  * @internal
  */
-export function wrapNative(native: NativeDeviceMatrix): DeviceMatrix {
-  return wrap(native);
+export function wrapGradient(value: Float32Array | NativeDeviceMatrix): Float32Array | DeviceMatrix {
+  return value instanceof Float32Array ? value : wrap(value);
 }

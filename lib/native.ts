@@ -37,10 +37,14 @@ export interface NativeLossOptions {
   precision?: 'fp32' | 'bf16';
 }
 
-export interface NativeLossResult {
+/** A loss call's result (`G`: a CPU call's Float32Arrays, or a CUDA call's with device gradients). */
+export interface NativeLossResult<G = Float32Array> {
   loss: number;
-  grad?: { image: Float32Array; text: Float32Array; logitScale: number; logitBias?: number };
+  grad?: { image: G; text: G; logitScale: number; logitBias?: number };
 }
+
+/** A loss export of the addon: `(image, text, options, wantGrad)`, synchronous or a Promise (`R`). */
+type LossExport<I, O, R> = (image: I, text: I, options: O, wantGrad: boolean) => R;
 
 export interface NativeBackendInfo {
   simd: string;
@@ -91,15 +95,7 @@ export interface NativeCudaLossOptions {
   device: number;
 }
 
-export interface NativeCudaLossResult {
-  loss: number;
-  grad?: {
-    image: Float32Array | NativeDeviceMatrix;
-    text: Float32Array | NativeDeviceMatrix;
-    logitScale: number;
-    logitBias?: number;
-  };
-}
+export type NativeCudaLossResult = NativeLossResult<Float32Array | NativeDeviceMatrix>;
 
 export interface NativeCudaStatus {
   available: boolean;
@@ -123,7 +119,8 @@ export interface NativeCudaDevices extends NativeCudaStatus {
   devices: NativeCudaDevice[];
 }
 
-type NativeCudaInput = NativeMatrix | NativeDeviceMatrix;
+export type NativeCudaInput = NativeMatrix | NativeDeviceMatrix;
+type CudaLoss<R> = LossExport<NativeCudaInput, NativeCudaLossOptions, R>;
 
 /** The exports only the CUDA build has (csrc/addon/cuda_bindings.h). */
 export interface NativeCudaAddon {
@@ -132,30 +129,10 @@ export interface NativeCudaAddon {
   cudaDevices(): NativeCudaDevices;
   cudaMemory(): { allocatedBytes: number; peakAllocatedBytes: number };
   cudaResetPeakMemory(): void;
-  cudaSigmoidLoss(
-    image: NativeCudaInput,
-    text: NativeCudaInput,
-    options: NativeCudaLossOptions,
-    wantGrad: boolean,
-  ): NativeCudaLossResult;
-  cudaSoftmaxLoss(
-    image: NativeCudaInput,
-    text: NativeCudaInput,
-    options: NativeCudaLossOptions,
-    wantGrad: boolean,
-  ): NativeCudaLossResult;
-  cudaSigmoidLossAsync(
-    image: NativeCudaInput,
-    text: NativeCudaInput,
-    options: NativeCudaLossOptions,
-    wantGrad: boolean,
-  ): Promise<NativeCudaLossResult>;
-  cudaSoftmaxLossAsync(
-    image: NativeCudaInput,
-    text: NativeCudaInput,
-    options: NativeCudaLossOptions,
-    wantGrad: boolean,
-  ): Promise<NativeCudaLossResult>;
+  cudaSigmoidLoss: CudaLoss<NativeCudaLossResult>;
+  cudaSoftmaxLoss: CudaLoss<NativeCudaLossResult>;
+  cudaSigmoidLossAsync: CudaLoss<Promise<NativeCudaLossResult>>;
+  cudaSoftmaxLossAsync: CudaLoss<Promise<NativeCudaLossResult>>;
 }
 
 /** Statistics of one rank of a ring call (csrc/ring/ring_sigmoid.h, RingStats): the public RingStats. */
@@ -237,6 +214,8 @@ export interface NativeLimits {
   readonly maxAllGatherBytes: number;
 }
 
+type CpuLoss<R> = LossExport<NativeHostMatrix, NativeLossOptions, R>;
+
 export interface NativeAddon extends Partial<NativeCudaAddon> {
   limits: NativeLimits;
   LocalRingHandle: NativeLocalRingClass;
@@ -251,20 +230,10 @@ export interface NativeAddon extends Partial<NativeCudaAddon> {
   /** CUDA build only. */
   ncclInfo?(): { available: boolean; reason: string; library: string; version: string };
   // Uint16Array inputs (bfloat16 bits) only with precision 'bf16' (the fused sigmoid).
-  sigmoidLoss(image: NativeHostMatrix, text: NativeHostMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
-  softmaxLoss(image: NativeHostMatrix, text: NativeHostMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
-  sigmoidLossAsync(
-    image: NativeHostMatrix,
-    text: NativeHostMatrix,
-    options: NativeLossOptions,
-    wantGrad: boolean,
-  ): Promise<NativeLossResult>;
-  softmaxLossAsync(
-    image: NativeHostMatrix,
-    text: NativeHostMatrix,
-    options: NativeLossOptions,
-    wantGrad: boolean,
-  ): Promise<NativeLossResult>;
+  sigmoidLoss: CpuLoss<NativeLossResult>;
+  softmaxLoss: CpuLoss<NativeLossResult>;
+  sigmoidLossAsync: CpuLoss<Promise<NativeLossResult>>;
+  softmaxLossAsync: CpuLoss<Promise<NativeLossResult>>;
   backendInfo(): NativeBackendInfo;
   gemmABt(a: Float32Array, b: Float32Array, m: number, n: number, k: number, threads: number): Float32Array;
 }

@@ -5,7 +5,7 @@
  * @internal
  * @packageDocumentation
  */
-import { DeviceMatrix, liveNative, wrapNative } from '../device_matrix';
+import { DeviceMatrix, liveNative, wrapGradient } from '../device_matrix';
 import { loadAddon } from '../loader';
 import { checkMatrix, type Matrix } from '../matrix';
 import type { NativeDeviceMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
@@ -29,10 +29,6 @@ const LOCAL_KEYS = ['ranks', 'device', 'transport', 'threads', 'timeoutMs'];
 const LOCAL_CALL_KEYS = [...RING_CALL_KEYS, 'precision', 'gradients'];
 
 type Result = NativeRingRankResult<Float32Array | NativeDeviceMatrix>;
-
-function wrapGradient(value: Float32Array | NativeDeviceMatrix): Float32Array | DeviceMatrix {
-  return value instanceof Float32Array ? value : wrapNative(value);
-}
 
 // Each LocalRing's native handle, for the test seam below only.
 const handles = new WeakMap<LocalRing, NativeRing>();

@@ -9,7 +9,7 @@
 import { types } from 'node:util';
 
 import { type CudaDevice, cudaAddon, isCudaDeviceName, resolveCudaOrdinal } from '../cuda';
-import { DeviceMatrix, liveNative, wrapNative } from '../device_matrix';
+import { DeviceMatrix, liveNative, wrapGradient } from '../device_matrix';
 import { loadAddon } from '../loader';
 import { checkMatrix, type Matrix } from '../matrix';
 import type { NativeDeviceMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
@@ -45,10 +45,6 @@ const NCCL_CALL_KEYS = [...RING_CALL_KEYS, 'precision', 'gradients'];
 const ID_MESSAGE_BYTES = 1 + 128 + 512;
 
 type Result = NativeRingRankResult<Float32Array | NativeDeviceMatrix>;
-
-function wrapGradient(value: Float32Array | NativeDeviceMatrix): Float32Array | DeviceMatrix {
-  return value instanceof Float32Array ? value : wrapNative(value);
-}
 
 /**
  * This process's rank of a ring with one rank per process: an MPI ring ({@link Ring.mpi}, CPU)
