@@ -181,15 +181,12 @@ interface Prepared {
   options: Record<string, unknown>;
 }
 
-function prepare(
-  kind: Kind,
-  tfArg: unknown,
-  imageArg: unknown,
-  textArg: unknown,
-  scaleArg: unknown,
-  biasArg: unknown,
-  options: unknown,
-): { tf: TensorFlow; inputs: tfc.Tensor[]; read: () => Prepared } {
+/** Checks a loss op's tensors (read() reads their values and checks the options, later). */
+function prepare(kind: Kind, tfArg: unknown, imageArg: unknown, textArg: unknown, scaleArg: unknown, biasArg: unknown, options: unknown): {
+  tf: TensorFlow;
+  inputs: tfc.Tensor[];
+  read: () => Prepared;
+} {
   const tf = checkTf(tfArg);
   const image = checkEmbeddings(tf, 'image', imageArg);
   const text = checkEmbeddings(tf, 'text', textArg);
@@ -255,16 +252,10 @@ function opResult(tf: TensorFlow, loss: number, grad: Grad, shapes: ReadonlyArra
   };
 }
 
-function runLoss(
-  kind: Kind,
-  tfArg: unknown,
-  imageArg: unknown,
-  textArg: unknown,
-  scaleArg: unknown,
-  biasArg: unknown,
-  options: unknown,
-): tfc.Scalar {
-  const { tf, inputs, read } = prepare(kind, tfArg, imageArg, textArg, scaleArg, biasArg, options);
+/** A loss op (kind, tf, image, text, logitScale, logitBias, options: as {@link prepare}). */
+function runLoss(...args: Parameters<typeof prepare>): tfc.Scalar {
+  const kind = args[0];
+  const { tf, inputs, read } = prepare(...args);
   if (!tf.engine().isTapeOn()) {
     // Nobody can ask for gradients of this value: the loss alone.
     const call = read();
