@@ -9,7 +9,7 @@
  */
 import { loadAddon } from './loader';
 import type { NativeCudaAddon } from './native';
-import { errorWithCode, invalidValue, type SiglipError } from './validate';
+import { errorWithCode, invalidType, invalidValue, type SiglipError } from './validate';
 
 /** `code` of the error thrown when a CUDA device is asked for but none can be used. */
 export const ERR_SIGLIP_NO_CUDA = 'ERR_SIGLIP_NO_CUDA';
@@ -58,4 +58,17 @@ export function resolveCudaOrdinal(
     throw invalidValue(argument, expected, value);
   }
   return ordinal;
+}
+
+/**
+ * A device option that must name a GPU (`'cuda'` or `'cuda:N'`; `expected` describes it in
+ * messages), resolved to its ordinal and the CUDA exports.
+ *
+ * @throws TypeError / RangeError naming `argument`, then what {@link resolveCudaOrdinal} throws.
+ */
+export function checkCudaDevice(argument: string, value: unknown, expected: string, advice: string): { ordinal: number; addon: NativeCudaAddon } {
+  if (typeof value !== 'string') throw invalidType(argument, expected, value);
+  if (!isCudaDeviceName(value)) throw invalidValue(argument, expected, value);
+  const ordinal = resolveCudaOrdinal(argument, value, 0, advice);
+  return { ordinal, addon: cudaAddon(`${argument} is '${value}'`, advice, argument) };
 }

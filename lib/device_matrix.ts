@@ -4,19 +4,11 @@
  *
  * @packageDocumentation
  */
-import { type CudaDevice, cudaAddon, isCudaDeviceName, resolveCudaOrdinal } from './cuda';
+import { type CudaDevice, checkCudaDevice } from './cuda';
 import { fromBFloat16, fromFloat16, toBFloat16, toFloat16 } from './half';
 import type { NativeCudaAddon, NativeDeviceMatrix } from './native';
-import {
-  Description,
-  checkPositiveInteger,
-  errorWithCode,
-  invalidType,
-  invalidValue,
-  isDetachedView,
-  isPlainObject,
-  type SiglipError,
-} from './validate';
+import { checkOptionKeys } from './options';
+import { checkPositiveInteger, errorWithCode, invalidType, invalidValue, isDetachedView, type SiglipError } from './validate';
 import { types } from 'node:util';
 
 /** Element types a {@link DeviceMatrix} can hold. Gradients are always float32. */
@@ -247,35 +239,17 @@ interface ResolvedOptions {
 }
 
 function readOptions(options: unknown, defaultDType: DType | undefined): ResolvedOptions {
-  if (options === undefined) options = {};
-  if (!isPlainObject(options)) throw invalidType('options', 'a plain object or undefined', options);
-  for (const key of Object.keys(options)) {
-    if (key !== 'dtype' && key !== 'device') {
-      throw invalidType(`options.${key}`, 'one of the options dtype, device', new Description('an unknown option'));
-    }
+  const o = checkOptionKeys(options, ['dtype', 'device']);
+  let dtype = o['dtype'];
+  if (dtype === undefined && defaultDType === undefined) {
+    throw invalidType('options.dtype', "'bfloat16' or 'float16' (Uint16Array data holds the bits of either)", undefined);
   }
-  const dtypeValue = options['dtype'];
-  let dtype: DType;
-  if (dtypeValue === undefined) {
-    if (defaultDType === undefined) {
-      const expected = "'bfloat16' or 'float16' (Uint16Array data holds the bits of either)";
-      throw invalidType('options.dtype', expected, undefined);
-    }
-    dtype = defaultDType;
-  } else if (typeof dtypeValue !== 'string') {
-    throw invalidType('options.dtype', DTYPE_EXPECTED, dtypeValue);
-  } else if (!(DTYPES as readonly string[]).includes(dtypeValue)) {
-    throw invalidValue('options.dtype', DTYPE_EXPECTED, dtypeValue);
-  } else {
-    dtype = dtypeValue as DType;
-  }
-  const device = options['device'] ?? 'cuda';
-  const expected = "'cuda' or 'cuda:N' (a DeviceMatrix lives on a GPU)";
-  if (typeof device !== 'string') throw invalidType('options.device', expected, device);
-  if (!isCudaDeviceName(device)) throw invalidValue('options.device', expected, device);
+  if (dtype === undefined) dtype = defaultDType;
+  if (typeof dtype !== 'string') throw invalidType('options.dtype', DTYPE_EXPECTED, dtype);
+  if (!(DTYPES as readonly string[]).includes(dtype)) throw invalidValue('options.dtype', DTYPE_EXPECTED, dtype);
   const advice = 'A DeviceMatrix needs the CUDA build of siglip-kernels and a GPU.';
-  const ordinal = resolveCudaOrdinal('options.device', device, 0, advice);
-  return { dtype, ordinal, addon: cudaAddon(`options.device is '${device}'`, advice, 'options.device') };
+  const expected = "'cuda' or 'cuda:N' (a DeviceMatrix lives on a GPU)";
+  return { dtype: dtype as DType, ...checkCudaDevice('options.device', o['device'] ?? 'cuda', expected, advice) };
 }
 
 function checkLive(matrix: DeviceMatrix, argument: string): void {

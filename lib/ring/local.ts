@@ -11,7 +11,7 @@ import { checkMatrix, type Matrix } from '../matrix';
 import type { NativeDeviceMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
 import { checkIds, checkOptionKeys, checkThreads } from '../options';
 import { errorWithCode, invalidType, invalidValue } from '../validate';
-import { Ring, registerRingFactories, snapshotOf } from './base';
+import { type PreparedCall, Ring, connected, registerRingFactories, snapshotOf } from './base';
 import {
   type LocalRingLossOptions,
   type LocalRingLossWithGrad,
@@ -121,7 +121,7 @@ export class LocalRing extends Ring {
     textShards: Array<Matrix | DeviceMatrix>,
     options?: LocalRingLossOptions,
   ): Promise<LocalRingLossWithGrad<Float32Array | DeviceMatrix>> {
-    return combine(await this.#run(imageShards, textShards, options, true));
+    return combine(await this.sigmoidCall<Result[]>(() => this.#prepare(imageShards, textShards, options), true));
   }
 
   /**
@@ -142,20 +142,14 @@ export class LocalRing extends Ring {
     textShards: Array<Matrix | DeviceMatrix>,
     options?: LocalRingLossOptions,
   ): Promise<number> {
-    return combine(await this.#run(imageShards, textShards, options, false)).loss;
-  }
-
-  #run(imageShards: unknown, textShards: unknown, options: unknown, wantGrad: boolean): Promise<Result[]> {
-    this.live();
-    const call = this.#prepare(imageShards, textShards, options);
-    return this.enqueue((native) => native.sigmoidLoss(call.image, call.text, call.options, wantGrad) as Promise<Result[]>);
+    return combine(await this.sigmoidCall<Result[]>(() => this.#prepare(imageShards, textShards, options), false)).loss;
   }
 
   // What lib/ checks before the call is queued, with the functions plain calls use: the kinds
   // of the values (each shard a Matrix or, on GPUs, a live DeviceMatrix; ids Int32Arrays) and
   // the option names, and it takes the snapshot. The counts, widths, row totals, scalars and
   // direction are the core's checks, made when the call runs.
-  #prepare(imageShards: unknown, textShards: unknown, options: unknown): { image: unknown; text: unknown; options: NativeRingLossOptions } {
+  #prepare(imageShards: unknown, textShards: unknown, options: unknown): PreparedCall {
     const o = checkOptionKeys(options, LOCAL_CALL_KEYS);
     const native: NativeRingLossOptions = { ...sharedOptions(o) };
     if (this.#onGpus) {
@@ -218,13 +212,7 @@ async function openLocalRing(options: LocalRingOptions): Promise<LocalRing> {
   const threads = o['threads'] === undefined ? threadsPerRank(ranks) : checkThreads('options.threads', o['threads']);
   const timeoutMs = ringTimeout(o['timeoutMs']);
   const { addon } = loadAddon();
-  const native = new addon.LocalRingHandle({ ranks, timeoutMs, ...(devices && { devices, transport }) });
-  try {
-    await native.connect(); // an NCCL ring joins its ranks here (ncclCommInitAll, off this thread)
-  } catch (error) {
-    native.dispose();
-    throw error;
-  }
+  const native = await connected(new addon.LocalRingHandle({ ranks, timeoutMs, ...(devices && { devices, transport }) }));
   return new LocalRing(native, threads, devices !== undefined);
 }
 

@@ -6,7 +6,7 @@
  * @internal
  * @packageDocumentation
  */
-import { type CudaDevice, isCudaDeviceName, resolveCudaOrdinal } from '../cuda';
+import { type CudaDevice, checkCudaDevice } from '../cuda';
 import type { DType, DeviceMatrix } from '../device_matrix';
 import { DEFAULT_RING_TIMEOUT_MS, MAX_RING_RANKS, limits } from '../limits';
 import type { NativeRingLossOptions } from '../native';
@@ -20,7 +20,7 @@ import {
   coreChecked,
   defaultThreads,
 } from '../options';
-import { checkIntegerInRange, errorWithCode, invalidType, invalidValue, type SiglipError } from '../validate';
+import { checkIntegerInRange, errorWithCode, invalidValue, type SiglipError } from '../validate';
 
 export { DEFAULT_RING_TIMEOUT_MS, MAX_RING_RANKS };
 
@@ -264,11 +264,7 @@ export function localDevices(device: unknown, ranks: number): number[] | undefin
   if (device === undefined || device === 'cpu') return undefined;
   const expected = `'cpu', 'cuda', 'cuda:N' or an Array of ${ranks} of 'cuda' / 'cuda:N' (one per rank)`;
   const advice = "Use device 'cpu' (the default).";
-  const one = (value: unknown, argument: string): number => {
-    if (typeof value !== 'string') throw invalidType(argument, expected, value);
-    if (!isCudaDeviceName(value)) throw invalidValue(argument, expected, value);
-    return resolveCudaOrdinal(argument, value, 0, advice);
-  };
+  const one = (value: unknown, argument: string) => checkCudaDevice(argument, value, expected, advice).ordinal;
   if (Array.isArray(device)) {
     if (device.length !== ranks) throw invalidValue('options.device', expected, device);
     return device.map((d, r) => one(d, `options.device[${r}]`));

@@ -8,15 +8,15 @@
  */
 import { types } from 'node:util';
 
-import { type CudaDevice, cudaAddon, isCudaDeviceName, resolveCudaOrdinal } from '../cuda';
+import { type CudaDevice, checkCudaDevice, cudaAddon } from '../cuda';
 import { DeviceMatrix, liveNative, wrapGradient } from '../device_matrix';
 import { loadAddon } from '../loader';
 import { checkMatrix, type Matrix } from '../matrix';
 import type { NativeDeviceMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
 import { checkIds, checkOptionKeys, checkThreads } from '../options';
 import { bothOnDevice, checkSameDtype } from '../request';
-import { checkIntegerInRange, errorWithCode, invalidType, invalidValue, isDetachedView, typedArrayMemory } from '../validate';
-import { Ring, registerRingFactories, snapshotOf } from './base';
+import { checkIntegerInRange, errorWithCode, invalidType, isDetachedView, typedArrayMemory } from '../validate';
+import { type PreparedCall, Ring, connected, registerRingFactories, snapshotOf } from './base';
 import {
   ERR_SIGLIP_NO_MPI,
   ERR_SIGLIP_RING_FAILED,
@@ -111,7 +111,7 @@ export class RankRing extends Ring {
     text: Matrix | DeviceMatrix,
     options?: RankRingLossOptions,
   ): Promise<RankRingLossWithGrad<Float32Array | DeviceMatrix>> {
-    const result = await this.#run(image, text, options, true);
+    const result = await this.sigmoidCall<Result>(() => this.#prepare(image, text, options), true);
     const g = result.grad!;
     return {
       loss: result.loss,
@@ -135,7 +135,7 @@ export class RankRing extends Ring {
    * ```
    */
   async sigmoidLoss(image: Matrix | DeviceMatrix, text: Matrix | DeviceMatrix, options?: RankRingLossOptions): Promise<number> {
-    return (await this.#run(image, text, options, false)).loss;
+    return (await this.sigmoidCall<Result>(() => this.#prepare(image, text, options), false)).loss;
   }
 
   /**
@@ -168,15 +168,9 @@ export class RankRing extends Ring {
     return Array.from({ length: this.size }, (_, r) => all.slice(r * copy.length, (r + 1) * copy.length));
   }
 
-  #run(image: unknown, text: unknown, options: unknown, wantGrad: boolean): Promise<Result> {
-    this.live();
-    const call = this.#prepare(image, text, options);
-    return this.enqueue((native) => native.sigmoidLoss(call.image, call.text, call.options, wantGrad) as Promise<Result>);
-  }
-
   // As LocalRing's: kinds, option names and the snapshot here, before the call is queued; the
   // rest is the core's, when the call runs.
-  #prepare(image: unknown, text: unknown, options: unknown): { image: unknown; text: unknown; options: NativeRingLossOptions } {
+  #prepare(image: unknown, text: unknown, options: unknown): PreparedCall {
     const nccl = this.kind === 'nccl';
     const o = checkOptionKeys(options, nccl ? NCCL_CALL_KEYS : MPI_CALL_KEYS);
     const native: NativeRingLossOptions = { ...sharedOptions(o) };
@@ -237,27 +231,14 @@ async function openNcclRing(options: NcclRingOptions): Promise<RankRing> {
   const id = o['id'];
   // util.types, not instanceof: a Proxy of a Uint8Array passes instanceof, then fails on
   // every access with a bare TypeError.
-  if (!types.isUint8Array(id)) throw invalidType('options.id', idExpected, id);
-  if (isDetachedView(id)) throw invalidType('options.id', idExpected, id);
-  if (typedArrayMemory(id).length !== 128) throw invalidValue('options.id', idExpected, id);
-  const device = o['device'];
-  const deviceExpected = "'cuda' or 'cuda:N' (the GPU of this rank)";
-  if (typeof device !== 'string') throw invalidType('options.device', deviceExpected, device);
-  if (!isCudaDeviceName(device)) throw invalidValue('options.device', deviceExpected, device);
-  const timeoutMs = ringTimeout(o['timeoutMs']);
+  // (Its length is the core's check.)
+  if (!types.isUint8Array(id) || isDetachedView(id)) throw invalidType('options.id', idExpected, id);
   const advice = 'NCCL rings need the CUDA build of siglip-kernels and a GPU per rank.';
-  const ordinal = resolveCudaOrdinal('options.device', device, 0, advice);
-  cudaAddon(`options.device is '${device}'`, advice, 'options.device');
+  const { ordinal } = checkCudaDevice('options.device', o['device'], "'cuda' or 'cuda:N' (the GPU of this rank)", advice);
+  const timeoutMs = ringTimeout(o['timeoutMs']);
   const NcclRingHandle = loadAddon().addon.NcclRingHandle;
   if (NcclRingHandle === undefined) throw errorWithCode('This build of siglip-kernels has no NCCL transport', 'ERR_SIGLIP_NO_NCCL');
-  const native = new NcclRingHandle({ rank, size, id, device: ordinal, timeoutMs });
-  try {
-    await native.connect();
-  } catch (error) {
-    native.dispose();
-    throw error;
-  }
-  return new RankRing(native, 1);
+  return new RankRing(await connected(new NcclRingHandle({ rank, size, id, device: ordinal, timeoutMs })), 1);
 }
 
 async function openNcclOverMpi(options?: NcclOverMpiOptions): Promise<RankRing> {
