@@ -8,7 +8,7 @@ import { type CudaDevice, checkCudaDevice } from './cuda';
 import { fromBFloat16, fromFloat16, toBFloat16, toFloat16 } from './half';
 import type { NativeCudaAddon, NativeDeviceMatrix } from './native';
 import { checkOptionKeys } from './options';
-import { checkPositiveInteger, errorWithCode, invalidType, invalidValue, isDetachedView, type SiglipError } from './validate';
+import { checkChoice, checkPositiveInteger, errorWithCode, invalidType, invalidValue, isDetachedView, type SiglipError } from './validate';
 import { types } from 'node:util';
 
 /** Element types a {@link DeviceMatrix} can hold. Gradients are always float32. */
@@ -29,7 +29,6 @@ export interface DeviceMatrixOptions {
   device?: CudaDevice;
 }
 
-const DTYPES: readonly DType[] = ['float32', 'bfloat16', 'float16'];
 const DTYPE_EXPECTED = "'float32', 'bfloat16' or 'float16'";
 
 // Frees the GPU memory of a DeviceMatrix that was garbage-collected without dispose(). The
@@ -244,9 +243,7 @@ function readOptions(options: unknown, defaultDType: DType | undefined): Resolve
   if (dtype === undefined && defaultDType === undefined) {
     throw invalidType('options.dtype', "'bfloat16' or 'float16' (Uint16Array data holds the bits of either)", undefined);
   }
-  if (dtype === undefined) dtype = defaultDType;
-  if (typeof dtype !== 'string') throw invalidType('options.dtype', DTYPE_EXPECTED, dtype);
-  if (!(DTYPES as readonly string[]).includes(dtype)) throw invalidValue('options.dtype', DTYPE_EXPECTED, dtype);
+  dtype = checkChoice('options.dtype', dtype, ['float32', 'bfloat16', 'float16'], DTYPE_EXPECTED, defaultDType);
   const advice = 'A DeviceMatrix needs the CUDA build of siglip-kernels and a GPU.';
   const expected = "'cuda' or 'cuda:N' (a DeviceMatrix lives on a GPU)";
   return { dtype: dtype as DType, ...checkCudaDevice('options.device', o['device'] ?? 'cuda', expected, advice) };

@@ -5,32 +5,27 @@
  * @internal
  * @packageDocumentation
  */
-import type { CudaGemmInfo } from './backend';
+import type { CudaGemmInfo, CudaMemoryUsage } from './backend';
+import type { CudaStatus } from './loader';
+import type { BFloat16Matrix, Matrix } from './matrix';
 import type { RingStats } from './ring/options';
 
-/** What the addon takes for image and text. */
-export interface NativeMatrix {
-  data: Float32Array;
-  rows: number;
-  cols: number;
-}
-
-/** bfloat16 bits, which the CPU addon takes for image and text with precision 'bf16'. */
-export interface NativeBf16Matrix {
-  data: Uint16Array;
-  rows: number;
-  cols: number;
-}
-
+/** What the addon takes for image and text: a Matrix, or (CPU, precision 'bf16') a BFloat16Matrix. */
+export type NativeMatrix = Matrix;
+export type NativeBf16Matrix = BFloat16Matrix;
 export type NativeHostMatrix = NativeMatrix | NativeBf16Matrix;
 
-/** Fully resolved options: the addon has no defaults. */
-export interface NativeLossOptions {
+/** What every loss call's options have (logitScale, logitBias and threads as the caller gave them: the core checks them). */
+interface NativeCallOptions {
   logitScale: number;
   /** Sigmoid only; must be absent for softmax. */
   logitBias?: number;
   imageIds?: Int32Array;
   textIds?: Int32Array;
+}
+
+/** Fully resolved options: the addon has no defaults. */
+export interface NativeLossOptions extends NativeCallOptions {
   method: 'fused' | 'naive' | 'chunked';
   threads: number;
   /** 'bf16': the fused sigmoid's GEMMs in bfloat16. Absent: float32. */
@@ -84,11 +79,7 @@ export interface NativeDeviceMatrixClass {
 }
 
 /** Fully resolved options of a CUDA loss call (csrc/addon/cuda_loss.h). */
-export interface NativeCudaLossOptions {
-  logitScale: number;
-  logitBias?: number;
-  imageIds?: Int32Array;
-  textIds?: Int32Array;
+export interface NativeCudaLossOptions extends NativeCallOptions {
   method: 'fused' | 'naive' | 'simple' | 'chunked';
   precision: 'tf32' | 'fp32';
   gradients: 'host' | 'device';
@@ -97,11 +88,7 @@ export interface NativeCudaLossOptions {
 
 export type NativeCudaLossResult = NativeLossResult<Float32Array | NativeDeviceMatrix>;
 
-export interface NativeCudaStatus {
-  available: boolean;
-  deviceCount: number;
-  reason: string;
-}
+export type NativeCudaStatus = CudaStatus;
 
 export interface NativeCudaDevice {
   ordinal: number;
@@ -127,7 +114,7 @@ export interface NativeCudaAddon {
   DeviceMatrix: NativeDeviceMatrixClass;
   cudaAvailable(): NativeCudaStatus;
   cudaDevices(): NativeCudaDevices;
-  cudaMemory(): { allocatedBytes: number; peakAllocatedBytes: number };
+  cudaMemory(): CudaMemoryUsage;
   cudaResetPeakMemory(): void;
   cudaSigmoidLoss: CudaLoss<NativeCudaLossResult>;
   cudaSoftmaxLoss: CudaLoss<NativeCudaLossResult>;

@@ -11,6 +11,7 @@ import { MAX_THREADS, limits } from './limits';
 import type { NativeCudaLossOptions, NativeLossOptions } from './native';
 import {
   Description,
+  checkChoice,
   checkInt32Array,
   checkIntegerInRange,
   invalidType,
@@ -248,63 +249,34 @@ function resolveDevice(value: unknown, inputs: DeviceInputs | undefined): Target
   throw invalidValue('options.device', expected, value);
 }
 
-function checkMethod(
-  kind: LossKind,
-  value: unknown,
-  target: Target['target'],
-): 'fused' | 'naive' | 'simple' | 'chunked' {
-  if (kind === 'sigmoid') {
-    const expected = target === 'cuda' ? "'fused', 'naive' or 'simple'" : "'fused' or 'naive'";
-    if (value === undefined) return 'fused';
-    if (typeof value !== 'string') throw invalidType('options.method', expected, value);
-    if (value === 'fused' || value === 'naive') return value;
-    if (value === 'simple') {
-      if (target === 'cuda') return value;
-      const cpuExpected = "'fused' or 'naive' ('simple', the reference kernel, needs device 'cuda')";
-      throw invalidValue('options.method', cpuExpected, value);
-    }
-    throw invalidValue('options.method', expected, value);
-  }
-  const expected = "'chunked' or 'naive'";
-  if (value === undefined) return 'chunked';
-  if (typeof value !== 'string') throw invalidType('options.method', expected, value);
-  if (value === 'chunked' || value === 'naive') return value;
-  throw invalidValue('options.method', expected, value);
+function checkMethod(kind: LossKind, value: unknown, target: Target['target']): 'fused' | 'naive' | 'simple' | 'chunked' {
+  if (kind === 'softmax') return checkChoice('options.method', value, ['chunked', 'naive'], "'chunked' or 'naive'", 'chunked');
+  const cuda = target === 'cuda';
+  const expected = cuda
+    ? "'fused', 'naive' or 'simple'"
+    : `'fused' or 'naive'${value === 'simple' ? " ('simple', the reference kernel, needs device 'cuda')" : ''}`;
+  return checkChoice('options.method', value, cuda ? ['fused', 'naive', 'simple'] : ['fused', 'naive'], expected, 'fused');
 }
 
 /** options.precision for a call on `target` (inputs of `dtype`), with its default. */
-export function checkPrecision(
-  value: unknown,
-  target: Target['target'],
-  dtype: DType,
-  bf16Allowed: boolean,
-): Precision | 'bf16' {
-  if (value === 'bf16' && target === 'cpu' && bf16Allowed) return value;
-  const expected =
-    target === 'cpu'
-      ? bf16Allowed
-        ? "'fp32', 'bf16' or no precision ('tf32' needs device 'cuda')"
-        : "'fp32' or no precision ('bf16' is the CPU's fused sigmoid only; 'tf32' needs device 'cuda')"
-      : dtype === 'float32'
-        ? "'tf32' or 'fp32'"
-        : `'tf32' or no precision (${dtype} inputs always use tensor cores with float32 accumulation)`;
-  if (value === undefined) return target === 'cpu' ? 'fp32' : 'tf32';
-  if (typeof value !== 'string') throw invalidType('options.precision', expected, value);
-  if (value === 'fp32' && (target === 'cpu' || dtype === 'float32')) return value;
-  if (value === 'tf32' && target === 'cuda') return value;
-  throw invalidValue('options.precision', expected, value);
+export function checkPrecision(value: unknown, target: Target['target'], dtype: DType, bf16Allowed: boolean): Precision | 'bf16' {
+  if (target === 'cpu') {
+    const expected = bf16Allowed
+      ? "'fp32', 'bf16' or no precision ('tf32' needs device 'cuda')"
+      : "'fp32' or no precision ('bf16' is the CPU's fused sigmoid only; 'tf32' needs device 'cuda')";
+    return checkChoice<Precision | 'bf16'>('options.precision', value, bf16Allowed ? ['fp32', 'bf16'] : ['fp32'], expected, 'fp32');
+  }
+  if (dtype === 'float32') return checkChoice('options.precision', value, ['tf32', 'fp32'], "'tf32' or 'fp32'", 'tf32');
+  const expected = `'tf32' or no precision (${dtype} inputs always use tensor cores with float32 accumulation)`;
+  return checkChoice('options.precision', value, ['tf32'], expected, 'tf32');
 }
 
 /** options.gradients for a call on `target`, defaulting to where the inputs are. */
 export function checkGradients(value: unknown, target: Target['target'], inputs: DeviceInputs | undefined): GradientPlacement {
-  const expected =
-    target === 'cpu'
-      ? "'host' or no gradients option (a CPU call returns Float32Arrays; 'device' needs device 'cuda')"
-      : "'host' or 'device'";
-  if (value === undefined) return inputs === undefined ? 'host' : 'device';
-  if (typeof value !== 'string') throw invalidType('options.gradients', expected, value);
-  if (value === 'host' || (value === 'device' && target === 'cuda')) return value;
-  throw invalidValue('options.gradients', expected, value);
+  const fallback = inputs === undefined ? 'host' : 'device';
+  if (target === 'cuda') return checkChoice('options.gradients', value, ['host', 'device'], "'host' or 'device'", fallback);
+  const expected = "'host' or no gradients option (a CPU call returns Float32Arrays; 'device' needs device 'cuda')";
+  return checkChoice('options.gradients', value, ['host'], expected, fallback);
 }
 
 /** Resolved options: for the CPU addon, or for a CUDA call. */

@@ -154,6 +154,14 @@ export function checkIntegerInRange(argument: string, value: unknown, min: numbe
   return value;
 }
 
+/** A string option, one of `allowed` (`expected` says which in messages); `fallback` where it is undefined. */
+export function checkChoice<T extends string>(argument: string, value: unknown, allowed: readonly T[], expected: string, fallback?: T): T {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'string') throw invalidType(argument, expected, value);
+  if (!(allowed as readonly string[]).includes(value)) throw invalidValue(argument, expected, value);
+  return value as T;
+}
+
 /** A Float32Array (not a Float64Array, Array or other typed array) that is not detached. */
 export function checkFloat32Array(argument: string, value: unknown): Float32Array {
   // util.types, not instanceof: arrays from another realm (vm contexts) are Float32Arrays too.

@@ -10,7 +10,7 @@ import { loadAddon } from '../loader';
 import { checkMatrix, type Matrix } from '../matrix';
 import type { NativeDeviceMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
 import { checkIds, checkOptionKeys, checkThreads } from '../options';
-import { errorWithCode, invalidType, invalidValue } from '../validate';
+import { checkChoice, errorWithCode, invalidType, invalidValue } from '../validate';
 import { type PreparedCall, Ring, connected, registerRingFactories, snapshotOf } from './base';
 import {
   type LocalRingLossOptions,
@@ -199,10 +199,8 @@ async function openLocalRing(options: LocalRingOptions): Promise<LocalRing> {
   const o = checkOptionKeys(options, LOCAL_KEYS, true);
   const ranks = checkRankCount('options.ranks', o['ranks']);
   const devices = localDevices(o['device'], ranks);
-  const transport = o['transport'] ?? 'memcpy';
   const transports = "'memcpy' or 'nccl' ('nccl': for GPU ranks on distinct GPUs)";
-  if (typeof transport !== 'string') throw invalidType('options.transport', transports, transport);
-  if (transport !== 'memcpy' && transport !== 'nccl') throw invalidValue('options.transport', transports, transport);
+  const transport = checkChoice('options.transport', o['transport'] ?? 'memcpy', ['memcpy', 'nccl'], transports);
   if (transport === 'nccl') {
     if (devices === undefined) throw invalidValue('options.transport', `'memcpy' for a CPU ring (${transports})`, transport);
     if (new Set(devices).size !== devices.length) {
