@@ -12,8 +12,8 @@ import type { NativeCudaLossOptions, NativeLossOptions } from './native';
 import {
   Description,
   checkChoice,
-  checkInt32Array,
   checkIntegerInRange,
+  checkTypedArray,
   invalidType,
   invalidValue,
   isPlainObject,
@@ -194,7 +194,7 @@ export function checkOptionKeys(
  * Their length and the rule that imageIds and textIds come together are the core's checks.
  */
 export function checkIds(argument: string, value: unknown): Int32Array | undefined {
-  return value === undefined ? undefined : checkInt32Array(argument, value, 'an Int32Array');
+  return value === undefined ? undefined : checkTypedArray(argument, value, 'Int32Array', 'an Int32Array', 'an Int32Array, not detached');
 }
 
 /**

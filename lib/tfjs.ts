@@ -40,7 +40,8 @@ import {
   softmaxLossSync,
   softmaxLossWithGradSync,
 } from './index';
-import { Description, invalidType, invalidValue, isPlainObject, type SiglipError } from './validate';
+import { checkOptionKeys } from './options';
+import { Description, invalidType, invalidValue, type SiglipError } from './validate';
 
 /**
  * The parts of the TensorFlow.js module the adapter uses. Pass the module itself
@@ -144,15 +145,14 @@ const ARGUMENT_KEYS: Record<string, string> = {
 
 /** The main API's options for this call: the scalars' values, ids as Int32Arrays, the rest as given. */
 function packageOptions(tf: TensorFlow, options: unknown, scalars: { logitScale: number; logitBias?: number }): Record<string, unknown> {
-  if (options === undefined) return { ...scalars };
-  if (!isPlainObject(options)) throw invalidType('options', 'a plain object or undefined', options);
-  for (const key of Object.keys(options)) {
-    const expected = ARGUMENT_KEYS[key];
-    if (expected !== undefined) throw invalidType(`options.${key}`, expected, options[key]);
-  }
-  const resolved: Record<string, unknown> = { ...options, ...scalars };
+  // The main API checks the names of the others.
+  const o = checkOptionKeys(options, [], false, (key, value) => {
+    if (ARGUMENT_KEYS[key] === undefined) return true;
+    throw invalidType(`options.${key}`, ARGUMENT_KEYS[key], value);
+  });
+  const resolved: Record<string, unknown> = { ...o, ...scalars };
   for (const key of ['imageIds', 'textIds'] as const) {
-    if (options[key] !== undefined) resolved[key] = readIds(tf, `options.${key}`, options[key]);
+    if (o[key] !== undefined) resolved[key] = readIds(tf, `options.${key}`, o[key]);
   }
   return resolved;
 }

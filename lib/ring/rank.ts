@@ -6,7 +6,6 @@
  * @internal
  * @packageDocumentation
  */
-import { types } from 'node:util';
 
 import { type CudaDevice, checkCudaDevice, cudaAddon } from '../cuda';
 import { DeviceMatrix, liveNative, wrapGradient } from '../device_matrix';
@@ -15,7 +14,7 @@ import { checkMatrix, type Matrix } from '../matrix';
 import type { NativeDeviceMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
 import { checkIds, checkOptionKeys, checkThreads } from '../options';
 import { bothOnDevice, checkSameDtype } from '../request';
-import { checkIntegerInRange, errorWithCode, invalidType, isDetachedView, typedArrayMemory } from '../validate';
+import { checkIntegerInRange, checkTypedArray, errorWithCode, invalidType, typedArrayMemory } from '../validate';
 import { type PreparedCall, Ring, connected, registerRingFactories, snapshotOf } from './base';
 import {
   ERR_SIGLIP_NO_MPI,
@@ -161,8 +160,8 @@ export class RankRing extends Ring {
    */
   async allGather(bytes: Uint8Array): Promise<Uint8Array[]> {
     this.live();
-    if (!types.isUint8Array(bytes) || isDetachedView(bytes)) throw invalidType('bytes', 'a Uint8Array that is not detached', bytes);
-    const { buffer, byteOffset, length } = typedArrayMemory(bytes); // its size is the core's check
+    const expected = 'a Uint8Array that is not detached';
+    const { buffer, byteOffset, length } = typedArrayMemory(checkTypedArray('bytes', bytes, 'Uint8Array', expected, expected)); // its size: the core's check
     const copy = new Uint8Array(buffer, byteOffset, length).slice();
     const all = await this.enqueue((native) => native.allGather(copy));
     return Array.from({ length: this.size }, (_, r) => all.slice(r * copy.length, (r + 1) * copy.length));
@@ -228,11 +227,7 @@ async function openNcclRing(options: NcclRingOptions): Promise<RankRing> {
   const size = checkRankCount('options.size', o['size']);
   const rank = checkIntegerInRange('options.rank', o['rank'], 0, size - 1);
   const idExpected = 'a Uint8Array of 128 bytes (from Ring.ncclUniqueId() on one rank)';
-  const id = o['id'];
-  // util.types, not instanceof: a Proxy of a Uint8Array passes instanceof, then fails on
-  // every access with a bare TypeError.
-  // (Its length is the core's check.)
-  if (!types.isUint8Array(id) || isDetachedView(id)) throw invalidType('options.id', idExpected, id);
+  const id = checkTypedArray('options.id', o['id'], 'Uint8Array', idExpected, idExpected); // its length: the core's check
   const advice = 'NCCL rings need the CUDA build of siglip-kernels and a GPU per rank.';
   const { ordinal } = checkCudaDevice('options.device', o['device'], "'cuda' or 'cuda:N' (the GPU of this rank)", advice);
   const timeoutMs = ringTimeout(o['timeoutMs']);
