@@ -43,12 +43,7 @@ export function cudaAddon(subject: string, advice: string, argument?: string): N
  * @throws Error with code ERR_SIGLIP_NO_CUDA when no GPU can be used, RangeError (naming
  *   `argument`) when N is not the ordinal of a GPU of this machine.
  */
-export function resolveCudaOrdinal(
-  argument: string,
-  value: CudaDevice,
-  defaultOrdinal = 0,
-  advice = "Use device 'cpu' (the default).",
-): number {
+export function resolveCudaOrdinal(argument: string, value: CudaDevice, defaultOrdinal = 0, advice = "Use device 'cpu' (the default)."): number {
   cudaAddon(`${argument} is '${value}'`, advice, argument);
   const { deviceCount } = loadAddon().cuda;
   const ordinal = value === 'cuda' ? defaultOrdinal : Number(value.slice('cuda:'.length));

@@ -92,12 +92,7 @@ export class DeviceMatrix {
    * const x = DeviceMatrix.fromHost(new Float32Array([1, 0, 0, 1]), 2, 2, { device: 'cuda:0' });
    * ```
    */
-  static fromHost(
-    data: Float32Array | Uint16Array,
-    rows: number,
-    cols: number,
-    options?: DeviceMatrixOptions,
-  ): DeviceMatrix {
+  static fromHost(data: Float32Array | Uint16Array, rows: number, cols: number, options?: DeviceMatrixOptions): DeviceMatrix {
     const r = checkPositiveInteger('rows', rows);
     const c = checkPositiveInteger('cols', cols);
     const isFloat32 = types.isFloat32Array(data);

@@ -40,12 +40,7 @@ export function invalidType(argument: string, expected: string, value: unknown):
 }
 
 /** A RangeError for a value of the right kind but a bad value; `received` is described if not a string. */
-export function invalidValue(
-  argument: string,
-  expected: string,
-  received: unknown,
-  code: string = ERR_INVALID_ARG_VALUE,
-): RangeError & SiglipError {
+export function invalidValue(argument: string, expected: string, received: unknown, code: string = ERR_INVALID_ARG_VALUE): RangeError & SiglipError {
   return withCode(new RangeError(message(argument, expected, describe(received))), code, argument);
 }
 
