@@ -229,7 +229,7 @@ export const RING_CALL_KEYS = ['logitScale', 'logitBias', 'direction', 'imageIds
 
 /** options.timeoutMs of a ring, with its default; its range is the core's check. */
 export function ringTimeout(value: unknown): number {
-  return coreChecked(value, DEFAULT_RING_TIMEOUT_MS);
+  return coreChecked(value, limits().defaultRingTimeoutMs);
 }
 
 /** A ring's option `name` that counts ranks (ranks, size): 1 to the core's limit (lib/ needs it before the core sees it). */
