@@ -1,6 +1,7 @@
 /**
  * Types of the raw binding (csrc/addon/addon.cpp). Internal: the public API in index.ts wraps
- * it, validating first so that users see messages naming their own arguments.
+ * it; lib/ checks what only JavaScript can see, the core the rest, both naming the caller's
+ * arguments (docs/ARCHITECTURE.md, "Which layer checks what").
  *
  * @internal
  * @packageDocumentation
