@@ -7,9 +7,8 @@
  */
 import { cudaAddon } from './cuda';
 import { loadAddon } from './loader';
-import { checkFitsTypedArray } from './matrix';
-import { checkThreads, defaultThreads } from './options';
-import { checkFloat32Array, checkPositiveInteger, invalidValue } from './validate';
+import { coreChecked, defaultThreads } from './options';
+import { checkFloat32Array } from './validate';
 /** What {@link backendInfo} reports. */
 export interface BackendInfo {
   /** Absolute path of the native addon file that was loaded. */
@@ -229,14 +228,8 @@ export function resetCudaPeakMemory(): void {
  * ```
  */
 export function gemmABt(a: Float32Array, b: Float32Array, m: number, n: number, k: number, threads?: number): Float32Array {
-  const rowsA = checkPositiveInteger('m', m);
-  const rowsB = checkPositiveInteger('n', n);
-  const width = checkPositiveInteger('k', k);
-  const t = threads === undefined ? defaultThreads() : checkThreads('threads', threads);
-  const arrayA = checkFloat32Array('a', a);
-  const arrayB = checkFloat32Array('b', b);
-  if (arrayA.length !== rowsA * width) throw invalidValue('a', `a Float32Array of length m × k = ${rowsA * width}`, arrayA);
-  if (arrayB.length !== rowsB * width) throw invalidValue('b', `a Float32Array of length n × k = ${rowsB * width}`, arrayB);
-  checkFitsTypedArray('m × n', rowsA, rowsB); // C is allocated
-  return loadAddon().addon.gemmABt(arrayA, arrayB, rowsA, rowsB, width, t);
+  // lib/ checks the arrays' kinds (and that they are not detached); the sizes, their product
+  // and threads are the core's checks.
+  const [arrayA, arrayB] = [checkFloat32Array('a', a), checkFloat32Array('b', b)];
+  return loadAddon().addon.gemmABt(arrayA, arrayB, m, n, k, coreChecked(threads, defaultThreads()));
 }

@@ -9,7 +9,7 @@
  */
 import { loadAddon } from './loader';
 import type { NativeCudaAddon } from './native';
-import { errorWithCode, invalidValue, type SiglipError } from './validate';
+import { errorWithCode, invalidType, invalidValue, type SiglipError } from './validate';
 
 /** `code` of the error thrown when a CUDA device is asked for but none can be used. */
 export const ERR_SIGLIP_NO_CUDA = 'ERR_SIGLIP_NO_CUDA';
@@ -43,12 +43,7 @@ export function cudaAddon(subject: string, advice: string, argument?: string): N
  * @throws Error with code ERR_SIGLIP_NO_CUDA when no GPU can be used, RangeError (naming
  *   `argument`) when N is not the ordinal of a GPU of this machine.
  */
-export function resolveCudaOrdinal(
-  argument: string,
-  value: CudaDevice,
-  defaultOrdinal = 0,
-  advice = "Use device 'cpu' (the default).",
-): number {
+export function resolveCudaOrdinal(argument: string, value: CudaDevice, defaultOrdinal = 0, advice = "Use device 'cpu' (the default)."): number {
   cudaAddon(`${argument} is '${value}'`, advice, argument);
   const { deviceCount } = loadAddon().cuda;
   const ordinal = value === 'cuda' ? defaultOrdinal : Number(value.slice('cuda:'.length));
@@ -58,4 +53,17 @@ export function resolveCudaOrdinal(
     throw invalidValue(argument, expected, value);
   }
   return ordinal;
+}
+
+/**
+ * A device option that must name a GPU (`'cuda'` or `'cuda:N'`; `expected` describes it in
+ * messages), resolved to its ordinal and the CUDA exports.
+ *
+ * @throws TypeError / RangeError naming `argument`, then what {@link resolveCudaOrdinal} throws.
+ */
+export function checkCudaDevice(argument: string, value: unknown, expected: string, advice: string): { ordinal: number; addon: NativeCudaAddon } {
+  if (typeof value !== 'string') throw invalidType(argument, expected, value);
+  if (!isCudaDeviceName(value)) throw invalidValue(argument, expected, value);
+  const ordinal = resolveCudaOrdinal(argument, value, 0, advice);
+  return { ordinal, addon: cudaAddon(`${argument} is '${value}'`, advice, argument) };
 }

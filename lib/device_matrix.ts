@@ -4,19 +4,11 @@
  *
  * @packageDocumentation
  */
-import { type CudaDevice, cudaAddon, isCudaDeviceName, resolveCudaOrdinal } from './cuda';
+import { type CudaDevice, checkCudaDevice } from './cuda';
 import { fromBFloat16, fromFloat16, toBFloat16, toFloat16 } from './half';
 import type { NativeCudaAddon, NativeDeviceMatrix } from './native';
-import {
-  Description,
-  checkPositiveInteger,
-  errorWithCode,
-  invalidType,
-  invalidValue,
-  isDetachedView,
-  isPlainObject,
-  type SiglipError,
-} from './validate';
+import { checkOptionKeys } from './options';
+import { checkChoice, checkPositiveInteger, errorWithCode, invalidType, invalidValue, isDetachedView, type SiglipError } from './validate';
 import { types } from 'node:util';
 
 /** Element types a {@link DeviceMatrix} can hold. Gradients are always float32. */
@@ -37,7 +29,6 @@ export interface DeviceMatrixOptions {
   device?: CudaDevice;
 }
 
-const DTYPES: readonly DType[] = ['float32', 'bfloat16', 'float16'];
 const DTYPE_EXPECTED = "'float32', 'bfloat16' or 'float16'";
 
 // Frees the GPU memory of a DeviceMatrix that was garbage-collected without dispose(). The
@@ -101,12 +92,7 @@ export class DeviceMatrix {
    * const x = DeviceMatrix.fromHost(new Float32Array([1, 0, 0, 1]), 2, 2, { device: 'cuda:0' });
    * ```
    */
-  static fromHost(
-    data: Float32Array | Uint16Array,
-    rows: number,
-    cols: number,
-    options?: DeviceMatrixOptions,
-  ): DeviceMatrix {
+  static fromHost(data: Float32Array | Uint16Array, rows: number, cols: number, options?: DeviceMatrixOptions): DeviceMatrix {
     const r = checkPositiveInteger('rows', rows);
     const c = checkPositiveInteger('cols', cols);
     const isFloat32 = types.isFloat32Array(data);
@@ -247,35 +233,15 @@ interface ResolvedOptions {
 }
 
 function readOptions(options: unknown, defaultDType: DType | undefined): ResolvedOptions {
-  if (options === undefined) options = {};
-  if (!isPlainObject(options)) throw invalidType('options', 'a plain object or undefined', options);
-  for (const key of Object.keys(options)) {
-    if (key !== 'dtype' && key !== 'device') {
-      throw invalidType(`options.${key}`, 'one of the options dtype, device', new Description('an unknown option'));
-    }
+  const o = checkOptionKeys(options, ['dtype', 'device']);
+  let dtype = o['dtype'];
+  if (dtype === undefined && defaultDType === undefined) {
+    throw invalidType('options.dtype', "'bfloat16' or 'float16' (Uint16Array data holds the bits of either)", undefined);
   }
-  const dtypeValue = options['dtype'];
-  let dtype: DType;
-  if (dtypeValue === undefined) {
-    if (defaultDType === undefined) {
-      const expected = "'bfloat16' or 'float16' (Uint16Array data holds the bits of either)";
-      throw invalidType('options.dtype', expected, undefined);
-    }
-    dtype = defaultDType;
-  } else if (typeof dtypeValue !== 'string') {
-    throw invalidType('options.dtype', DTYPE_EXPECTED, dtypeValue);
-  } else if (!(DTYPES as readonly string[]).includes(dtypeValue)) {
-    throw invalidValue('options.dtype', DTYPE_EXPECTED, dtypeValue);
-  } else {
-    dtype = dtypeValue as DType;
-  }
-  const device = options['device'] ?? 'cuda';
-  const expected = "'cuda' or 'cuda:N' (a DeviceMatrix lives on a GPU)";
-  if (typeof device !== 'string') throw invalidType('options.device', expected, device);
-  if (!isCudaDeviceName(device)) throw invalidValue('options.device', expected, device);
+  dtype = checkChoice('options.dtype', dtype, ['float32', 'bfloat16', 'float16'], DTYPE_EXPECTED, defaultDType);
   const advice = 'A DeviceMatrix needs the CUDA build of siglip-kernels and a GPU.';
-  const ordinal = resolveCudaOrdinal('options.device', device, 0, advice);
-  return { dtype, ordinal, addon: cudaAddon(`options.device is '${device}'`, advice, 'options.device') };
+  const expected = "'cuda' or 'cuda:N' (a DeviceMatrix lives on a GPU)";
+  return { dtype: dtype as DType, ...checkCudaDevice('options.device', o['device'] ?? 'cuda', expected, advice) };
 }
 
 function checkLive(matrix: DeviceMatrix, argument: string): void {
@@ -303,10 +269,11 @@ export function liveNative(matrix: DeviceMatrix, argument: string): NativeDevice
 }
 
 /**
- * Wraps a native handle the addon returned (a gradient left on the device).
+ * A gradient the addon returned: a Float32Array as it is, a native handle (a gradient left
+ * on the device) wrapped as a DeviceMatrix.
  *
  * @internal
  */
-export function wrapNative(native: NativeDeviceMatrix): DeviceMatrix {
-  return wrap(native);
+export function wrapGradient(value: Float32Array | NativeDeviceMatrix): Float32Array | DeviceMatrix {
+  return value instanceof Float32Array ? value : wrap(value);
 }

@@ -6,15 +6,13 @@
  *
  * @packageDocumentation
  */
-import { checkFloat32Array, invalidType, isDetachedView, typedArrayMemory } from './validate';
-import { types } from 'node:util';
+import { checkFloat32Array, checkTypedArray, typedArrayMemory } from './validate';
 
 // The arrays' own memory (typedArrayMemory), never their possibly overridden properties: a
 // subclass whose `length` lies must not turn into a bare "Invalid typed array length".
 function checkUint16Array(argument: string, value: unknown): Uint16Array {
-  if (!types.isUint16Array(value)) throw invalidType(argument, 'a Uint16Array of 16-bit float bits', value);
-  if (isDetachedView(value)) throw invalidType(argument, 'a Uint16Array that is not detached (its buffer was transferred)', value);
-  const { buffer, byteOffset, length } = typedArrayMemory(value);
+  const bits = checkTypedArray(argument, value, 'Uint16Array', 'a Uint16Array of 16-bit float bits');
+  const { buffer, byteOffset, length } = typedArrayMemory(bits);
   return new Uint16Array(buffer, byteOffset, length);
 }
 

@@ -22,7 +22,7 @@
 import type { DeviceMatrix } from './device_matrix';
 import { type BFloat16Matrix, matrix, type Matrix } from './matrix';
 import type { SigmoidLossOptions, SoftmaxLossOptions } from './options';
-import { type LossOutput, prepareLossCall, runLossAsync, runLossSync } from './request';
+import { runLoss } from './request';
 
 export { matrix, type Matrix, type BFloat16Matrix };
 export { DeviceMatrix, ERR_SIGLIP_DISPOSED, type DeviceMatrixOptions, type DType } from './device_matrix';
@@ -103,16 +103,6 @@ type ToHost = { gradients: 'host' };
 type ToDevice = { gradients: 'device' };
 type AnyGradients = Float32Array | DeviceMatrix;
 
-function sigmoidResult(result: LossOutput): SigmoidLossWithGrad<AnyGradients> {
-  const g = result.grad!;
-  return { loss: result.loss, grad: { image: g.image, text: g.text, logitScale: g.logitScale, logitBias: g.logitBias! } };
-}
-
-function softmaxResult(result: LossOutput): SoftmaxLossWithGrad<AnyGradients> {
-  const g = result.grad!;
-  return { loss: result.loss, grad: { image: g.image, text: g.text, logitScale: g.logitScale } };
-}
-
 /**
  * The SigLIP sigmoid loss, synchronously: with S_ij = ⟨x_i, y_j⟩, z_ij = +1 for positive
  * pairs and −1 otherwise, and t = exp(logitScale),
@@ -153,7 +143,7 @@ function softmaxResult(result: LossOutput): SoftmaxLossWithGrad<AnyGradients> {
  * ```
  */
 export function sigmoidLossSync(image: LossInput, text: LossInput, options?: SigmoidLossOptions): number {
-  return runLossSync('sigmoid', prepareLossCall('sigmoid', image, text, options), false).loss;
+  return runLoss('sigmoid', image, text, options, false, true).loss;
 }
 
 /**
@@ -169,8 +159,7 @@ export function sigmoidLossSync(image: LossInput, text: LossInput, options?: Sig
  * ```
  */
 export async function sigmoidLoss(image: LossInput, text: LossInput, options?: SigmoidLossOptions): Promise<number> {
-  const call = prepareLossCall('sigmoid', image, text, options);
-  return (await runLossAsync('sigmoid', call, false)).loss;
+  return (await runLoss('sigmoid', image, text, options, false, false)).loss;
 }
 
 /**
@@ -192,37 +181,17 @@ export async function sigmoidLoss(image: LossInput, text: LossInput, options?: S
  * logitScale -= lr * grad.logitScale;
  * ```
  */
-export function sigmoidLossWithGradSync(
-  image: LossInput,
-  text: LossInput,
-  options: SigmoidLossOptions & ToDevice,
-): SigmoidLossWithGrad<DeviceMatrix>;
-export function sigmoidLossWithGradSync(
-  image: LossInput,
-  text: LossInput,
-  options: SigmoidLossOptions & ToHost,
-): SigmoidLossWithGrad;
+export function sigmoidLossWithGradSync(image: LossInput, text: LossInput, options: SigmoidLossOptions & ToDevice): SigmoidLossWithGrad<DeviceMatrix>;
+export function sigmoidLossWithGradSync(image: LossInput, text: LossInput, options: SigmoidLossOptions & ToHost): SigmoidLossWithGrad;
 export function sigmoidLossWithGradSync(
   image: Matrix | BFloat16Matrix,
   text: Matrix | BFloat16Matrix,
   options?: SigmoidLossOptions,
 ): SigmoidLossWithGrad;
-export function sigmoidLossWithGradSync(
-  image: DeviceMatrix,
-  text: DeviceMatrix,
-  options?: SigmoidLossOptions,
-): SigmoidLossWithGrad<DeviceMatrix>;
-export function sigmoidLossWithGradSync(
-  image: LossInput,
-  text: LossInput,
-  options?: SigmoidLossOptions,
-): SigmoidLossWithGrad<AnyGradients>;
-export function sigmoidLossWithGradSync(
-  image: LossInput,
-  text: LossInput,
-  options?: SigmoidLossOptions,
-): SigmoidLossWithGrad<AnyGradients> {
-  return sigmoidResult(runLossSync('sigmoid', prepareLossCall('sigmoid', image, text, options), true));
+export function sigmoidLossWithGradSync(image: DeviceMatrix, text: DeviceMatrix, options?: SigmoidLossOptions): SigmoidLossWithGrad<DeviceMatrix>;
+export function sigmoidLossWithGradSync(image: LossInput, text: LossInput, options?: SigmoidLossOptions): SigmoidLossWithGrad<AnyGradients>;
+export function sigmoidLossWithGradSync(image: LossInput, text: LossInput, options?: SigmoidLossOptions): SigmoidLossWithGrad<AnyGradients> {
+  return runLoss('sigmoid', image, text, options, true, true) as SigmoidLossWithGrad<AnyGradients>;
 }
 
 /**
@@ -243,11 +212,7 @@ export function sigmoidLossWithGrad(
   text: LossInput,
   options: SigmoidLossOptions & ToDevice,
 ): Promise<SigmoidLossWithGrad<DeviceMatrix>>;
-export function sigmoidLossWithGrad(
-  image: LossInput,
-  text: LossInput,
-  options: SigmoidLossOptions & ToHost,
-): Promise<SigmoidLossWithGrad>;
+export function sigmoidLossWithGrad(image: LossInput, text: LossInput, options: SigmoidLossOptions & ToHost): Promise<SigmoidLossWithGrad>;
 export function sigmoidLossWithGrad(
   image: Matrix | BFloat16Matrix,
   text: Matrix | BFloat16Matrix,
@@ -258,18 +223,13 @@ export function sigmoidLossWithGrad(
   text: DeviceMatrix,
   options?: SigmoidLossOptions,
 ): Promise<SigmoidLossWithGrad<DeviceMatrix>>;
-export function sigmoidLossWithGrad(
-  image: LossInput,
-  text: LossInput,
-  options?: SigmoidLossOptions,
-): Promise<SigmoidLossWithGrad<AnyGradients>>;
+export function sigmoidLossWithGrad(image: LossInput, text: LossInput, options?: SigmoidLossOptions): Promise<SigmoidLossWithGrad<AnyGradients>>;
 export async function sigmoidLossWithGrad(
   image: LossInput,
   text: LossInput,
   options?: SigmoidLossOptions,
 ): Promise<SigmoidLossWithGrad<AnyGradients>> {
-  const call = prepareLossCall('sigmoid', image, text, options);
-  return sigmoidResult(await runLossAsync('sigmoid', call, true));
+  return (await runLoss('sigmoid', image, text, options, true, false)) as SigmoidLossWithGrad<AnyGradients>;
 }
 
 /**
@@ -294,7 +254,7 @@ export async function sigmoidLossWithGrad(
  * ```
  */
 export function softmaxLossSync(image: LossInput, text: LossInput, options?: SoftmaxLossOptions): number {
-  return runLossSync('softmax', prepareLossCall('softmax', image, text, options), false).loss;
+  return runLoss('softmax', image, text, options, false, true).loss;
 }
 
 /**
@@ -309,8 +269,7 @@ export function softmaxLossSync(image: LossInput, text: LossInput, options?: Sof
  * ```
  */
 export async function softmaxLoss(image: LossInput, text: LossInput, options?: SoftmaxLossOptions): Promise<number> {
-  const call = prepareLossCall('softmax', image, text, options);
-  return (await runLossAsync('softmax', call, false)).loss;
+  return (await runLoss('softmax', image, text, options, false, false)).loss;
 }
 
 /**
@@ -327,33 +286,13 @@ export async function softmaxLoss(image: LossInput, text: LossInput, options?: S
  * const { loss, grad } = softmaxLossWithGradSync(image, text);
  * ```
  */
-export function softmaxLossWithGradSync(
-  image: LossInput,
-  text: LossInput,
-  options: SoftmaxLossOptions & ToDevice,
-): SoftmaxLossWithGrad<DeviceMatrix>;
-export function softmaxLossWithGradSync(
-  image: LossInput,
-  text: LossInput,
-  options: SoftmaxLossOptions & ToHost,
-): SoftmaxLossWithGrad;
+export function softmaxLossWithGradSync(image: LossInput, text: LossInput, options: SoftmaxLossOptions & ToDevice): SoftmaxLossWithGrad<DeviceMatrix>;
+export function softmaxLossWithGradSync(image: LossInput, text: LossInput, options: SoftmaxLossOptions & ToHost): SoftmaxLossWithGrad;
 export function softmaxLossWithGradSync(image: Matrix, text: Matrix, options?: SoftmaxLossOptions): SoftmaxLossWithGrad;
-export function softmaxLossWithGradSync(
-  image: DeviceMatrix,
-  text: DeviceMatrix,
-  options?: SoftmaxLossOptions,
-): SoftmaxLossWithGrad<DeviceMatrix>;
-export function softmaxLossWithGradSync(
-  image: LossInput,
-  text: LossInput,
-  options?: SoftmaxLossOptions,
-): SoftmaxLossWithGrad<AnyGradients>;
-export function softmaxLossWithGradSync(
-  image: LossInput,
-  text: LossInput,
-  options?: SoftmaxLossOptions,
-): SoftmaxLossWithGrad<AnyGradients> {
-  return softmaxResult(runLossSync('softmax', prepareLossCall('softmax', image, text, options), true));
+export function softmaxLossWithGradSync(image: DeviceMatrix, text: DeviceMatrix, options?: SoftmaxLossOptions): SoftmaxLossWithGrad<DeviceMatrix>;
+export function softmaxLossWithGradSync(image: LossInput, text: LossInput, options?: SoftmaxLossOptions): SoftmaxLossWithGrad<AnyGradients>;
+export function softmaxLossWithGradSync(image: LossInput, text: LossInput, options?: SoftmaxLossOptions): SoftmaxLossWithGrad<AnyGradients> {
+  return runLoss('softmax', image, text, options, true, true) as SoftmaxLossWithGrad<AnyGradients>;
 }
 
 /**
@@ -374,31 +313,18 @@ export function softmaxLossWithGrad(
   text: LossInput,
   options: SoftmaxLossOptions & ToDevice,
 ): Promise<SoftmaxLossWithGrad<DeviceMatrix>>;
-export function softmaxLossWithGrad(
-  image: LossInput,
-  text: LossInput,
-  options: SoftmaxLossOptions & ToHost,
-): Promise<SoftmaxLossWithGrad>;
-export function softmaxLossWithGrad(
-  image: Matrix,
-  text: Matrix,
-  options?: SoftmaxLossOptions,
-): Promise<SoftmaxLossWithGrad>;
+export function softmaxLossWithGrad(image: LossInput, text: LossInput, options: SoftmaxLossOptions & ToHost): Promise<SoftmaxLossWithGrad>;
+export function softmaxLossWithGrad(image: Matrix, text: Matrix, options?: SoftmaxLossOptions): Promise<SoftmaxLossWithGrad>;
 export function softmaxLossWithGrad(
   image: DeviceMatrix,
   text: DeviceMatrix,
   options?: SoftmaxLossOptions,
 ): Promise<SoftmaxLossWithGrad<DeviceMatrix>>;
-export function softmaxLossWithGrad(
-  image: LossInput,
-  text: LossInput,
-  options?: SoftmaxLossOptions,
-): Promise<SoftmaxLossWithGrad<AnyGradients>>;
+export function softmaxLossWithGrad(image: LossInput, text: LossInput, options?: SoftmaxLossOptions): Promise<SoftmaxLossWithGrad<AnyGradients>>;
 export async function softmaxLossWithGrad(
   image: LossInput,
   text: LossInput,
   options?: SoftmaxLossOptions,
 ): Promise<SoftmaxLossWithGrad<AnyGradients>> {
-  const call = prepareLossCall('softmax', image, text, options);
-  return softmaxResult(await runLossAsync('softmax', call, true));
+  return (await runLoss('softmax', image, text, options, true, false)) as SoftmaxLossWithGrad<AnyGradients>;
 }

@@ -166,7 +166,7 @@ function requireAddon(file: string): NativeAddon {
   return require(file) as NativeAddon;
 }
 
-function cudaStatusOf(addon: NativeAddon): { available: boolean; deviceCount: number; reason: string } {
+function cudaStatusOf(addon: NativeAddon): CudaStatus {
   try {
     if (typeof addon.cudaAvailable !== 'function') return { available: false, deviceCount: 0, reason: 'not a CUDA build' };
     return addon.cudaAvailable();

@@ -60,14 +60,15 @@ interface MatrixNames {
   cols: string;
 }
 
-function checkParts(data: unknown, rows: unknown, cols: unknown, names: MatrixNames): Matrix {
+/** data, rows, cols of a matrix whose data are `kind` (Uint16Array: bfloat16 bits, already known to be one). */
+function checkParts(data: unknown, rows: unknown, cols: unknown, names: MatrixNames, kind = 'Float32Array'): Matrix {
   const r = checkPositiveInteger(names.rows, rows);
   const c = checkPositiveInteger(names.cols, cols);
   // Checked before the length comparison: rows·cols may be past 2^53, where it is not exact.
   checkFitsTypedArray(names.matrix, r, c);
-  const array = checkFloat32Array(names.data, data);
+  const array = kind === 'Float32Array' ? checkFloat32Array(names.data, data) : (data as Float32Array);
   if (array.length !== r * c) {
-    throw invalidValue(names.data, `a Float32Array of length ${r * c} (rows × cols = ${r} × ${c})`, array);
+    throw invalidValue(names.data, `a ${kind} of length ${r * c} (rows × cols = ${r} × ${c})`, array);
   }
   return { data: array, rows: r, cols: c };
 }
@@ -101,15 +102,7 @@ export function matrix(data: Float32Array, rows: number, cols: number): Matrix {
  */
 export function checkHostMatrix(argument: string, value: unknown): Matrix | BFloat16Matrix {
   const data = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)['data'] : undefined;
-  if (!(data instanceof Uint16Array) || ArrayBuffer.isView(value)) return checkMatrix(argument, value);
-  const { rows, cols } = value as Record<string, unknown>;
-  const r = checkPositiveInteger(`${argument}.rows`, rows);
-  const c = checkPositiveInteger(`${argument}.cols`, cols);
-  checkFitsTypedArray(argument, r, c);
-  if (data.length !== r * c) {
-    throw invalidValue(`${argument}.data`, `a Uint16Array of length ${r * c} (rows × cols = ${r} × ${c})`, data);
-  }
-  return { data, rows: r, cols: c };
+  return checkMatrix(argument, value, data instanceof Uint16Array && !ArrayBuffer.isView(value) ? 'Uint16Array' : 'Float32Array');
 }
 
 /**
@@ -118,15 +111,11 @@ export function checkHostMatrix(argument: string, value: unknown): Matrix | BFlo
  *
  * @internal
  */
-export function checkMatrix(argument: string, value: unknown): Matrix {
+export function checkMatrix(argument: string, value: unknown, kind = 'Float32Array'): Matrix {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || ArrayBuffer.isView(value)) {
     throw invalidType(argument, 'a Matrix { data: Float32Array, rows, cols } (see matrix())', value);
   }
   const { data, rows, cols } = value as Record<string, unknown>;
-  return checkParts(data, rows, cols, {
-    matrix: argument,
-    data: `${argument}.data`,
-    rows: `${argument}.rows`,
-    cols: `${argument}.cols`,
-  });
+  const names = { matrix: argument, data: `${argument}.data`, rows: `${argument}.rows`, cols: `${argument}.cols` };
+  return checkParts(data, rows, cols, names, kind);
 }

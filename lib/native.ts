@@ -1,46 +1,46 @@
 /**
  * Types of the raw binding (csrc/addon/addon.cpp). Internal: the public API in index.ts wraps
- * it, validating first so that users see messages naming their own arguments.
+ * it; lib/ checks what only JavaScript can see, the core the rest, both naming the caller's
+ * arguments (docs/ARCHITECTURE.md, "Which layer checks what").
  *
  * @internal
  * @packageDocumentation
  */
-import type { CudaGemmInfo } from './backend';
+import type { CudaGemmInfo, CudaMemoryUsage } from './backend';
+import type { CudaStatus } from './loader';
+import type { BFloat16Matrix, Matrix } from './matrix';
 import type { RingStats } from './ring/options';
 
-/** What the addon takes for image and text. */
-export interface NativeMatrix {
-  data: Float32Array;
-  rows: number;
-  cols: number;
-}
-
-/** bfloat16 bits, which the CPU addon takes for image and text with precision 'bf16'. */
-export interface NativeBf16Matrix {
-  data: Uint16Array;
-  rows: number;
-  cols: number;
-}
-
+/** What the addon takes for image and text: a Matrix, or (CPU, precision 'bf16') a BFloat16Matrix. */
+export type NativeMatrix = Matrix;
+export type NativeBf16Matrix = BFloat16Matrix;
 export type NativeHostMatrix = NativeMatrix | NativeBf16Matrix;
 
-/** Fully resolved options: the addon has no defaults. */
-export interface NativeLossOptions {
+/** What every loss call's options have (logitScale, logitBias and threads as the caller gave them: the core checks them). */
+interface NativeCallOptions {
   logitScale: number;
   /** Sigmoid only; must be absent for softmax. */
   logitBias?: number;
   imageIds?: Int32Array;
   textIds?: Int32Array;
+}
+
+/** Fully resolved options: the addon has no defaults. */
+export interface NativeLossOptions extends NativeCallOptions {
   method: 'fused' | 'naive' | 'chunked';
   threads: number;
   /** 'bf16': the fused sigmoid's GEMMs in bfloat16. Absent: float32. */
   precision?: 'fp32' | 'bf16';
 }
 
-export interface NativeLossResult {
+/** A loss call's result (`G`: a CPU call's Float32Arrays, or a CUDA call's with device gradients). */
+export interface NativeLossResult<G = Float32Array> {
   loss: number;
-  grad?: { image: Float32Array; text: Float32Array; logitScale: number; logitBias?: number };
+  grad?: { image: G; text: G; logitScale: number; logitBias?: number };
 }
+
+/** A loss export of the addon: `(image, text, options, wantGrad)`, synchronous or a Promise (`R`). */
+type LossExport<I, O, R> = (image: I, text: I, options: O, wantGrad: boolean) => R;
 
 export interface NativeBackendInfo {
   simd: string;
@@ -80,32 +80,16 @@ export interface NativeDeviceMatrixClass {
 }
 
 /** Fully resolved options of a CUDA loss call (csrc/addon/cuda_loss.h). */
-export interface NativeCudaLossOptions {
-  logitScale: number;
-  logitBias?: number;
-  imageIds?: Int32Array;
-  textIds?: Int32Array;
+export interface NativeCudaLossOptions extends NativeCallOptions {
   method: 'fused' | 'naive' | 'simple' | 'chunked';
   precision: 'tf32' | 'fp32';
   gradients: 'host' | 'device';
   device: number;
 }
 
-export interface NativeCudaLossResult {
-  loss: number;
-  grad?: {
-    image: Float32Array | NativeDeviceMatrix;
-    text: Float32Array | NativeDeviceMatrix;
-    logitScale: number;
-    logitBias?: number;
-  };
-}
+export type NativeCudaLossResult = NativeLossResult<Float32Array | NativeDeviceMatrix>;
 
-export interface NativeCudaStatus {
-  available: boolean;
-  deviceCount: number;
-  reason: string;
-}
+export type NativeCudaStatus = CudaStatus;
 
 export interface NativeCudaDevice {
   ordinal: number;
@@ -123,39 +107,20 @@ export interface NativeCudaDevices extends NativeCudaStatus {
   devices: NativeCudaDevice[];
 }
 
-type NativeCudaInput = NativeMatrix | NativeDeviceMatrix;
+export type NativeCudaInput = NativeMatrix | NativeDeviceMatrix;
+type CudaLoss<R> = LossExport<NativeCudaInput, NativeCudaLossOptions, R>;
 
 /** The exports only the CUDA build has (csrc/addon/cuda_bindings.h). */
 export interface NativeCudaAddon {
   DeviceMatrix: NativeDeviceMatrixClass;
   cudaAvailable(): NativeCudaStatus;
   cudaDevices(): NativeCudaDevices;
-  cudaMemory(): { allocatedBytes: number; peakAllocatedBytes: number };
+  cudaMemory(): CudaMemoryUsage;
   cudaResetPeakMemory(): void;
-  cudaSigmoidLoss(
-    image: NativeCudaInput,
-    text: NativeCudaInput,
-    options: NativeCudaLossOptions,
-    wantGrad: boolean,
-  ): NativeCudaLossResult;
-  cudaSoftmaxLoss(
-    image: NativeCudaInput,
-    text: NativeCudaInput,
-    options: NativeCudaLossOptions,
-    wantGrad: boolean,
-  ): NativeCudaLossResult;
-  cudaSigmoidLossAsync(
-    image: NativeCudaInput,
-    text: NativeCudaInput,
-    options: NativeCudaLossOptions,
-    wantGrad: boolean,
-  ): Promise<NativeCudaLossResult>;
-  cudaSoftmaxLossAsync(
-    image: NativeCudaInput,
-    text: NativeCudaInput,
-    options: NativeCudaLossOptions,
-    wantGrad: boolean,
-  ): Promise<NativeCudaLossResult>;
+  cudaSigmoidLoss: CudaLoss<NativeCudaLossResult>;
+  cudaSoftmaxLoss: CudaLoss<NativeCudaLossResult>;
+  cudaSigmoidLossAsync: CudaLoss<Promise<NativeCudaLossResult>>;
+  cudaSoftmaxLossAsync: CudaLoss<Promise<NativeCudaLossResult>>;
 }
 
 /** Statistics of one rank of a ring call (csrc/ring/ring_sigmoid.h, RingStats): the public RingStats. */
@@ -189,9 +154,10 @@ export interface NativeRing {
   readonly rank: number;
   readonly size: number;
   readonly disposed: boolean;
+  /** image, text: a local ring's Arrays of shards, a rank ring's shard (NativeMatrix or NativeDeviceMatrix); checked here. */
   sigmoidLoss(
-    image: Array<NativeMatrix | NativeDeviceMatrix> | NativeMatrix | NativeDeviceMatrix,
-    text: Array<NativeMatrix | NativeDeviceMatrix> | NativeMatrix | NativeDeviceMatrix,
+    image: unknown,
+    text: unknown,
     options: NativeRingLossOptions,
     wantGrad: boolean,
   ): Promise<NativeRingRankResult<Float32Array | NativeDeviceMatrix>[] | NativeRingRankResult<Float32Array | NativeDeviceMatrix>>;
@@ -236,6 +202,8 @@ export interface NativeLimits {
   readonly maxAllGatherBytes: number;
 }
 
+type CpuLoss<R> = LossExport<NativeHostMatrix, NativeLossOptions, R>;
+
 export interface NativeAddon extends Partial<NativeCudaAddon> {
   limits: NativeLimits;
   LocalRingHandle: NativeLocalRingClass;
@@ -250,20 +218,10 @@ export interface NativeAddon extends Partial<NativeCudaAddon> {
   /** CUDA build only. */
   ncclInfo?(): { available: boolean; reason: string; library: string; version: string };
   // Uint16Array inputs (bfloat16 bits) only with precision 'bf16' (the fused sigmoid).
-  sigmoidLoss(image: NativeHostMatrix, text: NativeHostMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
-  softmaxLoss(image: NativeHostMatrix, text: NativeHostMatrix, options: NativeLossOptions, wantGrad: boolean): NativeLossResult;
-  sigmoidLossAsync(
-    image: NativeHostMatrix,
-    text: NativeHostMatrix,
-    options: NativeLossOptions,
-    wantGrad: boolean,
-  ): Promise<NativeLossResult>;
-  softmaxLossAsync(
-    image: NativeHostMatrix,
-    text: NativeHostMatrix,
-    options: NativeLossOptions,
-    wantGrad: boolean,
-  ): Promise<NativeLossResult>;
+  sigmoidLoss: CpuLoss<NativeLossResult>;
+  softmaxLoss: CpuLoss<NativeLossResult>;
+  sigmoidLossAsync: CpuLoss<Promise<NativeLossResult>>;
+  softmaxLossAsync: CpuLoss<Promise<NativeLossResult>>;
   backendInfo(): NativeBackendInfo;
   gemmABt(a: Float32Array, b: Float32Array, m: number, n: number, k: number, threads: number): Float32Array;
 }

@@ -11,9 +11,9 @@ import { MAX_THREADS, limits } from './limits';
 import type { NativeCudaLossOptions, NativeLossOptions } from './native';
 import {
   Description,
-  checkFiniteNumber,
-  checkInt32Array,
+  checkChoice,
   checkIntegerInRange,
+  checkTypedArray,
   invalidType,
   invalidValue,
   isPlainObject,
@@ -189,26 +189,20 @@ export function checkOptionKeys(
   return value;
 }
 
-/** Label ids: an Int32Array of one id per row of `rowsOf` (`length` rows), named `argument`. */
-export function checkIds(argument: string, value: unknown, length: number, rowsOf: string): Int32Array {
-  const expected = `an Int32Array of length ${length} (one label id per row of ${rowsOf})`;
-  const ids = checkInt32Array(argument, value, expected);
-  if (ids.length !== length) throw invalidValue(argument, expected, ids);
-  return ids;
+/**
+ * Label ids, as far as lib/ checks them: an Int32Array that is not detached, or undefined.
+ * Their length and the rule that imageIds and textIds come together are the core's checks.
+ */
+export function checkIds(argument: string, value: unknown): Int32Array | undefined {
+  return value === undefined ? undefined : checkTypedArray(argument, value, 'Int32Array', 'an Int32Array', 'an Int32Array, not detached');
 }
 
 /**
- * The rule that imageIds and textIds come together or not at all: true when both are given,
- * false when neither is, else a TypeError naming the missing one (`what` it should be).
+ * An option the native core checks (its type, finiteness and range), passed on as given;
+ * `fallback` where it is undefined (null is passed on, and refused there).
  */
-export function idsGivenTogether(imageIds: unknown, textIds: unknown, what: string): boolean {
-  if ((imageIds === undefined) === (textIds === undefined)) return imageIds !== undefined;
-  const [missing, given] = imageIds === undefined ? ['imageIds', 'textIds'] : ['textIds', 'imageIds'];
-  throw invalidType(
-    `options.${missing}`,
-    `${what} (imageIds and textIds are given together or not at all; ${given} was given)`,
-    undefined,
-  );
+export function coreChecked<T>(value: unknown, fallback: T): T {
+  return (value === undefined ? fallback : value) as T;
 }
 
 /** The shape (and, for DeviceMatrix inputs, dtype and GPU) of one loss input. */
@@ -255,63 +249,34 @@ function resolveDevice(value: unknown, inputs: DeviceInputs | undefined): Target
   throw invalidValue('options.device', expected, value);
 }
 
-function checkMethod(
-  kind: LossKind,
-  value: unknown,
-  target: Target['target'],
-): 'fused' | 'naive' | 'simple' | 'chunked' {
-  if (kind === 'sigmoid') {
-    const expected = target === 'cuda' ? "'fused', 'naive' or 'simple'" : "'fused' or 'naive'";
-    if (value === undefined) return 'fused';
-    if (typeof value !== 'string') throw invalidType('options.method', expected, value);
-    if (value === 'fused' || value === 'naive') return value;
-    if (value === 'simple') {
-      if (target === 'cuda') return value;
-      const cpuExpected = "'fused' or 'naive' ('simple', the reference kernel, needs device 'cuda')";
-      throw invalidValue('options.method', cpuExpected, value);
-    }
-    throw invalidValue('options.method', expected, value);
-  }
-  const expected = "'chunked' or 'naive'";
-  if (value === undefined) return 'chunked';
-  if (typeof value !== 'string') throw invalidType('options.method', expected, value);
-  if (value === 'chunked' || value === 'naive') return value;
-  throw invalidValue('options.method', expected, value);
+function checkMethod(kind: LossKind, value: unknown, target: Target['target']): 'fused' | 'naive' | 'simple' | 'chunked' {
+  if (kind === 'softmax') return checkChoice('options.method', value, ['chunked', 'naive'], "'chunked' or 'naive'", 'chunked');
+  const cuda = target === 'cuda';
+  const expected = cuda
+    ? "'fused', 'naive' or 'simple'"
+    : `'fused' or 'naive'${value === 'simple' ? " ('simple', the reference kernel, needs device 'cuda')" : ''}`;
+  return checkChoice('options.method', value, cuda ? ['fused', 'naive', 'simple'] : ['fused', 'naive'], expected, 'fused');
 }
 
 /** options.precision for a call on `target` (inputs of `dtype`), with its default. */
-export function checkPrecision(
-  value: unknown,
-  target: Target['target'],
-  dtype: DType,
-  bf16Allowed: boolean,
-): Precision | 'bf16' {
-  if (value === 'bf16' && target === 'cpu' && bf16Allowed) return value;
-  const expected =
-    target === 'cpu'
-      ? bf16Allowed
-        ? "'fp32', 'bf16' or no precision ('tf32' needs device 'cuda')"
-        : "'fp32' or no precision ('bf16' is the CPU's fused sigmoid only; 'tf32' needs device 'cuda')"
-      : dtype === 'float32'
-        ? "'tf32' or 'fp32'"
-        : `'tf32' or no precision (${dtype} inputs always use tensor cores with float32 accumulation)`;
-  if (value === undefined) return target === 'cpu' ? 'fp32' : 'tf32';
-  if (typeof value !== 'string') throw invalidType('options.precision', expected, value);
-  if (value === 'fp32' && (target === 'cpu' || dtype === 'float32')) return value;
-  if (value === 'tf32' && target === 'cuda') return value;
-  throw invalidValue('options.precision', expected, value);
+export function checkPrecision(value: unknown, target: Target['target'], dtype: DType, bf16Allowed: boolean): Precision | 'bf16' {
+  if (target === 'cpu') {
+    const expected = bf16Allowed
+      ? "'fp32', 'bf16' or no precision ('tf32' needs device 'cuda')"
+      : "'fp32' or no precision ('bf16' is the CPU's fused sigmoid only; 'tf32' needs device 'cuda')";
+    return checkChoice<Precision | 'bf16'>('options.precision', value, bf16Allowed ? ['fp32', 'bf16'] : ['fp32'], expected, 'fp32');
+  }
+  if (dtype === 'float32') return checkChoice('options.precision', value, ['tf32', 'fp32'], "'tf32' or 'fp32'", 'tf32');
+  const expected = `'tf32' or no precision (${dtype} inputs always use tensor cores with float32 accumulation)`;
+  return checkChoice('options.precision', value, ['tf32'], expected, 'tf32');
 }
 
 /** options.gradients for a call on `target`, defaulting to where the inputs are. */
 export function checkGradients(value: unknown, target: Target['target'], inputs: DeviceInputs | undefined): GradientPlacement {
-  const expected =
-    target === 'cpu'
-      ? "'host' or no gradients option (a CPU call returns Float32Arrays; 'device' needs device 'cuda')"
-      : "'host' or 'device'";
-  if (value === undefined) return inputs === undefined ? 'host' : 'device';
-  if (typeof value !== 'string') throw invalidType('options.gradients', expected, value);
-  if (value === 'host' || (value === 'device' && target === 'cuda')) return value;
-  throw invalidValue('options.gradients', expected, value);
+  const fallback = inputs === undefined ? 'host' : 'device';
+  if (target === 'cuda') return checkChoice('options.gradients', value, ['host', 'device'], "'host' or 'device'", fallback);
+  const expected = "'host' or no gradients option (a CPU call returns Float32Arrays; 'device' needs device 'cuda')";
+  return checkChoice('options.gradients', value, ['host'], expected, fallback);
 }
 
 /** Resolved options: for the CPU addon, or for a CUDA call. */
@@ -320,19 +285,14 @@ export type ResolvedLossOptions =
   | { target: 'cuda'; options: NativeCudaLossOptions };
 
 /**
- * Validates `options` for a loss over `image` (N rows) and `text` (M rows) and fills in the
- * defaults, giving what the addon takes. `inputs` is set when image and text are
- * DeviceMatrix objects.
+ * Checks what lib/ owns of a loss call's `options` (names, kinds, the choices of device,
+ * method, precision and gradients) and fills in the defaults, giving what the addon takes;
+ * the core checks the rest (docs/ARCHITECTURE.md, "Which layer checks what"). `inputs` is set
+ * when image and text are DeviceMatrix objects.
  *
  * @internal
  */
-export function resolveLossOptions(
-  kind: LossKind,
-  rawOptions: unknown,
-  image: InputShape,
-  text: InputShape,
-  inputs?: DeviceInputs,
-): ResolvedLossOptions {
+export function resolveLossOptions(kind: LossKind, rawOptions: unknown, inputs?: DeviceInputs): ResolvedLossOptions {
   const options = checkOptionKeys(rawOptions, KNOWN_KEYS[kind], false, (key, value) => {
     if (kind !== 'softmax' || key !== 'logitBias') return false;
     if (value === undefined) return true;
@@ -341,23 +301,15 @@ export function resolveLossOptions(
 
   const device = resolveDevice(options['device'], inputs);
 
-  const logitScale =
-    options['logitScale'] === undefined
-      ? kind === 'sigmoid'
-        ? DEFAULT_SIGMOID_LOGIT_SCALE
-        : DEFAULT_SOFTMAX_LOGIT_SCALE
-      : checkFiniteNumber('options.logitScale', options['logitScale']);
-
-  const given = (key: string) => options[key] !== undefined;
-  const imageIds = given('imageIds') ? checkIds('options.imageIds', options['imageIds'], image.rows, 'image') : undefined;
-  const textIds = given('textIds') ? checkIds('options.textIds', options['textIds'], text.rows, 'text') : undefined;
-  idsGivenTogether(imageIds, textIds, 'an Int32Array');
-
+  // logitScale, logitBias and threads: their types and ranges are the core's checks (in the
+  // addon's call), except threads on CUDA, which that call does not take.
+  const logitScale = coreChecked(options['logitScale'], kind === 'sigmoid' ? DEFAULT_SIGMOID_LOGIT_SCALE : DEFAULT_SOFTMAX_LOGIT_SCALE);
+  const imageIds = checkIds('options.imageIds', options['imageIds']);
+  const textIds = checkIds('options.textIds', options['textIds']);
   const method = checkMethod(kind, options['method'], device.target);
-  const threads =
-    options['threads'] === undefined
-      ? defaultThreads()
-      : checkThreads('options.threads', options['threads']);
+  const threads = device.target === 'cpu' || options['threads'] === undefined
+    ? coreChecked(options['threads'], defaultThreads())
+    : checkThreads('options.threads', options['threads']);
   const precision = checkPrecision(
     options['precision'],
     device.target,
@@ -365,13 +317,8 @@ export function resolveLossOptions(
     kind === 'sigmoid' && method === 'fused',
   );
   const gradients = checkGradients(options['gradients'], device.target, inputs);
-  const logitBias =
-    kind !== 'sigmoid'
-      ? undefined
-      : options['logitBias'] === undefined
-        ? DEFAULT_SIGMOID_LOGIT_BIAS
-        : checkFiniteNumber('options.logitBias', options['logitBias']);
-  const ids = imageIds !== undefined && textIds !== undefined ? { imageIds, textIds } : {};
+  const logitBias = kind === 'sigmoid' ? coreChecked(options['logitBias'], DEFAULT_SIGMOID_LOGIT_BIAS) : undefined;
+  const ids = { ...(imageIds && { imageIds }), ...(textIds && { textIds }) };
   const bias = logitBias === undefined ? {} : { logitBias };
 
   if (device.target === 'cpu') {

@@ -7,42 +7,30 @@
  * @packageDocumentation
  */
 import { cudaAddon } from './cuda';
-import { DeviceMatrix, liveNative, wrapNative } from './device_matrix';
+import { DeviceMatrix, liveNative, wrapGradient } from './device_matrix';
 import { loadAddon } from './loader';
 import { type BFloat16Matrix, checkHostMatrix, type Matrix } from './matrix';
 import type {
   NativeCudaAddon,
+  NativeCudaInput,
   NativeCudaLossOptions,
   NativeDeviceMatrix,
   NativeHostMatrix,
   NativeLossOptions,
-  NativeMatrix,
+  NativeLossResult,
 } from './native';
 import { type DeviceInputs, type InputShape, resolveLossOptions } from './options';
 import { Description, invalidType, invalidValue } from './validate';
 
 type Kind = 'sigmoid' | 'softmax';
 
+/** One prepared loss call: for the CPU addon, or for the CUDA exports. */
 export type LossCall =
   | { target: 'cpu'; image: NativeHostMatrix; text: NativeHostMatrix; options: NativeLossOptions }
-  | {
-      target: 'cuda';
-      addon: NativeCudaAddon;
-      image: NativeMatrix | NativeDeviceMatrix;
-      text: NativeMatrix | NativeDeviceMatrix;
-      options: NativeCudaLossOptions;
-    };
+  | { target: 'cuda'; addon: NativeCudaAddon; image: NativeCudaInput; text: NativeCudaInput; options: NativeCudaLossOptions };
 
 /** A loss result whose gradients are Float32Arrays or DeviceMatrix objects. */
-export interface LossOutput {
-  loss: number;
-  grad?: {
-    image: Float32Array | DeviceMatrix;
-    text: Float32Array | DeviceMatrix;
-    logitScale: number;
-    logitBias?: number;
-  };
-}
+export type LossOutput = NativeLossResult<Float32Array | DeviceMatrix>;
 
 /**
  * Whether image and text are DeviceMatrix objects: both (true) or neither (false); one of
@@ -95,8 +83,8 @@ export function prepareLossCall(kind: Kind, image: unknown, text: unknown, optio
       y.cols,
     );
   }
-  const resolved = resolveLossOptions(kind, options, x, y, inputs);
-  if (resolved.options.imageIds === undefined && x.rows !== y.rows) {
+  const resolved = resolveLossOptions(kind, options, inputs);
+  if (resolved.options.imageIds === undefined && resolved.options.textIds === undefined && x.rows !== y.rows) {
     throw invalidValue(
       'text.rows',
       `${x.rows} (image.rows: without imageIds/textIds, row i of image pairs with row i of text)`,
@@ -143,45 +131,34 @@ export function prepareLossCall(kind: Kind, image: unknown, text: unknown, optio
   };
 }
 
-function wrapGradients(result: {
-  loss: number;
-  grad?: {
-    image: Float32Array | NativeDeviceMatrix;
-    text: Float32Array | NativeDeviceMatrix;
-    logitScale: number;
-    logitBias?: number;
-  };
-}): LossOutput {
+function wrapGradients(result: NativeLossResult<Float32Array | NativeDeviceMatrix>): LossOutput {
   const g = result.grad;
   if (g === undefined) return { loss: result.loss };
-  const wrapOne = (v: Float32Array | NativeDeviceMatrix) => (v instanceof Float32Array ? v : wrapNative(v));
-  const grad: NonNullable<LossOutput['grad']> = {
-    image: wrapOne(g.image),
-    text: wrapOne(g.text),
-    logitScale: g.logitScale,
-  };
+  const grad: NonNullable<LossOutput['grad']> = { image: wrapGradient(g.image), text: wrapGradient(g.text), logitScale: g.logitScale };
   if (g.logitBias !== undefined) grad.logitBias = g.logitBias;
   return { loss: result.loss, grad };
 }
 
-/** Runs a prepared call on the JavaScript thread. */
-export function runLossSync(kind: Kind, call: LossCall, wantGrad: boolean): LossOutput {
-  if (call.target === 'cpu') {
-    const { addon } = loadAddon();
-    const run = kind === 'sigmoid' ? addon.sigmoidLoss : addon.softmaxLoss;
-    return run.call(addon, call.image, call.text, call.options, wantGrad);
-  }
-  const run = kind === 'sigmoid' ? call.addon.cudaSigmoidLoss : call.addon.cudaSoftmaxLoss;
-  return wrapGradients(run.call(call.addon, call.image, call.text, call.options, wantGrad));
-}
-
-/** Runs a prepared call off the JavaScript thread (libuv's pool; the CUDA call synchronises there). */
-export async function runLossAsync(kind: Kind, call: LossCall, wantGrad: boolean): Promise<LossOutput> {
-  if (call.target === 'cpu') {
-    const { addon } = loadAddon();
-    const run = kind === 'sigmoid' ? addon.sigmoidLossAsync : addon.softmaxLossAsync;
-    return run.call(addon, call.image, call.text, call.options, wantGrad);
-  }
-  const run = kind === 'sigmoid' ? call.addon.cudaSigmoidLossAsync : call.addon.cudaSoftmaxLossAsync;
-  return wrapGradients(await run.call(call.addon, call.image, call.text, call.options, wantGrad));
+/**
+ * One loss call, from the caller's arguments to its result: prepared (checked, defaults
+ * filled in), then run on the JavaScript thread (`sync`) or off it, on libuv's pool (a
+ * Promise; the CUDA call synchronises there). Every public loss function is this.
+ */
+export function runLoss(kind: Kind, image: unknown, text: unknown, options: unknown, wantGrad: boolean, sync: true): LossOutput;
+export function runLoss(kind: Kind, image: unknown, text: unknown, options: unknown, wantGrad: boolean, sync: false): Promise<LossOutput>;
+export function runLoss(
+  kind: Kind,
+  image: unknown,
+  text: unknown,
+  options: unknown,
+  wantGrad: boolean,
+  sync: boolean,
+): LossOutput | Promise<LossOutput> {
+  const call = prepareLossCall(kind, image, text, options);
+  const addon = call.target === 'cpu' ? loadAddon().addon : call.addon;
+  const name = `${call.target === 'cpu' ? kind : `cuda${kind === 'sigmoid' ? 'Sigmoid' : 'Softmax'}`}Loss${sync ? '' : 'Async'}`;
+  type Result = NativeLossResult<Float32Array | NativeDeviceMatrix>;
+  const run = (addon as unknown as Record<string, (...args: unknown[]) => Result | Promise<Result>>)[name]!;
+  const result = run.call(addon, call.image, call.text, call.options, wantGrad);
+  return sync ? wrapGradients(result as Result) : (result as Promise<Result>).then(wrapGradients);
 }

@@ -33,15 +33,15 @@ import {
   type SoftmaxMethod,
   type Device,
   type Precision,
-  type SigmoidLossOptions,
-  type SoftmaxLossOptions,
+  type SoftmaxLossWithGrad,
   matrix,
   sigmoidLossSync,
   sigmoidLossWithGradSync,
   softmaxLossSync,
   softmaxLossWithGradSync,
 } from './index';
-import { Description, invalidType, invalidValue, isPlainObject, type SiglipError } from './validate';
+import { checkOptionKeys } from './options';
+import { Description, invalidType, invalidValue, type SiglipError } from './validate';
 
 /**
  * The parts of the TensorFlow.js module the adapter uses. Pass the module itself
@@ -145,15 +145,14 @@ const ARGUMENT_KEYS: Record<string, string> = {
 
 /** The main API's options for this call: the scalars' values, ids as Int32Arrays, the rest as given. */
 function packageOptions(tf: TensorFlow, options: unknown, scalars: { logitScale: number; logitBias?: number }): Record<string, unknown> {
-  if (options === undefined) return { ...scalars };
-  if (!isPlainObject(options)) throw invalidType('options', 'a plain object or undefined', options);
-  for (const key of Object.keys(options)) {
-    const expected = ARGUMENT_KEYS[key];
-    if (expected !== undefined) throw invalidType(`options.${key}`, expected, options[key]);
-  }
-  const resolved: Record<string, unknown> = { ...options, ...scalars };
+  // The main API checks the names of the others.
+  const o = checkOptionKeys(options, [], false, (key, value) => {
+    if (ARGUMENT_KEYS[key] === undefined) return true;
+    throw invalidType(`options.${key}`, ARGUMENT_KEYS[key], value);
+  });
+  const resolved: Record<string, unknown> = { ...o, ...scalars };
   for (const key of ['imageIds', 'textIds'] as const) {
-    if (options[key] !== undefined) resolved[key] = readIds(tf, `options.${key}`, options[key]);
+    if (o[key] !== undefined) resolved[key] = readIds(tf, `options.${key}`, o[key]);
   }
   return resolved;
 }
@@ -182,15 +181,12 @@ interface Prepared {
   options: Record<string, unknown>;
 }
 
-function prepare(
-  kind: Kind,
-  tfArg: unknown,
-  imageArg: unknown,
-  textArg: unknown,
-  scaleArg: unknown,
-  biasArg: unknown,
-  options: unknown,
-): { tf: TensorFlow; inputs: tfc.Tensor[]; read: () => Prepared } {
+/** Checks a loss op's tensors (read() reads their values and checks the options, later). */
+function prepare(kind: Kind, tfArg: unknown, imageArg: unknown, textArg: unknown, scaleArg: unknown, biasArg: unknown, options: unknown): {
+  tf: TensorFlow;
+  inputs: tfc.Tensor[];
+  read: () => Prepared;
+} {
   const tf = checkTf(tfArg);
   const image = checkEmbeddings(tf, 'image', imageArg);
   const text = checkEmbeddings(tf, 'text', textArg);
@@ -216,58 +212,65 @@ function prepare(
   return { tf, inputs, read };
 }
 
-/** Multiplies `values` by `k` in place (the upstream gradient; 1 for a loss minimised directly). */
-function scaleInPlace(values: Float32Array, k: number): Float32Array {
-  if (k !== 1) for (let i = 0; i < values.length; i++) values[i]! *= k;
-  return values;
+/** The main API's synchronous losses this module calls. */
+const LOSSES: Record<Kind, { loss: (x: Matrix, y: Matrix, o: object) => number; withGrad: (x: Matrix, y: Matrix, o: object) => SoftmaxLossWithGrad }> = {
+  sigmoid: { loss: sigmoidLossSync, withGrad: sigmoidLossWithGradSync },
+  softmax: { loss: softmaxLossSync, withGrad: softmaxLossWithGradSync },
+};
+
+/** Gradients as a TensorFlow.js op returns them. */
+interface Grad {
+  image: Float32Array;
+  text: Float32Array;
+  logitScale: number;
+  logitBias?: number;
 }
 
-function runLoss(
-  kind: Kind,
-  tfArg: unknown,
-  imageArg: unknown,
-  textArg: unknown,
-  scaleArg: unknown,
-  biasArg: unknown,
-  options: unknown,
-): tfc.Scalar {
-  const { tf, inputs, read } = prepare(kind, tfArg, imageArg, textArg, scaleArg, biasArg, options);
+/**
+ * The op's result and its gradFunc: the gradients times the upstream gradient dy, as tensors
+ * of `shapes` (image, text). `owned`: the arrays are this call's own (a native call's fresh
+ * arrays, scaled in place and become the tensors' storage on the CPU backend); otherwise
+ * they are scaled as copies (attach() may be called more than once on the ring's arrays).
+ */
+function opResult(tf: TensorFlow, loss: number, grad: Grad, shapes: ReadonlyArray<readonly [number, number]>, owned: boolean) {
+  return {
+    value: tf.scalar(loss, 'float32'),
+    gradFunc: (dy: tfc.Scalar): tfc.Tensor[] => {
+      const k = dy.dataSync()[0]!;
+      const scaled = (g: Float32Array) => {
+        if (k === 1 || !owned) return k === 1 ? g : g.map((v) => v * k);
+        for (let i = 0; i < g.length; i++) g[i]! *= k;
+        return g;
+      };
+      const scalars = grad.logitBias === undefined ? [grad.logitScale] : [grad.logitScale, grad.logitBias];
+      return [
+        tf.tensor2d(scaled(grad.image), [...shapes[0]!], 'float32'),
+        tf.tensor2d(scaled(grad.text), [...shapes[1]!], 'float32'),
+        ...scalars.map((v) => tf.scalar(v * k, 'float32')),
+      ];
+    },
+  };
+}
+
+/** A loss op (kind, tf, image, text, logitScale, logitBias, options: as {@link prepare}). */
+function runLoss(...args: Parameters<typeof prepare>): tfc.Scalar {
+  const kind = args[0];
+  const { tf, inputs, read } = prepare(...args);
   if (!tf.engine().isTapeOn()) {
     // Nobody can ask for gradients of this value: the loss alone.
     const call = read();
-    const loss = withArgumentNames(() =>
-      kind === 'sigmoid'
-        ? sigmoidLossSync(call.image, call.text, call.options as SigmoidLossOptions)
-        : softmaxLossSync(call.image, call.text, call.options as SoftmaxLossOptions),
-    );
+    const loss = withArgumentNames(() => LOSSES[kind].loss(call.image, call.text, call.options));
     nativeCalls.lossOnly++;
     return tf.scalar(loss, 'float32');
   }
   // Checked and read before the op runs, so that a bad argument throws here and not from
   // inside the engine's kernel bookkeeping.
   const call = read();
-  const forward = (): { value: tfc.Scalar; gradFunc: (dy: tfc.Scalar) => tfc.Tensor[] } => {
-    const { loss, grad } = withArgumentNames(() =>
-      kind === 'sigmoid'
-        ? sigmoidLossWithGradSync(call.image, call.text, call.options as SigmoidLossOptions)
-        : softmaxLossWithGradSync(call.image, call.text, call.options as SoftmaxLossOptions),
-    );
+  const forward = () => {
+    const { loss, grad } = withArgumentNames(() => LOSSES[kind].withGrad(call.image, call.text, call.options));
     nativeCalls.withGrad++;
-    const biasGrad = (grad as { logitBias?: number }).logitBias;
-    return {
-      value: tf.scalar(loss, 'float32'),
-      gradFunc: (dy: tfc.Scalar) => {
-        const k = dy.dataSync()[0]!;
-        const grads: tfc.Tensor[] = [
-          // The native call's fresh arrays become the tensors' storage on the CPU backend.
-          tf.tensor2d(scaleInPlace(grad.image, k), [call.image.rows, call.image.cols], 'float32'),
-          tf.tensor2d(scaleInPlace(grad.text, k), [call.text.rows, call.text.cols], 'float32'),
-          tf.scalar(grad.logitScale * k, 'float32'),
-        ];
-        if (biasGrad !== undefined) grads.push(tf.scalar(biasGrad * k, 'float32'));
-        return grads;
-      },
-    };
+    const shapes = [[call.image.rows, call.image.cols], [call.text.rows, call.text.cols]] as const;
+    return opResult(tf, loss, grad, shapes, true);
   };
   return tf.customGrad<tfc.Scalar>(forward)(...inputs);
 }
@@ -457,20 +460,7 @@ export async function ringSigmoidLoss(
       }
       const s = checkScalar(tfm, 'logitScale', scaleArg);
       const b = checkScalar(tfm, 'logitBias', biasArg);
-      const forward = (): { value: tfc.Scalar; gradFunc: (dy: tfc.Scalar) => tfc.Tensor[] } => ({
-        value: tfm.scalar(result.loss, 'float32'),
-        gradFunc: (dy: tfc.Scalar) => {
-          // attach() may be called more than once: scale copies, never the ring's arrays.
-          const k = dy.dataSync()[0]!;
-          const scaled = (g: Float32Array) => (k === 1 ? g : g.map((v) => v * k));
-          return [
-            tfm.tensor2d(scaled(grad.image), [shapes[0][0], shapes[0][1]], 'float32'),
-            tfm.tensor2d(scaled(grad.text), [shapes[1][0], shapes[1][1]], 'float32'),
-            tfm.scalar(grad.logitScale * k, 'float32'),
-            tfm.scalar(grad.logitBias * k, 'float32'),
-          ];
-        },
-      });
+      const forward = () => opResult(tfm, result.loss, grad, [shapes[0] as [number, number], shapes[1] as [number, number]], false);
       return tfm.customGrad<tfc.Scalar>(forward)(x, y, s, b);
     },
   };

@@ -40,12 +40,7 @@ export function invalidType(argument: string, expected: string, value: unknown):
 }
 
 /** A RangeError for a value of the right kind but a bad value; `received` is described if not a string. */
-export function invalidValue(
-  argument: string,
-  expected: string,
-  received: unknown,
-  code: string = ERR_INVALID_ARG_VALUE,
-): RangeError & SiglipError {
+export function invalidValue(argument: string, expected: string, received: unknown, code: string = ERR_INVALID_ARG_VALUE): RangeError & SiglipError {
   return withCode(new RangeError(message(argument, expected, describe(received))), code, argument);
 }
 
@@ -132,11 +127,30 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return proto === Object.prototype || proto === null;
 }
 
-/** An Int32Array (from any realm) that is not detached; `expected` describes it in messages. */
-export function checkInt32Array(argument: string, value: unknown, expected: string): Int32Array {
-  if (!types.isInt32Array(value)) throw invalidType(argument, expected, value);
-  if (isDetachedView(value)) throw invalidType(argument, `${expected}, not detached`, value);
-  return value;
+// util.types, not instanceof: arrays from another realm (vm contexts) count, a Proxy of one does not.
+const TYPED_ARRAYS = {
+  Float32Array: types.isFloat32Array,
+  Int32Array: types.isInt32Array,
+  Uint8Array: types.isUint8Array,
+  Uint16Array: types.isUint16Array,
+};
+type TypedArrayKind = keyof typeof TYPED_ARRAYS;
+type TypedArrayOf<K extends TypedArrayKind> = { Float32Array: Float32Array; Int32Array: Int32Array; Uint8Array: Uint8Array; Uint16Array: Uint16Array }[K];
+
+/**
+ * A typed array of `kind` that is not detached: `expected` describes it in messages,
+ * `live` describes a detached one's expectation.
+ */
+export function checkTypedArray<K extends TypedArrayKind>(
+  argument: string,
+  value: unknown,
+  kind: K,
+  expected = `a ${kind}`,
+  live = `a ${kind} that is not detached (its buffer was transferred)`,
+): TypedArrayOf<K> {
+  if (!TYPED_ARRAYS[kind](value)) throw invalidType(argument, expected, value);
+  if (isDetachedView(value as ArrayBufferView)) throw invalidType(argument, live, value);
+  return value as TypedArrayOf<K>;
 }
 
 /** A positive safe integer (1 ≤ value ≤ 2^53 − 1). */
@@ -154,19 +168,15 @@ export function checkIntegerInRange(argument: string, value: unknown, min: numbe
   return value;
 }
 
-/** A finite number. */
-export function checkFiniteNumber(argument: string, value: unknown): number {
-  if (typeof value !== 'number') throw invalidType(argument, 'a finite number', value);
-  if (!Number.isFinite(value)) throw invalidValue(argument, 'a finite number', value);
-  return value;
+/** A string option, one of `allowed` (`expected` says which in messages); `fallback` where it is undefined. */
+export function checkChoice<T extends string>(argument: string, value: unknown, allowed: readonly T[], expected: string, fallback?: T): T {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'string') throw invalidType(argument, expected, value);
+  if (!(allowed as readonly string[]).includes(value)) throw invalidValue(argument, expected, value);
+  return value as T;
 }
 
 /** A Float32Array (not a Float64Array, Array or other typed array) that is not detached. */
 export function checkFloat32Array(argument: string, value: unknown): Float32Array {
-  // util.types, not instanceof: arrays from another realm (vm contexts) are Float32Arrays too.
-  if (!types.isFloat32Array(value)) throw invalidType(argument, 'a Float32Array', value);
-  if (isDetachedView(value)) {
-    throw invalidType(argument, 'a Float32Array that is not detached (its buffer was transferred)', value);
-  }
-  return value;
+  return checkTypedArray(argument, value, 'Float32Array');
 }

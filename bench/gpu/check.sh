@@ -8,7 +8,7 @@
 #   1. the machine: nvidia-smi, nvcc, cmake, PyTorch; cuBLAS found in PyTorch's wheel (exported
 #      as SIGLIP_CUBLAS_LIBRARY, so the backend's backward GEMMs and the floor both use it)
 #   2. cmake configure + build of siglip_core_check, siglip_cuda_check and siglip_ring_check
-#      (sm_90 only); after the correctness step, bench/gpu/ring_check.sh (the ring on the GPU)
+#      (sm_90 only); after the correctness step, test/gpu/ring_check.sh (the ring on the GPU)
 #   3. siglip_core_check (the CPU core against the float64 reference, seconds)
 #   4. siglip_cuda_check --correctness (every CUDA path and precision against the reference;
 #      the fused sigmoid and chunked softmax on each GEMM path: cuBLAS backward, pipelined and
@@ -234,7 +234,7 @@ if [ -x "$CHECK_BIN" ]; then
   # correctness.log, since only 8 files come back from the machine.
   RING_DIR="$(mktemp -d)"
   run_step "ring on the GPU" "$CORRECT_LOG" "$(slot 75 100)" 1 \
-    env SIGLIP_BUILD_DIR="$BUILD" bash bench/gpu/ring_check.sh "$RING_DIR"
+    env SIGLIP_BUILD_DIR="$BUILD" bash test/gpu/ring_check.sh "$RING_DIR"
   cat "$RING_DIR"/*.log >>"$CORRECT_LOG" 2>/dev/null || true
   rm -rf "$RING_DIR"
 else

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs what the GPU machine needs to run the package's GPU ava tests (bench/gpu/node_tests.sh)
+# Packs what the GPU machine needs to run the package's GPU ava tests (test/gpu/node_tests.sh)
 # into one ignored folder, build-gpu-node/. Runs HERE (a machine with Node.js, the repo's
 # node_modules, nvcc and CMake); the GPU machine has no Node.js and no network.
 #
@@ -37,7 +37,7 @@ ARCH="${SIGLIP_PACK_CUDA_ARCH:-90-real}"
 NODE_SRC="$(readlink -f "${SIGLIP_PACK_NODE:-$(command -v node)}")"
 JOBS="${JOBS:-$(nproc)}"
 # The GPU test files: those with gpuTest(...) cases (test/helpers/gpu.ts). Keep in step with
-# bench/gpu/tsconfig.node-tests.json's "include" (the sources) and with node_tests.sh.
+# test/gpu/tsconfig.node-tests.json's "include" (the sources) and with node_tests.sh.
 TEST_FILES=(test/cuda.test.js test/ring.test.js)
 # A pack over this is refused: the carry limit (64 MiB) also holds the working tree.
 MAX_BYTES=$((45 * 1024 * 1024))
@@ -103,8 +103,8 @@ strip --strip-unneeded -o "$STAGE/build-cuda/Release/siglip_kernels.node" "$ADDO
 ' "$STAGE/build-cuda/Release/siglip_kernels.node" || die "the stripped CUDA addon does not load here"
 
 # ---- 2. lib/ and the GPU test files as CommonJS ----------------------------------------------
-say "compiling lib/ and ${TEST_FILES[*]} (bench/gpu/tsconfig.node-tests.json)"
-node_modules/.bin/tsc -p bench/gpu/tsconfig.node-tests.json --outDir "$STAGE" ||
+say "compiling lib/ and ${TEST_FILES[*]} (test/gpu/tsconfig.node-tests.json)"
+node_modules/.bin/tsc -p test/gpu/tsconfig.node-tests.json --outDir "$STAGE" ||
   die "tsc failed (type errors: the compiled tests would not match the sources)"
 for f in "${TEST_FILES[@]}" lib/index.js lib/loader.js test/helpers/gpu.js; do
   [ -f "$STAGE/$f" ] || die "tsc did not produce $f"
@@ -173,11 +173,11 @@ cat >"$STAGE/package.json" <<'EOF'
 {
   "name": "siglip-kernels-gpu-tests",
   "private": true,
-  "description": "Compiled GPU tests of siglip-kernels, packed by bench/gpu/pack_node.sh for bench/gpu/node_tests.sh"
+  "description": "Compiled GPU tests of siglip-kernels, packed by bench/gpu/pack_node.sh for test/gpu/node_tests.sh"
 }
 EOF
 {
-  echo '// Written by bench/gpu/pack_node.sh: the compiled GPU test files, for bench/gpu/node_tests.sh.'
+  echo '// Written by bench/gpu/pack_node.sh: the compiled GPU test files, for test/gpu/node_tests.sh.'
   echo 'export default {'
   echo "  files: [$(printf "'%s', " "${TEST_FILES[@]}" | sed 's/, $//')],"
   cat <<'EOF'
@@ -241,4 +241,4 @@ ls -l "$DEST" | tail -n +2
 TOTAL="$(du -sb "$DEST" | cut -f1)"
 say "$DEST/: $TOTAL bytes ($(du -sh "$DEST" | cut -f1)); the limit here is $((MAX_BYTES / 1024 / 1024)) MiB"
 ((TOTAL < MAX_BYTES)) || die "$DEST/ is over $((MAX_BYTES / 1024 / 1024)) MiB"
-say "done: carry [\"$DEST\"] and run bash bench/gpu/node_tests.sh OUT_DIR there"
+say "done: carry [\"$DEST\"] and run bash test/gpu/node_tests.sh OUT_DIR there"

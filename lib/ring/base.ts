@@ -8,7 +8,7 @@
  * @packageDocumentation
  */
 import { ERR_SIGLIP_DISPOSED } from '../device_matrix';
-import type { NativeMatrix, NativeRing } from '../native';
+import type { NativeMatrix, NativeRing, NativeRingLossOptions } from '../native';
 import type { LocalRing } from './local';
 import { type LocalRingOptions, type MpiRingOptions, type NcclOverMpiOptions, type NcclRingOptions, type RingKind, disposedRing } from './options';
 import type { RankRing } from './rank';
@@ -35,6 +35,24 @@ function factory<K extends keyof Factories>(name: K): Factories[K] {
 }
 
 type HostInput = NativeMatrix | { data: unknown } | Int32Array;
+
+/** A ring call as the native ring takes it (its inputs checked there). */
+export interface PreparedCall {
+  image: unknown;
+  text: unknown;
+  options: NativeRingLossOptions;
+}
+
+/** `native` once it has connected (an NCCL ring joins its ranks then, off this thread); disposed if it cannot. */
+export async function connected(native: NativeRing): Promise<NativeRing> {
+  try {
+    await native.connect();
+    return native;
+  } catch (error) {
+    native.dispose();
+    throw error;
+  }
+}
 
 /**
  * A copy of the host data of a call's inputs: host matrices and label ids (device matrices as
@@ -266,6 +284,18 @@ export abstract class Ring {
   protected live(): NativeRing {
     if (this.#native === null) throw disposedRing(ERR_SIGLIP_DISPOSED);
     return this.#native;
+  }
+
+  /**
+   * A loss call: `prepare` makes lib/'s checks and the snapshot now (a bad call rejects at
+   * once, or after dispose() with the disposed error), the native call runs in turn.
+   *
+   * @internal
+   */
+  protected sigmoidCall<T>(prepare: () => PreparedCall, wantGrad: boolean): Promise<T> {
+    this.live();
+    const call = prepare();
+    return this.enqueue((native) => native.sigmoidLoss(call.image, call.text, call.options, wantGrad) as Promise<T>);
   }
 
   /**

@@ -5,20 +5,20 @@
  * @internal
  * @packageDocumentation
  */
-import { DeviceMatrix, liveNative, wrapNative } from '../device_matrix';
+import { DeviceMatrix, liveNative, wrapGradient } from '../device_matrix';
 import { loadAddon } from '../loader';
 import { checkMatrix, type Matrix } from '../matrix';
-import type { NativeDeviceMatrix, NativeMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
-import { checkIds, checkOptionKeys, checkThreads, idsGivenTogether } from '../options';
-import { Description, errorWithCode, invalidType, invalidValue } from '../validate';
-import { Ring, registerRingFactories, snapshotOf } from './base';
+import type { NativeDeviceMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
+import { checkIds, checkOptionKeys, checkThreads } from '../options';
+import { checkChoice, errorWithCode, invalidType, invalidValue } from '../validate';
+import { type PreparedCall, Ring, connected, registerRingFactories, snapshotOf } from './base';
 import {
   type LocalRingLossOptions,
   type LocalRingLossWithGrad,
   type LocalRingOptions,
   RING_CALL_KEYS,
   checkRankCount,
-  checkTimeout,
+  ringTimeout,
   gpuCallOptions,
   localDevices,
   sharedOptions,
@@ -28,19 +28,7 @@ import {
 const LOCAL_KEYS = ['ranks', 'device', 'transport', 'threads', 'timeoutMs'];
 const LOCAL_CALL_KEYS = [...RING_CALL_KEYS, 'precision', 'gradients'];
 
-type Shard = NativeMatrix | NativeDeviceMatrix;
 type Result = NativeRingRankResult<Float32Array | NativeDeviceMatrix>;
-
-function checkShardArray(argument: string, value: unknown, ranks: number): unknown[] {
-  const expected = `an Array of ${ranks} Matrix shards (one per rank)`;
-  if (!Array.isArray(value)) throw invalidType(argument, expected, value);
-  if (value.length !== ranks) throw invalidValue(argument, expected, value);
-  return value;
-}
-
-function wrapGradient(value: Float32Array | NativeDeviceMatrix): Float32Array | DeviceMatrix {
-  return value instanceof Float32Array ? value : wrapNative(value);
-}
 
 // Each LocalRing's native handle, for the test seam below only.
 const handles = new WeakMap<LocalRing, NativeRing>();
@@ -133,7 +121,7 @@ export class LocalRing extends Ring {
     textShards: Array<Matrix | DeviceMatrix>,
     options?: LocalRingLossOptions,
   ): Promise<LocalRingLossWithGrad<Float32Array | DeviceMatrix>> {
-    return combine(await this.#run(imageShards, textShards, options, true));
+    return combine(await this.sigmoidCall<Result[]>(() => this.#prepare(imageShards, textShards, options), true));
   }
 
   /**
@@ -154,66 +142,32 @@ export class LocalRing extends Ring {
     textShards: Array<Matrix | DeviceMatrix>,
     options?: LocalRingLossOptions,
   ): Promise<number> {
-    return combine(await this.#run(imageShards, textShards, options, false)).loss;
+    return combine(await this.sigmoidCall<Result[]>(() => this.#prepare(imageShards, textShards, options), false)).loss;
   }
 
-  #run(imageShards: unknown, textShards: unknown, options: unknown, wantGrad: boolean): Promise<Result[]> {
-    this.live();
-    const call = this.#prepare(imageShards, textShards, options);
-    return this.enqueue((native) => native.sigmoidLoss(call.image, call.text, call.options, wantGrad) as Promise<Result[]>);
-  }
-
-  #prepare(imageShards: unknown, textShards: unknown, options: unknown): { image: Shard[]; text: Shard[]; options: NativeRingLossOptions } {
-    const p = this.size;
-    const shardOf = (name: string) => (m: unknown, r: number) =>
-      this.#onGpus && m instanceof DeviceMatrix ? m : checkMatrix(`${name}[${r}]`, m);
-    const images = checkShardArray('imageShards', imageShards, p).map(shardOf('imageShards'));
-    const texts = checkShardArray('textShards', textShards, p).map(shardOf('textShards'));
-    const d = images[0]!.cols;
-    const width = `${d} (imageShards[0].cols: every shard has the same width D)`;
-    images.forEach((m, r) => {
-      if (m.cols !== d) throw invalidValue(`imageShards[${r}].cols`, width, m.cols);
-    });
-    texts.forEach((m, r) => {
-      if (m.cols !== d) throw invalidValue(`textShards[${r}].cols`, width, m.cols);
-    });
+  // What lib/ checks before the call is queued, with the functions plain calls use: the kinds
+  // of the values (each shard a Matrix or, on GPUs, a live DeviceMatrix; ids Int32Arrays) and
+  // the option names, and it takes the snapshot. The counts, widths, row totals, scalars and
+  // direction are the core's checks, made when the call runs.
+  #prepare(imageShards: unknown, textShards: unknown, options: unknown): PreparedCall {
     const o = checkOptionKeys(options, LOCAL_CALL_KEYS);
     const native: NativeRingLossOptions = { ...sharedOptions(o) };
     if (this.#onGpus) {
-      const first = images[0];
-      const inputs = first instanceof DeviceMatrix ? { dtype: first.dtype } : undefined;
-      Object.assign(native, gpuCallOptions(o, inputs));
+      const first = Array.isArray(imageShards) ? imageShards[0] : undefined;
+      Object.assign(native, gpuCallOptions(o, first instanceof DeviceMatrix ? { dtype: first.dtype } : undefined));
     } else {
       native.threads = this.#threads;
       for (const key of ['precision', 'gradients'] as const) {
         if (o[key] !== undefined) throw invalidType(`options.${key}`, 'no value on a CPU ring (it applies to rings of GPUs)', o[key]);
       }
     }
-    if (idsGivenTogether(o['imageIds'], o['textIds'], `an Array of ${p} Int32Arrays`)) {
-      const idArrays = (key: 'imageIds' | 'textIds', shards: Array<Matrix | DeviceMatrix>, name: string) => {
-        const value = o[key];
-        const expected = `an Array of ${p} Int32Arrays (one per rank)`;
-        if (!Array.isArray(value)) throw invalidType(`options.${key}`, expected, value);
-        if (value.length !== p) throw invalidValue(`options.${key}`, expected, value);
-        return value.map((ids, r) => checkIds(`options.${key}[${r}]`, ids, shards[r]!.rows, `${name}[${r}]`));
-      };
-      native.imageIds = snapshotOf(idArrays('imageIds', images, 'imageShards'));
-      native.textIds = snapshotOf(idArrays('textIds', texts, 'textShards'));
-    } else {
-      const n = images.reduce((sum, m) => sum + m.rows, 0);
-      const m = texts.reduce((sum, t) => sum + t.rows, 0);
-      if (n !== m) {
-        throw invalidValue(
-          'textShards',
-          `${n} text rows in all (as many as image rows over all shards: without imageIds/textIds row i of the ` +
-            'global image batch pairs with row i of the global text batch)',
-          new Description(`${m} rows`),
-        );
-      }
-    }
-    const toNative = (name: string) => (m: Matrix | DeviceMatrix, r: number) =>
-      m instanceof DeviceMatrix ? liveNative(m, `${name}[${r}]`) : snapshotOf(m as NativeMatrix);
-    return { image: images.map(toNative('imageShards')), text: texts.map(toNative('textShards')), options: native };
+    const each = <T>(value: unknown, one: (v: unknown, argument: string) => T) =>
+      Array.isArray(value) ? value.map((v: unknown, r) => one(v, `[${r}]`)) : value;
+    const shards = (value: unknown, name: string) =>
+      each(value, (m, r) => (this.#onGpus && m instanceof DeviceMatrix ? liveNative(m, name + r) : snapshotOf(checkMatrix(name + r, m))));
+    native.imageIds = each(o['imageIds'], (ids, r) => snapshotOf(checkIds(`options.imageIds${r}`, ids))) as Int32Array[];
+    native.textIds = each(o['textIds'], (ids, r) => snapshotOf(checkIds(`options.textIds${r}`, ids))) as Int32Array[];
+    return { image: shards(imageShards, 'imageShards'), text: shards(textShards, 'textShards'), options: native };
   }
 }
 
@@ -245,10 +199,8 @@ async function openLocalRing(options: LocalRingOptions): Promise<LocalRing> {
   const o = checkOptionKeys(options, LOCAL_KEYS, true);
   const ranks = checkRankCount('options.ranks', o['ranks']);
   const devices = localDevices(o['device'], ranks);
-  const transport = o['transport'] ?? 'memcpy';
   const transports = "'memcpy' or 'nccl' ('nccl': for GPU ranks on distinct GPUs)";
-  if (typeof transport !== 'string') throw invalidType('options.transport', transports, transport);
-  if (transport !== 'memcpy' && transport !== 'nccl') throw invalidValue('options.transport', transports, transport);
+  const transport = checkChoice('options.transport', o['transport'] ?? 'memcpy', ['memcpy', 'nccl'], transports);
   if (transport === 'nccl') {
     if (devices === undefined) throw invalidValue('options.transport', `'memcpy' for a CPU ring (${transports})`, transport);
     if (new Set(devices).size !== devices.length) {
@@ -256,15 +208,9 @@ async function openLocalRing(options: LocalRingOptions): Promise<LocalRing> {
     }
   }
   const threads = o['threads'] === undefined ? threadsPerRank(ranks) : checkThreads('options.threads', o['threads']);
-  const timeoutMs = checkTimeout(o['timeoutMs']);
+  const timeoutMs = ringTimeout(o['timeoutMs']);
   const { addon } = loadAddon();
-  const native = new addon.LocalRingHandle({ ranks, timeoutMs, ...(devices && { devices, transport }) });
-  try {
-    await native.connect(); // an NCCL ring joins its ranks here (ncclCommInitAll, off this thread)
-  } catch (error) {
-    native.dispose();
-    throw error;
-  }
+  const native = await connected(new addon.LocalRingHandle({ ranks, timeoutMs, ...(devices && { devices, transport }) }));
   return new LocalRing(native, threads, devices !== undefined);
 }
 

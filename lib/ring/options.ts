@@ -6,7 +6,7 @@
  * @internal
  * @packageDocumentation
  */
-import { type CudaDevice, isCudaDeviceName, resolveCudaOrdinal } from '../cuda';
+import { type CudaDevice, checkCudaDevice } from '../cuda';
 import type { DType, DeviceMatrix } from '../device_matrix';
 import { DEFAULT_RING_TIMEOUT_MS, MAX_RING_RANKS, limits } from '../limits';
 import type { NativeRingLossOptions } from '../native';
@@ -17,9 +17,10 @@ import {
   type Precision,
   checkGradients,
   checkPrecision,
+  coreChecked,
   defaultThreads,
 } from '../options';
-import { checkFiniteNumber, checkIntegerInRange, errorWithCode, invalidType, invalidValue, type SiglipError } from '../validate';
+import { checkIntegerInRange, errorWithCode, invalidValue, type SiglipError } from '../validate';
 
 export { DEFAULT_RING_TIMEOUT_MS, MAX_RING_RANKS };
 
@@ -226,27 +227,23 @@ export interface RankRingLossWithGrad<G extends Float32Array | DeviceMatrix = Fl
 /** The keys every ring call takes; each kind adds its own. */
 export const RING_CALL_KEYS = ['logitScale', 'logitBias', 'direction', 'imageIds', 'textIds'] as const;
 
-/** options.timeoutMs of a ring, with its default (the limits of csrc/core/limits.h). */
-export function checkTimeout(value: unknown): number {
-  return value === undefined ? DEFAULT_RING_TIMEOUT_MS : checkIntegerInRange('options.timeoutMs', value, 1, limits().maxRingTimeoutMs);
+/** options.timeoutMs of a ring, with its default; its range is the core's check. */
+export function ringTimeout(value: unknown): number {
+  return coreChecked(value, limits().defaultRingTimeoutMs);
 }
 
-/** A ring's option `name` that counts ranks (ranks, size): 1 to the core's limit. */
+/** A ring's option `name` that counts ranks (ranks, size): 1 to the core's limit (lib/ needs it before the core sees it). */
 export function checkRankCount(argument: string, value: unknown): number {
   return checkIntegerInRange(argument, value, 1, limits().maxRingRanks);
 }
 
-/**
- * The options every rank passes alike: the scalars (their ranges are the core's check, in
- * the addon) and the direction.
- */
+/** The options every rank passes alike, with their defaults: their types and ranges are the core's checks. */
 export function sharedOptions(o: Record<string, unknown>): Pick<NativeRingLossOptions, 'logitScale' | 'logitBias' | 'direction'> {
-  const logitScale = o['logitScale'] === undefined ? DEFAULT_SIGMOID_LOGIT_SCALE : checkFiniteNumber('options.logitScale', o['logitScale']);
-  const logitBias = o['logitBias'] === undefined ? DEFAULT_SIGMOID_LOGIT_BIAS : checkFiniteNumber('options.logitBias', o['logitBias']);
-  const direction = o['direction'] ?? 'one-way';
-  if (typeof direction !== 'string') throw invalidType('options.direction', "'one-way' or 'two-way'", direction);
-  if (direction !== 'one-way' && direction !== 'two-way') throw invalidValue('options.direction', "'one-way' or 'two-way'", direction);
-  return { logitScale, logitBias, direction };
+  return {
+    logitScale: coreChecked(o['logitScale'], DEFAULT_SIGMOID_LOGIT_SCALE),
+    logitBias: coreChecked(o['logitBias'], DEFAULT_SIGMOID_LOGIT_BIAS),
+    direction: coreChecked(o['direction'], 'one-way'),
+  };
 }
 
 /**
@@ -267,11 +264,7 @@ export function localDevices(device: unknown, ranks: number): number[] | undefin
   if (device === undefined || device === 'cpu') return undefined;
   const expected = `'cpu', 'cuda', 'cuda:N' or an Array of ${ranks} of 'cuda' / 'cuda:N' (one per rank)`;
   const advice = "Use device 'cpu' (the default).";
-  const one = (value: unknown, argument: string): number => {
-    if (typeof value !== 'string') throw invalidType(argument, expected, value);
-    if (!isCudaDeviceName(value)) throw invalidValue(argument, expected, value);
-    return resolveCudaOrdinal(argument, value, 0, advice);
-  };
+  const one = (value: unknown, argument: string) => checkCudaDevice(argument, value, expected, advice).ordinal;
   if (Array.isArray(device)) {
     if (device.length !== ranks) throw invalidValue('options.device', expected, device);
     return device.map((d, r) => one(d, `options.device[${r}]`));

@@ -6,18 +6,16 @@
  * @internal
  * @packageDocumentation
  */
-import { types } from 'node:util';
 
-import { type CudaDevice, cudaAddon, isCudaDeviceName, resolveCudaOrdinal } from '../cuda';
-import { DeviceMatrix, liveNative, wrapNative } from '../device_matrix';
+import { type CudaDevice, checkCudaDevice, cudaAddon } from '../cuda';
+import { DeviceMatrix, liveNative, wrapGradient } from '../device_matrix';
 import { loadAddon } from '../loader';
 import { checkMatrix, type Matrix } from '../matrix';
-import type { NativeDeviceMatrix, NativeMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
-import { checkIds, checkOptionKeys, checkThreads, idsGivenTogether } from '../options';
+import type { NativeDeviceMatrix, NativeRing, NativeRingLossOptions, NativeRingRankResult } from '../native';
+import { checkIds, checkOptionKeys, checkThreads } from '../options';
 import { bothOnDevice, checkSameDtype } from '../request';
-import { Description, checkIntegerInRange, errorWithCode, invalidType, invalidValue, isDetachedView, typedArrayMemory } from '../validate';
-import { limits } from '../limits';
-import { Ring, registerRingFactories, snapshotOf } from './base';
+import { checkIntegerInRange, checkTypedArray, errorWithCode, invalidType, typedArrayMemory } from '../validate';
+import { type PreparedCall, Ring, connected, registerRingFactories, snapshotOf } from './base';
 import {
   ERR_SIGLIP_NO_MPI,
   ERR_SIGLIP_RING_FAILED,
@@ -28,7 +26,7 @@ import {
   type RankRingLossOptions,
   type RankRingLossWithGrad,
   checkRankCount,
-  checkTimeout,
+  ringTimeout,
   defaultLocalDevice,
   gpuCallOptions,
   mpiRanksHere,
@@ -46,10 +44,6 @@ const NCCL_CALL_KEYS = [...RING_CALL_KEYS, 'precision', 'gradients'];
 const ID_MESSAGE_BYTES = 1 + 128 + 512;
 
 type Result = NativeRingRankResult<Float32Array | NativeDeviceMatrix>;
-
-function wrapGradient(value: Float32Array | NativeDeviceMatrix): Float32Array | DeviceMatrix {
-  return value instanceof Float32Array ? value : wrapNative(value);
-}
 
 /**
  * This process's rank of a ring with one rank per process: an MPI ring ({@link Ring.mpi}, CPU)
@@ -116,7 +110,7 @@ export class RankRing extends Ring {
     text: Matrix | DeviceMatrix,
     options?: RankRingLossOptions,
   ): Promise<RankRingLossWithGrad<Float32Array | DeviceMatrix>> {
-    const result = await this.#run(image, text, options, true);
+    const result = await this.sigmoidCall<Result>(() => this.#prepare(image, text, options), true);
     const g = result.grad!;
     return {
       loss: result.loss,
@@ -140,7 +134,7 @@ export class RankRing extends Ring {
    * ```
    */
   async sigmoidLoss(image: Matrix | DeviceMatrix, text: Matrix | DeviceMatrix, options?: RankRingLossOptions): Promise<number> {
-    return (await this.#run(image, text, options, false)).loss;
+    return (await this.sigmoidCall<Result>(() => this.#prepare(image, text, options), false)).loss;
   }
 
   /**
@@ -166,53 +160,36 @@ export class RankRing extends Ring {
    */
   async allGather(bytes: Uint8Array): Promise<Uint8Array[]> {
     this.live();
-    if (!types.isUint8Array(bytes) || isDetachedView(bytes)) throw invalidType('bytes', 'a Uint8Array that is not detached', bytes);
-    const { buffer, byteOffset, length } = typedArrayMemory(bytes);
-    const most = limits().maxAllGatherBytes;
-    if (length > most) throw invalidValue('bytes', `at most 1 MiB (${most} bytes)`, new Description(`${length} bytes`));
+    const expected = 'a Uint8Array that is not detached';
+    const { buffer, byteOffset, length } = typedArrayMemory(checkTypedArray('bytes', bytes, 'Uint8Array', expected, expected)); // its size: the core's check
     const copy = new Uint8Array(buffer, byteOffset, length).slice();
     const all = await this.enqueue((native) => native.allGather(copy));
     return Array.from({ length: this.size }, (_, r) => all.slice(r * copy.length, (r + 1) * copy.length));
   }
 
-  #run(image: unknown, text: unknown, options: unknown, wantGrad: boolean): Promise<Result> {
-    this.live();
-    const call = this.#prepare(image, text, options);
-    return this.enqueue((native) => native.sigmoidLoss(call.image, call.text, call.options, wantGrad) as Promise<Result>);
-  }
-
-  #prepare(image: unknown, text: unknown, options: unknown): { image: NativeMatrix | NativeDeviceMatrix; text: NativeMatrix | NativeDeviceMatrix; options: NativeRingLossOptions } {
+  // As LocalRing's: kinds, option names and the snapshot here, before the call is queued; the
+  // rest is the core's, when the call runs.
+  #prepare(image: unknown, text: unknown, options: unknown): PreparedCall {
     const nccl = this.kind === 'nccl';
     const o = checkOptionKeys(options, nccl ? NCCL_CALL_KEYS : MPI_CALL_KEYS);
-    let x: Matrix | DeviceMatrix;
-    let y: Matrix | DeviceMatrix;
-    const onDevice = nccl && bothOnDevice(image, text);
-    if (onDevice) {
-      x = image as DeviceMatrix;
-      y = text as DeviceMatrix;
-      liveNative(x, 'image');
-      liveNative(y, 'text');
+    const native: NativeRingLossOptions = { ...sharedOptions(o) };
+    let inputs: [unknown, unknown];
+    if (nccl && bothOnDevice(image, text)) {
+      const [x, y] = [image as DeviceMatrix, text as DeviceMatrix];
+      inputs = [liveNative(x, 'image'), liveNative(y, 'text')];
       checkSameDtype(x, y);
+      Object.assign(native, gpuCallOptions(o, { dtype: x.dtype }));
     } else {
       if (Array.isArray(image)) {
         throw invalidType('image', `one Matrix, this rank's shard (a ${this.kind} ring has one rank per process)`, image);
       }
-      x = checkMatrix('image', image);
-      y = checkMatrix('text', text);
+      inputs = [snapshotOf(checkMatrix('image', image)), snapshotOf(checkMatrix('text', text))];
+      if (nccl) Object.assign(native, gpuCallOptions(o, undefined));
+      else native.threads = this.#threads;
     }
-    if (y.cols !== x.cols) throw invalidValue('text.cols', `${x.cols} (image.cols: the same width D)`, y.cols);
-    const native: NativeRingLossOptions = { ...sharedOptions(o) };
-    if (idsGivenTogether(o['imageIds'], o['textIds'], 'an Int32Array')) {
-      native.imageIds = snapshotOf(checkIds('options.imageIds', o['imageIds'], x.rows, 'image'));
-      native.textIds = snapshotOf(checkIds('options.textIds', o['textIds'], y.rows, 'text'));
-    }
-    if (nccl) {
-      Object.assign(native, gpuCallOptions(o, x instanceof DeviceMatrix ? { dtype: x.dtype } : undefined));
-    } else {
-      native.threads = this.#threads;
-    }
-    const toNative = (m: Matrix | DeviceMatrix, name: string) => (m instanceof DeviceMatrix ? liveNative(m, name) : snapshotOf(m as NativeMatrix));
-    return { image: toNative(x, 'image'), text: toNative(y, 'text'), options: native };
+    native.imageIds = snapshotOf(checkIds('options.imageIds', o['imageIds']));
+    native.textIds = snapshotOf(checkIds('options.textIds', o['textIds']));
+    return { image: inputs[0], text: inputs[1], options: native };
   }
 }
 
@@ -229,7 +206,7 @@ function finalizeMpiAtExit(): void {
 async function openMpiRing(options?: MpiRingOptions): Promise<RankRing> {
   const o = checkOptionKeys(options, MPI_KEYS);
   const threads = o['threads'] === undefined ? threadsPerRank(mpiRanksHere()) : checkThreads('options.threads', o['threads']);
-  const timeoutMs = checkTimeout(o['timeoutMs']);
+  const timeoutMs = ringTimeout(o['timeoutMs']);
   const { addon } = loadAddon();
   const MpiRingHandle = addon.MpiRingHandle;
   if (MpiRingHandle === undefined) {
@@ -250,35 +227,18 @@ async function openNcclRing(options: NcclRingOptions): Promise<RankRing> {
   const size = checkRankCount('options.size', o['size']);
   const rank = checkIntegerInRange('options.rank', o['rank'], 0, size - 1);
   const idExpected = 'a Uint8Array of 128 bytes (from Ring.ncclUniqueId() on one rank)';
-  const id = o['id'];
-  // util.types, not instanceof: a Proxy of a Uint8Array passes instanceof, then fails on
-  // every access with a bare TypeError.
-  if (!types.isUint8Array(id)) throw invalidType('options.id', idExpected, id);
-  if (isDetachedView(id)) throw invalidType('options.id', idExpected, id);
-  if (typedArrayMemory(id).length !== 128) throw invalidValue('options.id', idExpected, id);
-  const device = o['device'];
-  const deviceExpected = "'cuda' or 'cuda:N' (the GPU of this rank)";
-  if (typeof device !== 'string') throw invalidType('options.device', deviceExpected, device);
-  if (!isCudaDeviceName(device)) throw invalidValue('options.device', deviceExpected, device);
-  const timeoutMs = checkTimeout(o['timeoutMs']);
+  const id = checkTypedArray('options.id', o['id'], 'Uint8Array', idExpected, idExpected); // its length: the core's check
   const advice = 'NCCL rings need the CUDA build of siglip-kernels and a GPU per rank.';
-  const ordinal = resolveCudaOrdinal('options.device', device, 0, advice);
-  cudaAddon(`options.device is '${device}'`, advice, 'options.device');
+  const { ordinal } = checkCudaDevice('options.device', o['device'], "'cuda' or 'cuda:N' (the GPU of this rank)", advice);
+  const timeoutMs = ringTimeout(o['timeoutMs']);
   const NcclRingHandle = loadAddon().addon.NcclRingHandle;
   if (NcclRingHandle === undefined) throw errorWithCode('This build of siglip-kernels has no NCCL transport', 'ERR_SIGLIP_NO_NCCL');
-  const native = new NcclRingHandle({ rank, size, id, device: ordinal, timeoutMs });
-  try {
-    await native.connect();
-  } catch (error) {
-    native.dispose();
-    throw error;
-  }
-  return new RankRing(native, 1);
+  return new RankRing(await connected(new NcclRingHandle({ rank, size, id, device: ordinal, timeoutMs })), 1);
 }
 
 async function openNcclOverMpi(options?: NcclOverMpiOptions): Promise<RankRing> {
   const o = checkOptionKeys(options, NCCL_OVER_MPI_KEYS);
-  const timeoutMs = checkTimeout(o['timeoutMs']);
+  const timeoutMs = ringTimeout(o['timeoutMs']);
   const device = o['device'] ?? defaultLocalDevice();
   const mpi = await openMpiRing({ timeoutMs, threads: 1 });
   try {

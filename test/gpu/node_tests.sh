@@ -2,7 +2,7 @@
 # The package's GPU ava tests on the GPU machine (no Node.js, no network), from the repository
 # root, with what bench/gpu/pack_node.sh packed here into build-gpu-node/ (carried):
 #
-#     bash bench/gpu/node_tests.sh OUT_DIR [ava arguments...]   # OUT_DIR: default $OUT, else bench/gpu/results
+#     bash test/gpu/node_tests.sh OUT_DIR [ava arguments...]   # OUT_DIR: default $OUT, else bench/gpu/results
 #
 # Unpacks node and the package root (compiled lib/ and tests, the sm_90 CUDA addon at
 # build-cuda/Release/, node_modules/) into a temporary folder, then runs ava on the compiled GPU

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ring on a GPU machine, in one command from the repository root (no network needed):
 #
-#     bash bench/gpu/ring_check.sh [OUTDIR]     # default OUTDIR: $OUT if set, else bench/gpu/results
+#     bash test/gpu/ring_check.sh [OUTDIR]     # default OUTDIR: $OUT if set, else bench/gpu/results
 #
 #   1. siglip_ring_check from the CMake build in $SIGLIP_BUILD_DIR (default build-gpu): an
 #      existing build is only brought up to date for that target (nothing to do when
