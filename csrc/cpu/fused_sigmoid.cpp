@@ -39,8 +39,8 @@ namespace {
 // Y_jᵀ, Y_j, G and Gᵀ, and multiplies.
 //
 // Y's column blocks are packed once per call (PackedText, gemm.h; the bf16 engine likewise),
-// within kPrepackTextLimit bytes: at N = 8192, D = 768 bf16's 25 MB, while float32's 50 MB
-// packs per tile as before.
+// within kPrepackTextLimit bytes (64 MiB: float32 up to N = 10900 at D = 768, bf16 up to
+// twice that); above it, per tile.
 
 struct Fp32Engine {
   using Workspace = GemmWorkspace;
