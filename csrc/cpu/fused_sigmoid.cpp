@@ -16,6 +16,8 @@
 // The scalar sums are kept per row block (added in j order) and summed in i order.
 // Together: the same bits for any number of threads. (Step 4 of a tile is deferred past
 // steps 1-3 of the next one, so a wait has a tile of slack: see the loop.)
+// Small batches get shorter row blocks (fusedRowTile): a function of N, never of the thread
+// count, so that few row blocks still split evenly over the workers.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -141,6 +143,21 @@ struct Bf16Engine {
   }
 };
 
+// The row-block height for N image rows. With fewer than 8 blocks of kTileRows, the last
+// block's share decides the time: N = 512 is 192 + 192 + 128 rows, so on two workers one
+// does 320 rows while the other idles after 192 (80 % of the machine). There the rows are cut
+// into a multiple of 4 blocks instead (4 of 132 at N = 512), each a multiple of the
+// micro-kernel's MR and at least kMinBlockRows. Depends on N and the kernel set only, so the
+// bits stay the same for any thread count; larger batches keep kTileRows.
+int64_t fusedRowTile(const KernelSet& ks, int64_t n) {
+  constexpr int64_t kMinBlockRows = 48;
+  const int64_t blocks = (n + kTileRows - 1) / kTileRows;
+  if (blocks >= 8) return kTileRows;
+  const int64_t evenBlocks = std::min<int64_t>((blocks + 3) / 4 * 4, std::max<int64_t>(1, n / kMinBlockRows));
+  const int64_t rows = (n + evenBlocks - 1) / evenBlocks;
+  return std::min<int64_t>(kTileRows, (rows + ks.mr - 1) / ks.mr * ks.mr);
+}
+
 template <class Engine>
 PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const SigmoidBlock& req, float* dImage,
                           float* dText) {
@@ -148,7 +165,8 @@ PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const SigmoidBloc
   const double temperature = req.temperature;
   const bool wantGrad = dImage != nullptr;
   const GradientOutputs grads{dImage, dText};
-  const int64_t rowBlocks = (n + kTileRows - 1) / kTileRows;
+  const int64_t rowTile = fusedRowTile(ks, n);
+  const int64_t rowBlocks = (n + rowTile - 1) / rowTile;
   const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
   const int workers = int(std::max<int64_t>(1, std::min<int64_t>(req.threads, rowBlocks)));
 
@@ -185,8 +203,8 @@ PairSums fusedSigmoidLoop(const KernelSet& ks, Engine& engine, const SigmoidBloc
   ThreadPool::shared().run(workers, [&](int w) {
     Worker& me = *state[size_t(w)];
     for (int64_t ib; (ib = nextRowBlock.fetch_add(1)) < rowBlocks;) {
-      const int64_t i0 = ib * kTileRows;
-      const int64_t rows = std::min(kTileRows, n - i0);
+      const int64_t i0 = ib * rowTile;
+      const int64_t rows = std::min(rowTile, n - i0);
       const typename Engine::Operand imageAsA = engine.packImageA(i0, rows, me.imageAsA.data());
       typename Engine::Operand imageAsB{};
       if (wantGrad) imageAsB = engine.packImageB(i0, rows, me.imageAsB.data());
