@@ -31,7 +31,7 @@ export interface BackendInfo {
   hardwareThreads: number;
   /** The thread count calls use when `threads` is not given. */
   defaultThreads: number;
-  /** The fused kernel's tile: rows of X × rows of Y per tile (fixed; independent of thread count). */
+  /** The fused kernel's tile: rows of X × rows of Y per tile (never chosen by thread count; batches under 8 tiles of rows use shorter row blocks, cut evenly). */
   tile: {
     /** Image rows per tile. */
     rows: number;

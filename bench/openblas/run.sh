@@ -15,7 +15,8 @@
 # "own detection", so it runs OPENBLAS_CORETYPE=Haswell instead, for the AVX2 figure.
 #
 # --bf16 also times cblas_sbgemm (bfloat16 inputs, float32 sums and out) per shape: the floor
-# for the package's bf16 path (siglip_core_bench --bf16).
+# for the package's bf16 path (siglip_core_bench --bf16). Debian's OpenBLAS lacks it, so a third
+# block runs an OpenBLAS built with BUILD_BFLOAT16 by build_bf16.sh, where one is built.
 #
 # A bench helper only: nothing in the package links OpenBLAS.
 set -euo pipefail
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     --threads) threads="$2"; shift 2 ;;
     --repeats) repeats="$2"; shift 2 ;;
     --bf16) bf16=(--bf16); shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) shapes+=("$1"); shift ;;
   esac
 done
@@ -78,4 +79,19 @@ else
   echo
   echo "== OPENBLAS_CORETYPE=Haswell (forces the AVX2 kernel; the environment did not set it)"
   OPENBLAS_CORETYPE=Haswell "$here/build/sgemm_rate" "${args[@]}"
+fi
+
+# --bf16: Debian's OpenBLAS has no cblas_sbgemm, so the bf16 floor comes from an OpenBLAS built
+# with BUILD_BFLOAT16 (bench/openblas/build_bf16.sh; SIGLIP_OPENBLAS_BF16 names another build's
+# libopenblas.so.0), run as a block of its own: both its sgemm and its sbgemm.
+if [ ${#bf16[@]} -gt 0 ]; then
+  lib="${SIGLIP_OPENBLAS_BF16:-${SIGLIP_CACHE_DIR:-$HOME/.cache/siglip-kernels}/openblas-bf16/COOPERLAKE/libopenblas.so.0}"
+  echo
+  if [ -f "$lib" ]; then
+    echo "== OpenBLAS built with BUILD_BFLOAT16 ($lib)"
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+      "$here/build/sgemm_rate" "${args[@]}"
+  else
+    echo "(no OpenBLAS with cblas_sbgemm at $lib: bench/openblas/build_bf16.sh builds one)"
+  fi
 fi

@@ -43,7 +43,7 @@ struct CpuInfo {
   std::string simd;         // kernel set in use: "avx512", "avx2" or "generic"
   std::string simdReason;   // why that one (detected features, or SIGLIP_SIMD override)
   int hardwareThreads = 1;  // std::thread::hardware_concurrency(), at least 1
-  int tileRows = 0;         // fused tile shape, fixed (independent of thread count)
+  int tileRows = 0;         // fused tile shape (rows: the most; small N uses fewer), never from the thread count
   int tileCols = 0;
   std::string bf16;         // the bf16 kernel: "avx512_bf16" (vdpbf16ps) or "convert"
   std::string bf16Reason;   // why that one

@@ -16,6 +16,8 @@
 // The scalar sums are kept per row block (added in j order) and summed in i order.
 // Together: the same bits for any number of threads. (Step 4 of a tile is deferred past
 // steps 1-3 of the next one, so a wait has a tile of slack: see the loop.)
+// Small batches get shorter row blocks (fusedRowTile): a function of N, never of the thread
+// count, so that few row blocks still split evenly over the workers.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -40,8 +42,8 @@ namespace {
 // Y_jᵀ, Y_j, G and Gᵀ, and multiplies.
 //
 // Y's column blocks are packed once per call (PackedText, gemm.h; the bf16 engine likewise),
-// within kPrepackTextLimit bytes: at N = 8192, D = 768 bf16's 25 MB, while float32's 50 MB
-// packs per tile as before.
+// within kPrepackTextLimit bytes (64 MiB: float32 up to N = 10900 at D = 768, bf16 up to
+// twice that); above it, per tile.
 
 struct Fp32Engine {
   using Workspace = GemmWorkspace;
@@ -54,6 +56,7 @@ struct Fp32Engine {
   Fp32Engine(const KernelSet& k, const float* xs, const float* ys, int64_t dd, int64_t m, bool wantGrad)
       : ks(k), x(xs), d(dd), text_(k, ys, m, dd, kTileCols, wantGrad) {}
   Workspace workspace() const { return GemmWorkspace(ks); }
+  int64_t rowQuantum() const { return ks.mr; }
   int64_t imageSizeA() const { return packedSizeA(ks, kTileRows, d); }
   int64_t imageSizeB() const { return packedSizeB(ks, kTileRows, d); }
   void prepareText(int threads, bool) { text_.packAll(threads); }
@@ -110,6 +113,7 @@ struct Bf16Engine {
       for (int64_t jb = w; jb < colBlocks; jb += packers) packBlock(jb, std::min(kTileCols, m - jb * kTileCols), wantGrad);
     });
   }
+  int64_t rowQuantum() const { return kn.mr; }
   int64_t imageSizeA() const { return bf16PackedSizeA(kn, kTileRows, d); }
   int64_t imageSizeB() const { return bf16PackedSizeB(kn, kTileRows, d); }
   void packBlock(int64_t jb, int64_t cols, bool wantGrad) {
@@ -142,13 +146,29 @@ struct Bf16Engine {
   }
 };
 
+// The row-block height for N image rows. With fewer than 8 blocks of kTileRows, the last
+// block's share decides the time: N = 512 is 192 + 192 + 128 rows, so on two workers one
+// does 320 rows while the other idles after 192 (80 % of the machine). There the rows are cut
+// into a multiple of 4 blocks instead (4 of 132 at N = 512), each a multiple of the
+// micro-kernel's MR (`quantum`) and at least kMinBlockRows. Depends on N and the kernel only,
+// so the bits stay the same for any thread count; larger batches keep kTileRows.
+int64_t fusedRowTile(int64_t n, int64_t quantum) {
+  constexpr int64_t kMinBlockRows = 48;
+  const int64_t blocks = (n + kTileRows - 1) / kTileRows;
+  if (blocks >= 8) return kTileRows;
+  const int64_t evenBlocks = std::min<int64_t>((blocks + 3) / 4 * 4, std::max<int64_t>(1, n / kMinBlockRows));
+  const int64_t rows = (n + evenBlocks - 1) / evenBlocks;
+  return std::min<int64_t>(kTileRows, (rows + quantum - 1) / quantum * quantum);
+}
+
 template <class Engine>
 PairSums fusedSigmoidLoop(const EpilogueSet& ep, Engine& engine, const PairBlock& req) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   const double temperature = req.temperature;
   const bool wantGrad = req.wantsGradients();
   const GradientOutputs grads{req.dImage, req.dText};
-  const int64_t rowBlocks = (n + kTileRows - 1) / kTileRows;
+  const int64_t rowTile = fusedRowTile(n, engine.rowQuantum());
+  const int64_t rowBlocks = (n + rowTile - 1) / rowTile;
   const int64_t colBlocks = (m + kTileCols - 1) / kTileCols;
   const int workers = int(std::max<int64_t>(1, std::min<int64_t>(req.threads, rowBlocks)));
 
@@ -185,8 +205,8 @@ PairSums fusedSigmoidLoop(const EpilogueSet& ep, Engine& engine, const PairBlock
   ThreadPool::shared().run(workers, [&](int w) {
     Worker& me = *state[size_t(w)];
     for (int64_t ib; (ib = nextRowBlock.fetch_add(1)) < rowBlocks;) {
-      const int64_t i0 = ib * kTileRows;
-      const int64_t rows = std::min(kTileRows, n - i0);
+      const int64_t i0 = ib * rowTile;
+      const int64_t rows = std::min(rowTile, n - i0);
       const typename Engine::Operand imageAsA = engine.packImageA(i0, rows, me.imageAsA.data());
       typename Engine::Operand imageAsB{};
       if (wantGrad) imageAsB = engine.packImageB(i0, rows, me.imageAsB.data());

@@ -37,10 +37,12 @@ void packWholeB(const KernelSet& kernels, StridedView b, int64_t k, int64_t n, f
 // `rowsToo`, Y_j as the B of G·Y_j (K = the block's rows). The tile loops otherwise pack them
 // again for every tile (N/192 times per call). Packing is an exact copy with the blocking the
 // GEMMs use anyway, so results are the same bits packed or not; it is skipped (operands fall
-// back to strided views, packed per GEMM call) above prepackTextLimit() bytes, or always under
-// SIGLIP_PREPACK=off (for the checks).
+// back to strided views, packed per GEMM call) above kPrepackTextLimit bytes, or always under
+// SIGLIP_PREPACK=off (for the checks). 64 MiB holds both float32 layouts up to M·D ≈ 8.4 M
+// (N = 8192 at D = 768: 48 MiB, 4 % faster there than packing per tile; bench/NOTES.md), bf16's
+// up to twice that; the copy is bounded, so memory stays flat as the batch grows.
 bool prepackTextAllowed(int64_t bytes);
-constexpr int64_t kPrepackTextLimit = int64_t(32) << 20;
+constexpr int64_t kPrepackTextLimit = int64_t(64) << 20;
 
 class PackedText {
  public:
