@@ -1,6 +1,6 @@
 // Reading the GPU check's JSON into report rows, leniently (bench/NOTES.md, "GPU rows").
 //
-// The GPU timing tools (csrc/tools/cuda_check_timing.cpp `--timing --json`,
+// The GPU timing tools (test/native/cuda_check_timing.cpp `--timing --json`,
 // bench/gpu/torch_peer.py `--json`) write `{ device, d, cases: [{ case, pass, n, d, dtype, status, ms, peak_extra_mb, … }] }`.
 // Other spellings are accepted too, so a hand-made or future file merges without a converter:
 // the rows may be the top-level array or under `cases`, `rows` or `results`; the method under

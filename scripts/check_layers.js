@@ -12,7 +12,7 @@ const path = require('node:path');
 
 // csrc/<folder> → the csrc folders it may include (its own always). Nothing below includes
 // upward: core is the contract, the backends (cpu, cuda) and the ring sit on it, the addon
-// and the tools sit on all of them.
+// and the C++ checks (test/native) sit on all of them.
 const ALLOWED = {
   platform: [], // the dynamic-library helper (dlopen, library search): below all, no siglip header
   core: [],
@@ -20,7 +20,9 @@ const ALLOWED = {
   cuda: ['core', 'platform'],
   ring: ['core', 'platform'],
   addon: ['core', 'cpu', 'cuda', 'ring', 'platform'],
-  tools: ['core', 'cpu', 'cuda', 'ring', 'platform'],
+  // Outside csrc/: the C++ checks (test/native) and the C++ bench (bench/native).
+  'test/native': ['core', 'cpu', 'cuda', 'ring', 'platform'],
+  'bench/native': ['core', 'cpu'],
 };
 
 // Edges that break the rule, each allowed here by name with a reason next to it. None today:
@@ -53,9 +55,16 @@ function walk(dir, root, out = []) {
   return out;
 }
 
+// A C++ file's layer: the csrc/ folder it is in, or the folder of the checks or the bench.
+function layerOf(file) {
+  return file.startsWith('csrc/') ? file.split('/')[1] : file.split('/').slice(0, 2).join('/');
+}
+const layerName = (layer) => (layer.includes('/') ? layer : `csrc/${layer}`);
+
 function checkCsrc(root, problems, edges) {
-  for (const file of walk(path.join(root, 'csrc'), root).filter((f) => /\.(h|hpp|cpp|cu|cuh)$/.test(f))) {
-    const layer = file.split('/')[1];
+  const files = ['csrc', 'test/native', 'bench/native'].flatMap((dir) => walk(path.join(root, dir), root));
+  for (const file of files.filter((f) => /\.(h|hpp|cpp|cu|cuh)$/.test(f))) {
+    const layer = layerOf(file);
     const lines = fs.readFileSync(path.join(root, file), 'utf8').split('\n');
     lines.forEach((line, i) => {
       const where = `${file}:${i + 1}`;
@@ -75,9 +84,9 @@ function checkCsrc(root, problems, edges) {
       if (to === layer) return;
       edges.set(`${layer} -> ${to}`, (edges.get(`${layer} -> ${to}`) ?? 0) + 1);
       if (!(layer in ALLOWED)) {
-        problems.push(`${where}: csrc/${layer} is no layer of docs/ARCHITECTURE.md (add it to ALLOWED)`);
+        problems.push(`${where}: ${layerName(layer)} is no layer of docs/ARCHITECTURE.md (add it to ALLOWED)`);
       } else if (!ALLOWED[layer].includes(to) && !KNOWN_WRONG.has(`${file} -> ${target}`)) {
-        problems.push(`${where}: csrc/${layer} includes ${target} (csrc/${layer} may include ${ALLOWED[layer].map((l) => `csrc/${l}`).join(', ') || 'nothing outside itself'})`);
+        problems.push(`${where}: ${layerName(layer)} includes ${target} (${layerName(layer)} may include ${ALLOWED[layer].map(layerName).join(', ') || 'nothing outside itself'})`);
       }
     });
   }

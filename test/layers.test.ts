@@ -26,6 +26,8 @@ test('a forbidden edge fails the check, naming the file and line', (t) => {
     write('csrc/ring/ring.cpp', '#include <napi.h>\n'); // N-API outside the addon
     write('lib/index.ts', "export { x } from '../test/helpers/x';\n"); // lib → test
     write('lib/ring/base.ts', "import { LocalRing } from './local';\n"); // the cycle
+    write('csrc/addon/convert.h', '#pragma once\n');
+    write('test/native/x_check.cpp', '#include "core/errors.h"\n#include "addon/convert.h"\n'); // checks → addon
     const run = spawnSync(process.execPath, [script, root], { encoding: 'utf8' });
     t.is(run.status, 1);
     t.regex(run.stderr, /csrc\/core\/validate\.cpp:2: csrc\/core includes csrc\/cpu\/gemm\.h/);
@@ -33,7 +35,9 @@ test('a forbidden edge fails the check, naming the file and line', (t) => {
     t.regex(run.stderr, /lib\/index\.ts:1: lib\/ imports test\/helpers\/x/);
     t.regex(run.stderr, /lib\/ring\/base\.ts:1: .* at run time/);
     t.notRegex(run.stderr, /csrc\/cpu\/gemm\.h:/, 'cpu → core is allowed');
-    t.regex(run.stderr, /4 forbidden edge\(s\)/);
+    t.regex(run.stderr, /test\/native\/x_check\.cpp:2: test\/native includes csrc\/addon\/convert\.h/);
+    t.notRegex(run.stderr, /x_check\.cpp:1:/, 'the checks may include the core');
+    t.regex(run.stderr, /5 forbidden edge\(s\)/);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

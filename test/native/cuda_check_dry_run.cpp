@@ -1,5 +1,5 @@
 // siglip_cuda_check --reference-only: the CPU half of --correctness, no GPU needed.
-#include "tools/cuda_check.h"
+#include "cuda_check.h"
 
 namespace siglip::cuda_check {
 

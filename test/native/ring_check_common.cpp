@@ -9,7 +9,7 @@
 
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_block_backend.h"
-#include "tools/ring_check.h"
+#include "ring_check.h"
 
 namespace siglip::ring_check {
 

@@ -1,5 +1,5 @@
 // siglip_cuda_check --correctness: the bad requests (each must throw siglip::Error, no crash).
-#include "tools/cuda_check.h"
+#include "cuda_check.h"
 
 namespace siglip::cuda_check {
 

@@ -63,7 +63,7 @@
 //            [--json FILE]
 // Exit status: 0 every check passed; 1 a check failed or a step threw; 2 no usable CUDA
 // device (the reason is printed); 3 bad command line.
-#include "tools/cuda_check.h"
+#include "cuda_check.h"
 
 using namespace siglip;
 using namespace siglip::cuda_check;

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "core/errors.h"
-#include "tools/check_support.h"
+#include "check_support.h"
 #include "core/loss_request.h"
 #include "core/reference.h"
 #include "core/sigmoid_math.h"

@@ -12,7 +12,7 @@
 
 #include "core/limits.h"
 #include "ring/local_transport.h"
-#include "tools/ring_check.h"
+#include "ring_check.h"
 #if defined(SIGLIP_WITH_MPI)
 #include "ring/mpi/mpi_transport.h"
 #endif

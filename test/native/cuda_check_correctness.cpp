@@ -1,6 +1,6 @@
 // siglip_cuda_check --correctness: the cases, their float64 references, each path run
 // against them, and the ring's unit on one workspace across calls.
-#include "tools/cuda_check.h"
+#include "cuda_check.h"
 
 namespace siglip::cuda_check {
 

@@ -1,5 +1,5 @@
 // siglip_cuda_check: small utilities, the precisions and GEMM paths checked, the counters.
-#include "tools/cuda_check.h"
+#include "cuda_check.h"
 
 namespace siglip::cuda_check {
 

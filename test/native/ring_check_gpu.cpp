@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "tools/ring_check.h"
+#include "ring_check.h"
 #if defined(SIGLIP_WITH_CUDA)
 #include "core/errors.h"
 #include "core/limits.h"

@@ -1,5 +1,5 @@
 // siglip_cuda_check --timing: the cuBLAS floor and every path timed; a table, and JSON.
-#include "tools/cuda_check.h"
+#include "cuda_check.h"
 
 namespace siglip::cuda_check {
 

@@ -1,5 +1,5 @@
 // siglip_cuda_check: the cuBLAS loader's failure paths and this process's GEMM paths (host code).
-#include "tools/cuda_check.h"
+#include "cuda_check.h"
 
 namespace siglip::cuda_check {
 

@@ -4,7 +4,7 @@
 // inputs (the addon's messages, now the backend's); cuda::makeShardResident (a ring rank's
 // host shard on its GPU) and its scan. Labels start with "host-loss".
 #include "cuda/host_loss.h"
-#include "tools/cuda_check.h"
+#include "cuda_check.h"
 
 namespace siglip::cuda_check {
 namespace {
