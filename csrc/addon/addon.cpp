@@ -35,7 +35,7 @@ namespace {
 Napi::Value lossSync(const Napi::CallbackInfo& info, LossKind kind) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
-    const LossCall call = readLossCall(info, kind, InputUse::Borrow);
+    const CpuLossCall call = readCpuLossCall(info, kind, InputUse::Borrow);
     const GradientArrays grads = allocateGradients(env, call);
     const LossResult result = runCpuLoss(kind, call, grads.outputs());
     return lossResultToJs(env, kind, result, grads.image, grads.text);
@@ -45,7 +45,7 @@ Napi::Value lossSync(const Napi::CallbackInfo& info, LossKind kind) {
 Napi::Value lossAsync(const Napi::CallbackInfo& info, LossKind kind) {
   Napi::Env env = info.Env();
   return withJsErrors(env, [&]() -> Napi::Value {
-    LossCall call = readLossCall(info, kind, InputUse::Copy);
+    CpuLossCall call = readCpuLossCall(info, kind, InputUse::Copy);
     call.inputs.persist();
     const GradientArrays grads = allocateGradients(env, call);
     return queuePromise(

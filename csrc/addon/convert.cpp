@@ -171,9 +171,9 @@ Method readMethod(Napi::Object options, LossKind kind, MethodBackend backend) {
   return parseMethod(kind, backend, method.As<Napi::String>().Utf8Value(), describeValue(method));
 }
 
-LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use) {
+CpuLossCall readCpuLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use) {
   Napi::Env env = info.Env();
-  LossCall call(use);
+  CpuLossCall call(use);
   call.request.image = readMatrix(info[0], "image", call.inputs, &call.bits.image);
   call.request.text = readMatrix(info[1], "text", call.inputs, &call.bits.text);
   const MatrixView& image = call.request.image;
@@ -220,7 +220,7 @@ LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse us
   return call;
 }
 
-LossResult runCpuLoss(LossKind kind, const LossCall& call, GradientOutputs grads) {
+LossResult runCpuLoss(LossKind kind, const CpuLossCall& call, GradientOutputs grads) {
   if (call.precision == cpu::Precision::BF16) return cpu::sigmoidLossBf16(call.request, call.bits, grads);
   return kind == LossKind::Sigmoid ? cpu::sigmoidLoss(call.request, grads) : cpu::softmaxLoss(call.request, grads);
 }
@@ -284,7 +284,7 @@ Napi::Float32Array allocateFloat32Array(Napi::Env env, int64_t length, const std
   }
 }
 
-GradientArrays allocateGradients(Napi::Env env, const LossCall& call) {
+GradientArrays allocateGradients(Napi::Env env, const CpuLossCall& call) {
   if (!call.wantGrad) return {};
   const LossRequest& r = call.request;
   return allocateGradients(env, r.image.rows * r.image.cols, r.text.rows * r.text.cols);

@@ -71,8 +71,8 @@ MatrixView readMatrix(Napi::Value value, const std::string& name, HostInputs& in
 
 // One loss call's arguments: (image, text, options, wantGrad). The request points into
 // `inputs` (copies for an asynchronous call, the caller's arrays for a synchronous one).
-struct LossCall {
-  explicit LossCall(InputUse use) : inputs(use) {}
+struct CpuLossCall {
+  explicit CpuLossCall(InputUse use) : inputs(use) {}
   LossRequest request;
   bool wantGrad = false;
   HostInputs inputs;
@@ -81,9 +81,9 @@ struct LossCall {
   cpu::Precision precision = cpu::Precision::FP32;
   cpu::Bf16Inputs bits;
 };
-LossCall readLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use);
+CpuLossCall readCpuLossCall(const Napi::CallbackInfo& info, LossKind kind, InputUse use);
 // The CPU loss the call asks for (float32 or bf16); any thread.
-LossResult runCpuLoss(LossKind kind, const LossCall& call, GradientOutputs grads);
+LossResult runCpuLoss(LossKind kind, const CpuLossCall& call, GradientOutputs grads);
 
 // Gradient outputs, allocated on the JS thread (N×D and M×D), or empty when not wanted.
 struct GradientArrays {
@@ -91,7 +91,7 @@ struct GradientArrays {
   Napi::Float32Array text;
   GradientOutputs outputs() const;
 };
-GradientArrays allocateGradients(Napi::Env env, const LossCall& call);
+GradientArrays allocateGradients(Napi::Env env, const CpuLossCall& call);
 // `imageElements` and `textElements` zeros; `rank` names them in an out-of-memory error ("" for none).
 GradientArrays allocateGradients(Napi::Env env, int64_t imageElements, int64_t textElements, const std::string& rank = "");
 

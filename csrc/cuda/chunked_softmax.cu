@@ -77,7 +77,7 @@ double crossEntropySum(const std::vector<LineStats>& lines, double t, LineGradSt
 }
 
 template <class T>
-LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, CudaGradientOutputs grads) {
+LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, GradientOutputs grads) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   if (n <= 0 || m <= 0 || d <= 0)  // validation refuses these; never launch on them
     throw Error(ErrorKind::Internal, "image", "cuda::softmaxLoss (chunked): empty matrices");
@@ -204,7 +204,7 @@ LossResult chunkedSoftmax(const CudaLossRequest& req, const DeviceIds& ids, Cuda
 
 }  // namespace
 
-LossResult chunkedSoftmaxLossCuda(const CudaLossRequest& request, const DeviceIds& ids, CudaGradientOutputs grads) {
+LossResult chunkedSoftmaxLossCuda(const CudaLossRequest& request, const DeviceIds& ids, GradientOutputs grads) {
   return dispatchDType(request.image.dtype, [&](auto tag) { return chunkedSoftmax<decltype(tag)>(request, ids, grads); });
 }
 

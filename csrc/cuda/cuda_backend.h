@@ -94,24 +94,20 @@ struct CudaLossRequest {
   Precision precision = Precision::TF32;
 };
 
-// Gradients as float32 device arrays (N×D and M×D) on the request's device; null = forward only.
-struct CudaGradientOutputs {
-  float* image = nullptr;
-  float* text = nullptr;
-  bool wanted() const { return image != nullptr; }
-};
+// Gradients (core's GradientOutputs) are float32 device arrays (N×D and M×D) on the request's
+// device here; null = forward only.
 
 // Validates (sizes, dtypes, devices, non-finite values — scanned on the GPU) and computes.
 // Synchronous: returns when the GPU has finished. Deterministic: same bits on every run.
 // Sigmoid: Method::Fused, Method::Naive or Method::Simple (sigmoidLossSimple).
-LossResult sigmoidLoss(const CudaLossRequest& request, CudaGradientOutputs grads);
+LossResult sigmoidLoss(const CudaLossRequest& request, GradientOutputs grads);
 // Softmax: Method::Chunked (two tiled passes, O(N + M) statistics, never N×M;
 // chunked_softmax.cu) or Method::Naive (materialises the N×M similarities; the baseline).
-LossResult softmaxLoss(const CudaLossRequest& request, CudaGradientOutputs grads);
+LossResult softmaxLoss(const CudaLossRequest& request, GradientOutputs grads);
 
 // The simple, obviously correct kernels (one thread per row, then one per column; no tiles,
 // no tensor cores, float32 FMA): the GPU's own reference for the fast kernels.
-LossResult sigmoidLossSimple(const CudaLossRequest& request, CudaGradientOutputs grads);
+LossResult sigmoidLossSimple(const CudaLossRequest& request, GradientOutputs grads);
 
 // ---- which kernels run the GEMMs (gemm_paths.cu) ----------------------------------------
 // X·Yᵀ (GEMM1) of the fused sigmoid runs on this package's tile GEMM, whose epilogue computes

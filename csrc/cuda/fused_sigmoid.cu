@@ -236,9 +236,9 @@ PairSums sigmoidBlock(const PairBlock& block, CUstream_st* stream, SigmoidBlockW
                        [&](auto tag) { return blockedSigmoid<decltype(tag)>(block, stream, ws); });
 }
 
-LossResult naiveSigmoidLossCuda(const CudaLossRequest& request, const DeviceIds& ids, CudaGradientOutputs grads);
+LossResult naiveSigmoidLossCuda(const CudaLossRequest& request, const DeviceIds& ids, GradientOutputs grads);
 
-LossResult sigmoidLoss(const CudaLossRequest& request, CudaGradientOutputs grads) {
+LossResult sigmoidLoss(const CudaLossRequest& request, GradientOutputs grads) {
   if (request.method == Method::Simple) return sigmoidLossSimple(request, grads);  // validates itself
   validateCudaRequest(LossKind::Sigmoid, request, grads);
   const DeviceIds ids = uploadIds(request);

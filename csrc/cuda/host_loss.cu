@@ -94,7 +94,7 @@ HostLossResult lossFromHost(const HostLossRequest& r) {
   request.precision = r.precision;
 
   HostLossResult out;
-  CudaGradientOutputs grads;
+  GradientOutputs grads;
   if (r.wantGrad) {
     out.gradImage = float32Matrix(r.device, image.rows, image.cols);
     out.gradText = float32Matrix(r.device, text.rows, text.cols);

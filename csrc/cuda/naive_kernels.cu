@@ -29,7 +29,7 @@ __global__ void applyEpilogueKernel(const float* s, int64_t rows, int64_t cols, 
 // ∂X = alpha·G·Y and ∂Y = alpha·Gᵀ·X over the whole N×M matrix G (a cuBLAS handle, if one
 // runs them, is released on return, which waits for the stream).
 template <class T>
-void backwardGemms(const CudaLossRequest& req, const T* g, float alpha, CudaGradientOutputs grads, cudaStream_t stream) {
+void backwardGemms(const CudaLossRequest& req, const T* g, float alpha, GradientOutputs grads, cudaStream_t stream) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   const T* x = static_cast<const T*>(req.image.data);
   const T* y = static_cast<const T*>(req.text.data);
@@ -49,7 +49,7 @@ DeviceBuffer materialiseSimilarities(const CudaLossRequest& req, cudaStream_t st
 }
 
 template <class T>
-LossResult naiveSigmoid(const CudaLossRequest& req, const DeviceIds& ids, CudaGradientOutputs grads) {
+LossResult naiveSigmoid(const CudaLossRequest& req, const DeviceIds& ids, GradientOutputs grads) {
   const int64_t n = req.image.rows, m = req.text.rows;
   const double temperature = std::exp(req.logitScale);
   DeviceGuard guard(req.image.device);
@@ -176,7 +176,7 @@ __global__ void softmaxGradientKernel(const float* s, SoftmaxGradParams p, T* g,
 }
 
 template <class T>
-LossResult naiveSoftmax(const CudaLossRequest& req, const DeviceIds& ids, CudaGradientOutputs grads) {
+LossResult naiveSoftmax(const CudaLossRequest& req, const DeviceIds& ids, GradientOutputs grads) {
   const int64_t n = req.image.rows, m = req.text.rows;
   const int device = req.image.device;
   const float t = float(std::exp(req.logitScale));
@@ -240,14 +240,14 @@ LossResult naiveSoftmax(const CudaLossRequest& req, const DeviceIds& ids, CudaGr
 
 }  // namespace
 
-LossResult naiveSigmoidLossCuda(const CudaLossRequest& request, const DeviceIds& ids, CudaGradientOutputs grads) {
+LossResult naiveSigmoidLossCuda(const CudaLossRequest& request, const DeviceIds& ids, GradientOutputs grads) {
   return dispatchDType(request.image.dtype, [&](auto tag) { return naiveSigmoid<decltype(tag)>(request, ids, grads); });
 }
 
-LossResult chunkedSoftmaxLossCuda(const CudaLossRequest& request, const DeviceIds& ids, CudaGradientOutputs grads);
+LossResult chunkedSoftmaxLossCuda(const CudaLossRequest& request, const DeviceIds& ids, GradientOutputs grads);
 
 // Method::Chunked runs chunked_softmax.cu, Method::Naive the baseline above.
-LossResult softmaxLoss(const CudaLossRequest& request, CudaGradientOutputs grads) {
+LossResult softmaxLoss(const CudaLossRequest& request, GradientOutputs grads) {
   validateCudaRequest(LossKind::Softmax, request, grads);
   const DeviceIds ids = uploadIds(request);
   if (request.method == Method::Chunked) return chunkedSoftmaxLossCuda(request, ids, grads);

@@ -56,7 +56,7 @@ __global__ void simpleTextRowKernel(const T* x, const T* y, SimpleParams p, floa
 }
 
 template <class T>
-LossResult simpleSigmoid(const CudaLossRequest& req, const DeviceIds& ids, CudaGradientOutputs grads) {
+LossResult simpleSigmoid(const CudaLossRequest& req, const DeviceIds& ids, GradientOutputs grads) {
   const int64_t n = req.image.rows, m = req.text.rows, d = req.image.cols;
   const double temperature = std::exp(req.logitScale);
   DeviceGuard guard(req.image.device);
@@ -86,7 +86,7 @@ LossResult simpleSigmoid(const CudaLossRequest& req, const DeviceIds& ids, CudaG
 
 }  // namespace
 
-LossResult sigmoidLossSimple(const CudaLossRequest& request, CudaGradientOutputs grads) {
+LossResult sigmoidLossSimple(const CudaLossRequest& request, GradientOutputs grads) {
   validateCudaRequest(LossKind::Sigmoid, request, grads);
   const DeviceIds ids = uploadIds(request);
   return dispatchDType(request.image.dtype, [&](auto tag) { return simpleSigmoid<decltype(tag)>(request, ids, grads); });

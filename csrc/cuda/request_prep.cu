@@ -53,7 +53,7 @@ Stream::~Stream() {
 }
 void Stream::synchronize() { SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-void validateCudaRequest(LossKind kind, const CudaLossRequest& req, const CudaGradientOutputs& grads) {
+void validateCudaRequest(LossKind kind, const CudaLossRequest& req, const GradientOutputs& grads) {
   requireDevice(req.image.device);
   // Shapes, ids and options by the same rules (and messages) as the CPU; data lives on the
   // GPU, so the finite-value scan is done there instead.

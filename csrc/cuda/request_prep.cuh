@@ -6,7 +6,7 @@
 
 namespace siglip::cuda {
 
-void validateCudaRequest(LossKind kind, const CudaLossRequest& request, const CudaGradientOutputs& grads);
+void validateCudaRequest(LossKind kind, const CudaLossRequest& request, const GradientOutputs& grads);
 
 struct DeviceIds {
   DeviceBuffer buffer;

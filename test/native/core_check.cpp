@@ -103,9 +103,9 @@ struct Output {
 constexpr size_t kCanary = 64;
 constexpr float kCanaryValue = -12345.f;
 
-using LossCall = std::function<LossResult(const LossRequest&, GradientOutputs)>;
+using LossFunction = std::function<LossResult(const LossRequest&, GradientOutputs)>;
 
-Output runCall(const LossRequest& r, bool withGrads, const LossCall& call) {
+Output runCall(const LossRequest& r, bool withGrads, const LossFunction& call) {
   Output out;
   GradientOutputs grads;
   const size_t nx = size_t(r.image.rows * r.image.cols), ny = size_t(r.text.rows * r.text.cols);
@@ -268,8 +268,8 @@ void checkBf16Case(const Case& c, const Data& data) {
   bool ok = true;
   char buffer[512];
   try {
-    const LossCall fromFloats = [](const LossRequest& q, GradientOutputs g) { return cpu::sigmoidLossBf16(q, {}, g); };
-    const LossCall fromBits = [&](const LossRequest& q, GradientOutputs g) {
+    const LossFunction fromFloats = [](const LossRequest& q, GradientOutputs g) { return cpu::sigmoidLossBf16(q, {}, g); };
+    const LossFunction fromBits = [&](const LossRequest& q, GradientOutputs g) {
       LossRequest shapes = q;
       shapes.image.data = nullptr;  // the bits are the inputs; the views give the shapes
       shapes.text.data = nullptr;

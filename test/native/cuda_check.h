@@ -206,7 +206,7 @@ std::vector<Run> runsFor(LossKind kind);
 std::vector<Rounding> roundingsFor(LossKind kind);
 DeviceGrads makeDeviceGrads(size_t count);
 bool readDeviceGrads(const DeviceGrads& g, std::vector<float>& out);
-LossResult callPath(Path path, sc::CudaLossRequest req, sc::CudaGradientOutputs grads);
+LossResult callPath(Path path, sc::CudaLossRequest req, siglip::GradientOutputs grads);
 sc::CudaLossRequest makeCudaRequest(const Case& c, const Data& data, const DeviceInputs& in, const Config& cfg);
 Output runOnDevice(Path path, const sc::CudaLossRequest& req, bool withGrads);
 bool sameBits(const Output& a, const Output& b);

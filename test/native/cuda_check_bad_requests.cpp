@@ -95,7 +95,7 @@ void checkBadRequests() {
        }},
       {"only one gradient output", {ErrorKind::Internal}, "grads",
        [&] {
-         sc::CudaGradientOutputs g;
+         siglip::GradientOutputs g;
          g.image = static_cast<float*>(gradX.data());
          sc::sigmoidLoss(request(dx, dy, sc::DType::Float32), g);
        }},

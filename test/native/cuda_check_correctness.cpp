@@ -202,7 +202,7 @@ bool readDeviceGrads(const DeviceGrads& g, std::vector<float>& out) {
   return true;
 }
 
-LossResult callPath(Path path, sc::CudaLossRequest req, sc::CudaGradientOutputs grads) {
+LossResult callPath(Path path, sc::CudaLossRequest req, siglip::GradientOutputs grads) {
   switch (path) {
     case Path::Fused: req.method = Method::Fused; return sc::sigmoidLoss(req, grads);
     case Path::Naive: req.method = Method::Naive; return sc::sigmoidLoss(req, grads);
@@ -227,7 +227,7 @@ Output runOnDevice(Path path, const sc::CudaLossRequest& req, bool withGrads) {
   Output out;
   const size_t nx = size_t(req.image.rows * req.image.cols), ny = size_t(req.text.rows * req.text.cols);
   DeviceGrads gx, gy;
-  sc::CudaGradientOutputs grads;
+  siglip::GradientOutputs grads;
   if (withGrads) {
     gx = makeDeviceGrads(nx);
     gy = makeDeviceGrads(ny);

@@ -191,7 +191,7 @@ void warmUpCublasHandles() {
   sc::CudaLossRequest req;
   req.image = {x.data(), kRows, kCols, sc::DType::Float32, 0};
   req.text = req.image;
-  const sc::CudaGradientOutputs grads{static_cast<float*>(gx.data()), static_cast<float*>(gy.data())};
+  const siglip::GradientOutputs grads{static_cast<float*>(gx.data()), static_cast<float*>(gy.data())};
   if (cublasLoads()) {
     sc::setGemmSelection(kCublasGemm1Overlap.selection);
     sc::sigmoidLoss(req, grads);
@@ -307,7 +307,7 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
       req.logitScale = std::log(10.0);
       req.logitBias = -10;
       req.precision = cfg->precision;
-      const sc::CudaGradientOutputs grads{static_cast<float*>(gx.data()), static_cast<float*>(gy.data())};
+      const siglip::GradientOutputs grads{static_cast<float*>(gx.data()), static_cast<float*>(gy.data())};
 
       // The fused loss on each GEMM path: the default (backward GEMMs on cuBLAS when it loads),
       // GEMM1 on cuBLAS too (then the epilogue pass; in the default pieces and in 4096² ones),
@@ -322,7 +322,7 @@ int timing(TimingContext& tc, const std::vector<int64_t>& ns, int64_t d, const s
         TimingRow r = row(name, pass);
         r.note = note;
         sc::setGemmSelection(gemm.selection);
-        const sc::CudaGradientOutputs out = pass == "fwd" ? sc::CudaGradientOutputs{} : grads;
+        const siglip::GradientOutputs out = pass == "fwd" ? siglip::GradientOutputs{} : grads;
         timeCase(tc, r, [&] { return sc::sigmoidLoss(req, out).loss; });
         sc::setGemmSelection(kDefaultGemm.selection);
       };
