@@ -38,7 +38,7 @@ NODE_SRC="$(readlink -f "${SIGLIP_PACK_NODE:-$(command -v node)}")"
 JOBS="${JOBS:-$(nproc)}"
 # The GPU test files: those with gpuTest(...) cases (test/helpers/gpu.ts). Keep in step with
 # test/gpu/tsconfig.node-tests.json's "include" (the sources) and with node_tests.sh.
-TEST_FILES=(test/cuda.test.js test/ring.test.js)
+TEST_FILES=(test/cuda.test.js test/cuda-device.test.js test/ring.test.js)
 # A pack over this is refused: the carry limit (64 MiB) also holds the working tree.
 MAX_BYTES=$((45 * 1024 * 1024))
 T0=$SECONDS

@@ -8,8 +8,8 @@
 # build-cuda/Release/, node_modules/) into a temporary folder, then runs ava on the compiled GPU
 # test files under SIGLIP_REQUIRE_CUDA=1, so a GPU test that cannot run (no GPU answered, the
 # addon failed to load) FAILS instead of being skipped. The files (TEST_FILES in pack_node.sh):
-#   test/cuda.test.js  gpuTest cases: both losses against the float64 reference on the GPU,
-#                      DeviceMatrix, memory counters, device errors
+#   test/cuda.test.js  gpuTest cases: both losses against the float64 reference on the GPU
+#   test/cuda-device.test.js  gpuTest cases: DeviceMatrix, memory counters, device errors
 #   test/ring.test.js  gpuTest case: Ring.nccl with one rank (needs libnccl.so.2: PyTorch's
 #                      nvidia-nccl wheel, found below); its other tests are CPU rings
 # (errors.test.ts has noGpuTest cases only, which skip on a GPU; loader.test.ts needs tsx.)

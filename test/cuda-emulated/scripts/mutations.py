@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Deliberate bugs for the CUDA emulation (docs/CUDA_EMULATION.md, "What it catches").
 
-Copies csrc/, CMakeLists.txt and test/cuda-emulated/ to a scratch tree (build-emu-mutants/,
+Copies csrc/, CMakeLists.txt, test/cuda-emulated/ and test/native/ to a scratch tree (build-emu-mutants/,
 never the working tree), then for each mutation: patches one file there, rebuilds the emulated
 siglip_cuda_check, runs it on a small case, and records whether the run failed and the first
 line that says why (an emulator report or a FAIL line). Prints a Markdown table; exits 1 if a
@@ -121,6 +121,8 @@ def copy_tree():
     shutil.copytree(os.path.join(ROOT, "csrc"), os.path.join(SRC, "csrc"))
     shutil.copy(os.path.join(ROOT, "CMakeLists.txt"), SRC)
     shutil.copytree(os.path.join(ROOT, "test", "cuda-emulated"), os.path.join(SRC, "test", "cuda-emulated"))
+    # The checks the emulated executables are built from (siglip_cuda_check, siglip_ring_check).
+    shutil.copytree(os.path.join(ROOT, "test", "native"), os.path.join(SRC, "test", "native"))
 
 
 def why(output):

@@ -1,6 +1,6 @@
 // GCC's -fsanitize=thread instrumentation, without libtsan: the kernel translation units are
 // compiled with it so that every load and store they make calls one of these functions, which
-// hand the access to the emulation's checks (runtime.cpp: shared-memory races and bounds,
+// hand the access to the emulation's checks (memory.cpp: shared-memory races and bounds,
 // device-memory bounds). Atomics are performed as asked (there is one OS thread).
 #include <cstddef>
 #include <cstdint>

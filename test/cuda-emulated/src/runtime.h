@@ -1,4 +1,4 @@
-// Internal interface of the CUDA emulation's runtime (runtime.cpp) for hooks.cpp.
+// Internal interface of the CUDA emulation's runtime (runtime.cpp, memory.cpp) for hooks.cpp.
 #pragma once
 #include <cstddef>
 #include <cstdint>

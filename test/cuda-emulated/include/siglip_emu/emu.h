@@ -2,7 +2,7 @@
 //
 // csrc/cuda's .cu files compile as C++ against this header (the include directory next to
 // it stands in for cuda_runtime.h, cuda_bf16.h, cuda_fp16.h, mma.h and math_constants.h) and
-// run on src/runtime.cpp: every CUDA thread is a fiber, a block's fibers run in a seeded
+// run on src/ (runtime.cpp lists its files): every CUDA thread is a fiber, a block's fibers run in a seeded
 // random order and switch only at __syncthreads, warp collectives (shuffles, __syncwarp,
 // wmma::mma_sync) and the end of the kernel. Memory accesses of the kernel translation units
 // reach the runtime through GCC's -fsanitize=thread instrumentation (src/hooks.cpp implements

@@ -1,4 +1,4 @@
-// The CUDA runtime API subset the package uses, emulated (src/runtime.cpp). Device memory is
+// The CUDA runtime API subset the package uses, emulated (src/cuda_api.cpp). Device memory is
 // host memory in a reserved arena; streams keep queues that run at synchronisation points.
 #pragma once
 #include <cstddef>
