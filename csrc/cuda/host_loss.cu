@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../core/loss_request.h"
+#include "request_prep.cuh"
 
 namespace siglip::cuda {
 namespace {
@@ -54,16 +55,8 @@ HostOrDeviceInput HostOrDeviceInput::fromHost(const float* data, int64_t rows, i
 void checkHostLoss(const HostLossRequest& r) {
   const SharedMatrix& x = r.image.matrix;
   const SharedMatrix& y = r.text.matrix;
-  LossRequest shape;
-  shape.image = MatrixView{shapeData(r.image), x.rows, x.cols};
-  shape.text = MatrixView{shapeData(r.text), y.rows, y.cols};
-  shape.imageIds = r.imageIds;
-  shape.textIds = r.textIds;
-  shape.logitScale = r.logitScale;
-  shape.logitBias = r.logitBias;
-  shape.method = r.method;
-  shape.threads = 1;
-  validateLossRequest(r.kind, shape, DataScan::Skip);
+  validateShapes(r.kind, MatrixView{shapeData(r.image), x.rows, x.cols}, MatrixView{shapeData(r.text), y.rows, y.cols},
+                 r.imageIds, r.textIds, r.logitScale, r.logitBias, r.method);
   if (y.dtype != x.dtype) {
     throw invalidArgument(ErrorKind::Type, "text", std::string("a matrix of the dtype of image (") + dtypeName(x.dtype) + ")",
                           std::string("one of dtype ") + dtypeName(y.dtype));

@@ -53,20 +53,27 @@ Stream::~Stream() {
 }
 void Stream::synchronize() { SIGLIP_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
+void validateShapes(LossKind kind, MatrixView image, MatrixView text, const int32_t* imageIds, const int32_t* textIds,
+                    double logitScale, double logitBias, Method method) {
+  LossRequest shape;
+  shape.image = image;
+  shape.text = text;
+  shape.imageIds = imageIds;
+  shape.textIds = textIds;
+  shape.logitScale = logitScale;
+  shape.logitBias = logitBias;
+  shape.method = method;
+  shape.threads = 1;
+  validateLossRequest(kind, shape, DataScan::Skip);
+}
+
 void validateCudaRequest(LossKind kind, const CudaLossRequest& req, const GradientOutputs& grads) {
   requireDevice(req.image.device);
   // Shapes, ids and options by the same rules (and messages) as the CPU; data lives on the
   // GPU, so the finite-value scan is done there instead.
-  LossRequest shape;
-  shape.image = MatrixView{static_cast<const float*>(req.image.data), req.image.rows, req.image.cols};
-  shape.text = MatrixView{static_cast<const float*>(req.text.data), req.text.rows, req.text.cols};
-  shape.imageIds = req.imageIds;
-  shape.textIds = req.textIds;
-  shape.logitScale = req.logitScale;
-  shape.logitBias = req.logitBias;
-  shape.method = req.method;
-  shape.threads = 1;
-  validateLossRequest(kind, shape, DataScan::Skip);
+  validateShapes(kind, MatrixView{static_cast<const float*>(req.image.data), req.image.rows, req.image.cols},
+                 MatrixView{static_cast<const float*>(req.text.data), req.text.rows, req.text.cols}, req.imageIds,
+                 req.textIds, req.logitScale, req.logitBias, req.method);
 
   if (req.text.dtype != req.image.dtype)
     throw invalidArgument(ErrorKind::Type, "text", std::string("the dtype of image (") + dtypeName(req.image.dtype) + ")",

@@ -8,6 +8,12 @@ namespace siglip::cuda {
 
 void validateCudaRequest(LossKind kind, const CudaLossRequest& request, const GradientOutputs& grads);
 
+// Shapes, ids and options by the CPU's rules and messages (core's validateLossRequest), the data
+// not scanned: it is on the GPU, or is scanned there once uploaded (host_loss.cu). The views'
+// data only has to be non-null.
+void validateShapes(LossKind kind, MatrixView image, MatrixView text, const int32_t* imageIds, const int32_t* textIds,
+                    double logitScale, double logitBias, Method method);
+
 struct DeviceIds {
   DeviceBuffer buffer;
   const int32_t* image = nullptr;  // null without ids
