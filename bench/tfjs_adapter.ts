@@ -21,14 +21,28 @@ import { sigmoidLoss } from '../lib/tfjs.js';
 import { median, seededUniform } from './cases.js';
 import { tfjsSigmoidCall } from './tfjs_autodiff.js';
 
-const { values } = parseArgs({
-  options: {
-    n: { type: 'string', default: '256,512,1024,2048' },
-    d: { type: 'string', default: '256' },
-    repeats: { type: 'string', default: '5' },
-    'ops-max-n': { type: 'string', default: '1024' },
-  },
-});
+const USAGE = 'usage: npx tsx bench/tfjs_adapter.ts [--n 256,512,1024,2048] [--d 256] [--repeats 5] [--ops-max-n 1024]';
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        n: { type: 'string', default: '256,512,1024,2048' },
+        d: { type: 'string', default: '256' },
+        repeats: { type: 'string', default: '5' },
+        'ops-max-n': { type: 'string', default: '1024' },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const { values } = parseOptions();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const ns = values.n.split(',').map(Number);
 const d = Number(values.d);
 const repeats = Number(values.repeats);
