@@ -204,6 +204,8 @@ bool shapeCases(const std::string& list, uint64_t seed, std::vector<Case>* out);
 Reference computeReference(const Case& c, const Data& data, Rounding rounding, int scaleThreads);
 std::vector<Run> runsFor(LossKind kind);
 std::vector<Rounding> roundingsFor(LossKind kind);
+// The references of every rounding of roundingsFor(c.kind), computed concurrently.
+std::vector<Reference> computeReferences(const Case& c, const Data& data, int hardwareThreads);
 DeviceGrads makeDeviceGrads(size_t count);
 bool readDeviceGrads(const DeviceGrads& g, std::vector<float>& out);
 LossResult callPath(Path path, sc::CudaLossRequest req, siglip::GradientOutputs grads);

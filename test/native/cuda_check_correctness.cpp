@@ -180,6 +180,18 @@ std::vector<Rounding> roundingsFor(LossKind kind) {
   return {Rounding::None, Rounding::Tf32, Rounding::BFloat16, Rounding::Float16};
 }
 
+std::vector<Reference> computeReferences(const Case& c, const Data& data, int hardwareThreads) {
+  // One per rounding, concurrently (the 4097² case takes seconds each).
+  const std::vector<Rounding> roundings = roundingsFor(c.kind);
+  const int scaleThreads = std::max(1, hardwareThreads / int(roundings.size()));
+  std::vector<std::future<Reference>> pending;
+  for (Rounding r : roundings)
+    pending.push_back(std::async(std::launch::async, [&, r] { return computeReference(c, data, r, scaleThreads); }));
+  std::vector<Reference> refs;
+  for (auto& f : pending) refs.push_back(f.get());
+  return refs;
+}
+
 
 // ---- correctness: running the backend ---------------------------------------------------
 
@@ -271,14 +283,7 @@ void checkCase(const Case& c, int hardwareThreads, const std::vector<std::string
   const std::vector<Run> runs = selectRuns(c.kind, gemmPaths);
   if (runs.empty()) return;
   const Data data = makeData(c);
-  // References per rounding, concurrently (the 4097² case takes seconds each).
-  const std::vector<Rounding> roundings = roundingsFor(c.kind);
-  const int scaleThreads = std::max(1, hardwareThreads / int(roundings.size()));
-  std::vector<std::future<Reference>> pending;
-  for (Rounding r : roundings)
-    pending.push_back(std::async(std::launch::async, [&, r] { return computeReference(c, data, r, scaleThreads); }));
-  std::vector<Reference> refs;
-  for (auto& f : pending) refs.push_back(f.get());
+  const std::vector<Reference> refs = computeReferences(c, data, hardwareThreads);
   double refSeconds = 0;
   for (const auto& r : refs) refSeconds = std::max(refSeconds, r.seconds);
   auto refFor = [&](Rounding r) -> const Reference& {

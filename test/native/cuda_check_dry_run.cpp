@@ -33,15 +33,9 @@ int referenceOnly(uint64_t seed, const std::string& filter, int hardwareThreads)
     const auto start = Clock::now();
     const Data data = makeData(c);
     const double dataSeconds = secondsSince(start);
-    const std::vector<Rounding> roundings = roundingsFor(c.kind);
-    const int scaleThreads = std::max(1, hardwareThreads / int(roundings.size()));
-    std::vector<std::future<Reference>> pending;
-    for (Rounding r : roundings)
-      pending.push_back(std::async(std::launch::async, [&, r] { return computeReference(c, data, r, scaleThreads); }));
     bool ok = true;
     std::string losses;
-    for (auto& f : pending) {
-      const Reference ref = f.get();
+    for (const Reference& ref : computeReferences(c, data, hardwareThreads)) {
       ok = ok && ref.error.empty() && std::isfinite(ref.result.loss);
       char buffer[96];
       std::snprintf(buffer, sizeof buffer, " %.6g", ref.result.loss);
