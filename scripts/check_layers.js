@@ -19,9 +19,11 @@ const ALLOWED = {
   cpu: ['core'],
   cuda: ['core', 'platform'],
   ring: ['core', 'platform'],
-  addon: ['core', 'cpu', 'cuda', 'ring', 'platform'],
+  // A GPU rank (csrc/ring/gpu): the ring over the CUDA backend; a layer above both.
+  'ring/gpu': ['core', 'cuda', 'ring', 'platform'],
+  addon: ['core', 'cpu', 'cuda', 'ring', 'ring/gpu', 'platform'],
   // Outside csrc/: the C++ checks (test/native) and the C++ bench (bench/native).
-  'test/native': ['core', 'cpu', 'cuda', 'ring', 'platform'],
+  'test/native': ['core', 'cpu', 'cuda', 'ring', 'ring/gpu', 'platform'],
   'bench/native': ['core', 'cpu'],
 };
 
@@ -55,9 +57,13 @@ function walk(dir, root, out = []) {
   return out;
 }
 
-// A C++ file's layer: the csrc/ folder it is in, or the folder of the checks or the bench.
+// A C++ file's layer: the csrc/ folder it is in (or its subfolder where that is a layer of
+// its own, such as ring/gpu), or the folder of the checks or the bench.
 function layerOf(file) {
-  return file.startsWith('csrc/') ? file.split('/')[1] : file.split('/').slice(0, 2).join('/');
+  if (!file.startsWith('csrc/')) return file.split('/').slice(0, 2).join('/');
+  const parts = file.split('/');
+  const sub = `${parts[1]}/${parts[2]}`;
+  return parts.length > 3 && sub in ALLOWED ? sub : parts[1];
 }
 const layerName = (layer) => (layer.includes('/') ? layer : `csrc/${layer}`);
 
@@ -80,7 +86,7 @@ function checkCsrc(root, problems, edges) {
       const candidates = [path.join(path.dirname(file), local[1]), path.join('csrc', local[1])].map((p) => path.normalize(p).split(path.sep).join('/'));
       const target = candidates.find((p) => fs.existsSync(path.join(root, p)));
       if (target === undefined || !target.startsWith('csrc/')) return; // generated or third-party
-      const to = target.split('/')[1];
+      const to = layerOf(target);
       if (to === layer) return;
       edges.set(`${layer} -> ${to}`, (edges.get(`${layer} -> ${to}`) ?? 0) + 1);
       if (!(layer in ALLOWED)) {

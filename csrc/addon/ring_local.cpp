@@ -136,10 +136,10 @@ Napi::Value localSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_p
                                       "imageShards[0]", inputs));
     } else {
       auto call = std::make_unique<CpuRankCall>();
-      call->shard.image = readMatrix(images.Get(uint32_t(r)), "imageShards" + k, inputs);
-      call->shard.text = readMatrix(texts.Get(uint32_t(r)), "textShards" + k, inputs);
-      call->imageName = "imageShards" + k + ".data";
-      call->textName = "textShards" + k + ".data";
+      call->shard.image = BlockMatrix::host(readMatrix(images.Get(uint32_t(r)), "imageShards" + k, inputs));
+      call->shard.text = BlockMatrix::host(readMatrix(texts.Get(uint32_t(r)), "textShards" + k, inputs));
+      call->shard.imageName = "imageShards" + k + ".data";
+      call->shard.textName = "textShards" + k + ".data";
       run.ranks.push_back(std::move(call));
     }
     const ring::RingShard& shard = run.ranks.back()->shard;

@@ -66,10 +66,8 @@ class MpiRingHandle : public RingHandleBase<MpiRingHandle> {
   Napi::Value loss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state) {
     auto call = std::make_unique<CpuRankCall>();
     HostInputs inputs(InputUse::Copy);
-    call->shard.image = readMatrix(info[0], "image", inputs);
-    call->shard.text = readMatrix(info[1], "text", inputs);
-    call->imageName = "image.data";
-    call->textName = "text.data";
+    call->shard.image = BlockMatrix::host(readMatrix(info[0], "image", inputs));
+    call->shard.text = BlockMatrix::host(readMatrix(info[1], "text", inputs));
     return rankSigmoidLoss(info, state, std::move(call), std::move(inputs), false);
   }
   Napi::Value join(Napi::Env env, const std::shared_ptr<RingState>&) { return resolvedPromise(env); }  // never: connected when made

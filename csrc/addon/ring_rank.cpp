@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <exception>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,13 +18,6 @@ std::pair<Napi::Value, Napi::Value> RankCall::gradients(Napi::Env, const Gradien
 }
 
 void CpuRankCall::run(ring::Transport& tp) {
-  try {
-    checkFinite(shard.image, imageName);
-    checkFinite(shard.text, textName);
-  } catch (const std::exception& e) {
-    tp.abort(e.what());
-    throw;
-  }
   cpu::CpuBlockBackend backend;
   result = ring::ringSigmoidLoss(tp, backend, shard, options, hostGrads, &stats);
 }
@@ -49,8 +41,8 @@ Napi::Object rankResultToJs(Napi::Env env, const RankCall& call, const GradientA
 Napi::Value rankSigmoidLoss(const Napi::CallbackInfo& info, const std::shared_ptr<RingState>& state,
                             std::unique_ptr<RankCall> call, HostInputs&& inputs, bool gpu) {
   Napi::Env env = info.Env();
-  const MatrixView& image = call->shard.image;
-  const MatrixView& text = call->shard.text;
+  const BlockMatrix& image = call->shard.image;
+  const BlockMatrix& text = call->shard.text;
   if (text.cols != image.cols) {
     throw rangeError(env, "text.cols", std::to_string(image.cols) + " (image.cols: the same width D)",
                      describeValue(Napi::Number::New(env, double(text.cols))));

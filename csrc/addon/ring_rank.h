@@ -21,15 +21,14 @@ namespace siglip::addon::ring_internal {
 // Read on the JS thread; run() on a worker thread (or a rank's own thread of a local ring).
 struct RankCall {
   virtual ~RankCall() = default;
-  // The ring for this rank, filling result and stats. A failure before the ring starts aborts
-  // `tp`, so the other ranks stop instead of waiting for this one.
+  // The ring for this rank, filling result and stats; a failure aborts `tp` (ringSigmoidLoss,
+  // ring::gpuRankSigmoidLoss), so the other ranks stop instead of waiting for this one.
   virtual void run(ring::Transport& tp) = 0;
   // Back on the JS thread: the gradients as JS values, the host arrays given (the default)
   // or device matrices.
   virtual std::pair<Napi::Value, Napi::Value> gradients(Napi::Env env, const GradientArrays& host) const;
 
-  ring::RingShard shard;            // host views (a GPU rank's give the shape) and ids
-  std::string imageName, textName;  // "imageShards[k].data": the data scan's names
+  ring::RingShard shard;  // host views (a GPU rank's give the shape), ids, the data scan's names
   ring::RingOptions options;
   bool wantGrad = false;
   GradientOutputs hostGrads;  // when the gradients go to host arrays
@@ -37,7 +36,7 @@ struct RankCall {
   ring::RingStats stats;
 };
 
-// A CPU rank: its host shard scanned for NaN/Inf, then the ring on the CPU backend.
+// A CPU rank: the ring on the CPU backend (which scans the host shard for NaN/Inf first).
 struct CpuRankCall : RankCall {
   void run(ring::Transport& tp) override;
 };

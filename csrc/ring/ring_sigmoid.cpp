@@ -78,6 +78,16 @@ LossResult runRing(Transport& tp, BlockBackend& be, const RingShard& shard, cons
                           std::to_string(shard.text.cols));
   if ((shard.imageIds == nullptr) != (shard.textIds == nullptr))
     throw invalidArgument(ErrorKind::Type, "options.textIds", "imageIds and textIds given together", "only one of them");
+  for (const BlockMatrix* m : {&shard.image, &shard.text}) {
+    if (m->dtype != be.dtype() || m->device != be.device())
+      throw Error(ErrorKind::Internal, "ring", std::string("a ") + dtypeName(m->dtype) + " shard on device " +
+                                                   std::to_string(m->device) + " for a backend of " +
+                                                   dtypeName(be.dtype()) + " on device " + std::to_string(be.device()));
+  }
+  if (be.device() == kHostMemory && be.dtype() == DType::Float32) {
+    checkFinite(shard.image.hostView(), shard.imageName);
+    checkFinite(shard.text.hostView(), shard.textName);
+  }
 
   // 1. Sizes and options from every rank; all must agree on D, ids and the scalars.
   const ShardHeader mine{shard.image.rows, shard.text.rows, d, shard.imageIds ? 1 : 0,
@@ -156,7 +166,7 @@ LossResult runRing(Transport& tp, BlockBackend& be, const RingShard& shard, cons
     const int64_t rows = rowsOf(owner);
     const auto computeStart = Clock::now();
     PairBlock block;
-    block.image = BlockMatrix{shard.image.data, shard.image.rows, d, be.dtype(), be.device()};
+    block.image = shard.image;
     block.text = BlockMatrix{texts, rows, d, be.dtype(), be.device()};
     block.imageIds = shard.imageIds;
     block.textIds = mine.hasIds ? idsOf(texts, rows) : nullptr;

@@ -3,6 +3,7 @@
 // ever holds more than its own shards plus a constant number of travelling blocks.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "../core/block_backend.h"
 #include "../core/loss_request.h"
@@ -10,14 +11,17 @@
 
 namespace siglip::ring {
 
-// One rank's part of the global batch (the concatenation of all ranks' shards in rank order).
+// One rank's part of the global batch (the concatenation of all ranks' shards in rank order),
+// in the backend's memory and dtype (BlockBackend::dtype(), device(); checked). Host float32
+// data is scanned for NaN/Infinity before the ring starts, named `imageName` / `textName` as
+// the caller wrote them (e.g. "imageShards[2].data"); data elsewhere was scanned where it was
+// put there (cuda::makeShardResident) or not at all (device inputs, as documented).
 struct RingShard {
-  // The data is in the backend's memory and dtype (BlockBackend::dtype(), device()); MatrixView
-  // gives its address and shape.
-  MatrixView image;                  // n_r × D
-  MatrixView text;                   // m_r × D (m_r may differ from n_r where ids are given)
+  BlockMatrix image;                  // n_r × D
+  BlockMatrix text;                   // m_r × D (m_r may differ from n_r where ids are given)
   const int32_t* imageIds = nullptr;  // n_r ids, or null on every rank
   const int32_t* textIds = nullptr;   // m_r ids
+  std::string imageName = "image.data", textName = "text.data";
 };
 
 // Which way text blocks travel (ring_sigmoid.cpp has the two schedules and what each costs).

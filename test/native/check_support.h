@@ -1,8 +1,10 @@
-// Helpers shared by the C++ checks (siglip_core_check, siglip_cuda_check): the checked cases,
-// their test data and the error measures of SPEC.md's precision targets.
+// Helpers shared by the C++ checks (siglip_core_check, siglip_cuda_check, siglip_ring_check):
+// the checked cases, their test data, the roundings the references apply to their inputs and
+// the error measures of SPEC.md's precision targets.
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -12,6 +14,32 @@
 #include "core/loss_request.h"
 
 namespace siglip::check {
+
+// The roundings of the inputs, written here independently of the library's (cpu/gemm_bf16.h,
+// the GPU's conversions) so that a check compares them with a second implementation.
+// float32 → bfloat16 bits, nearest, ties to even (inputs are finite), and back.
+inline uint16_t bf16Bits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline float bf16Value(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+// cvt.rna.tf32.f32 (what wmma::__float_to_tf32 does): nearest, ties away from zero, keeping
+// 10 explicit mantissa bits. Adding half of the dropped range to the magnitude then clearing
+// the 13 low bits is exactly that (a carry into the exponent is the correct rounding up).
+inline float tf32Value(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  if ((u & 0x7f800000u) == 0x7f800000u) return v;  // Inf / NaN unchanged
+  u = (u + 0x1000u) & 0xffffe000u;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
 
 // One problem's inputs: X (N×D), Y (M×D), and label ids when used.
 struct Data {

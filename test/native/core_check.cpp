@@ -239,29 +239,17 @@ void checkCase(const Case& c) {
 // ---- bf16 ---------------------------------------------------------------------------------
 // The sigmoid with bf16 GEMMs (cpu::sigmoidLossBf16) against the float64 reference on the
 // inputs rounded to bf16, at SPEC.md's bfloat16 tolerance. Two ways in: float32 inputs
-// (rounded when packed) and bf16 bits (rounded here, independently of the library): they must
+// (rounded when packed) and bf16 bits (rounded by check_support.h, independently of the library): they must
 // give the same bits, and so must 1, 2 and 3 threads. The errors printed are what the bf16
 // path costs beyond rounding its inputs (chiefly the tiles of G, rounded to bf16 for the
 // backward GEMMs).
 constexpr double kBf16Tolerance = 2e-2;
 
-uint16_t bf16Of(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, sizeof x);
-  return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);  // nearest, ties to even; inputs finite
-}
-float floatOfBf16(uint16_t b) {
-  const uint32_t x = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &x, sizeof f);
-  return f;
-}
-
 void checkBf16Case(const Case& c, const Data& data) {
   std::vector<uint16_t> xb(data.x.size()), yb(data.y.size());
   Data rounded = data;
-  for (size_t k = 0; k < xb.size(); ++k) rounded.x[k] = floatOfBf16(xb[k] = bf16Of(data.x[k]));
-  for (size_t k = 0; k < yb.size(); ++k) rounded.y[k] = floatOfBf16(yb[k] = bf16Of(data.y[k]));
+  for (size_t k = 0; k < xb.size(); ++k) rounded.x[k] = bf16Value(xb[k] = bf16Bits(data.x[k]));
+  for (size_t k = 0; k < yb.size(); ++k) rounded.y[k] = bf16Value(yb[k] = bf16Bits(data.y[k]));
   const Reference ref = referenceOf(LossKind::Sigmoid, makeRequest(c, rounded, Method::Fused, 1));
 
   std::string line;

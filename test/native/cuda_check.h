@@ -178,7 +178,6 @@ const char* kindName(ErrorKind k);
 std::vector<int64_t> parseList(const std::string& text);
 std::vector<std::string> parseWords(const std::string& text);
 bool matchesFilter(const std::string& label, const std::string& filter);
-float roundTf32(float v);
 float roundTo(float v, Rounding r);
 extern const Config kFp32, kTf32, kBf16, kFp16;
 const Config* configByLabel(const std::string& label);

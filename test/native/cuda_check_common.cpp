@@ -61,21 +61,9 @@ bool matchesFilter(const std::string& label, const std::string& filter) {
 
 // ---- precisions -------------------------------------------------------------------------
 
-// cvt.rna.tf32.f32 (what wmma::__float_to_tf32 does): nearest, ties away from zero, keeping
-// 10 explicit mantissa bits. Adding half of the dropped range to the magnitude then clearing
-// the 13 low bits is exactly that (a carry into the exponent is the correct rounding up).
-float roundTf32(float v) {
-  uint32_t bits;
-  std::memcpy(&bits, &v, 4);
-  if ((bits & 0x7f800000u) == 0x7f800000u) return v;  // Inf / NaN unchanged
-  bits = (bits + 0x1000u) & 0xffffe000u;
-  std::memcpy(&v, &bits, 4);
-  return v;
-}
-
 float roundTo(float v, Rounding r) {
   switch (r) {
-    case Rounding::Tf32: return roundTf32(v);
+    case Rounding::Tf32: return tf32Value(v);
     case Rounding::BFloat16: return __bfloat162float(__float2bfloat16(v));
     case Rounding::Float16: return __half2float(__float2half(v));
     default: return v;

@@ -3,9 +3,11 @@
 //   siglip_ring_check            in-process ranks (threads): P = 1 … 8, uneven shards (one rank
 //                                with a single row), label ids, and a rank that dies mid-ring
 //   mpirun -np P siglip_ring_check --mpi     one rank per process over MPI (built with MPI)
-//   siglip_ring_check --cuda-local P         P in-process ranks (threads) on GPU 0: device shards,
-//                                CudaBlockBackend, the in-process transport copying device memory;
-//                                float32 at TF32 and FP32, and bfloat16 (built with CUDA)
+//   siglip_ring_check --cuda-local P         P in-process ranks (threads) on GPU 0, each through
+//                                ring::gpuRankSigmoidLoss as the addon's GPU ranks: float32 host
+//                                shards at TF32 and FP32 (scanned, uploaded, gradients downloaded),
+//                                bfloat16 device shards (gradients left on the device); the
+//                                in-process transport copying device memory (built with CUDA)
 //   siglip_ring_check --nccl [P]             the NCCL transport (ncclCommInitAll, one rank per GPU,
 //                                P = the visible GPUs by default): an exchange check of the
 //                                transport itself, then the ring as above (built with CUDA)

@@ -53,8 +53,8 @@ ring::RingShard shardOf(const Batch& b, int r) {
   const int64_t i0 = std::accumulate(b.imageRows.begin(), b.imageRows.begin() + r, int64_t(0));
   const int64_t j0 = std::accumulate(b.textRows.begin(), b.textRows.begin() + r, int64_t(0));
   ring::RingShard s;
-  s.image = MatrixView{b.image.data() + i0 * b.d, b.imageRows[r], b.d};
-  s.text = MatrixView{b.text.data() + j0 * b.d, b.textRows[r], b.d};
+  s.image = BlockMatrix::host(MatrixView{b.image.data() + i0 * b.d, b.imageRows[r], b.d});
+  s.text = BlockMatrix::host(MatrixView{b.text.data() + j0 * b.d, b.textRows[r], b.d});
   if (!b.imageIds.empty()) s.imageIds = b.imageIds.data() + i0, s.textIds = b.textIds.data() + j0;
   return s;
 }

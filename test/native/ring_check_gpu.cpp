@@ -1,6 +1,6 @@
 // siglip_ring_check's GPU jobs (built with CUDA): --cuda-local P (P in-process ranks on GPU 0,
-// device shards, CudaBlockBackend, the in-process transport copying device memory), --nccl [P]
-// and --nccl-timeout (the NCCL transport). See ring_check.h.
+// each through ring::gpuRankSigmoidLoss; the in-process transport copying device memory),
+// --nccl [P] and --nccl-timeout (the NCCL transport). See ring_check.h.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,12 +15,14 @@
 #include <thread>
 #include <vector>
 
+#include "check_support.h"
 #include "ring_check.h"
 #if defined(SIGLIP_WITH_CUDA)
 #include "core/errors.h"
 #include "core/limits.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_block_backend.h"
+#include "ring/gpu/gpu_rank.h"
 #include "ring/local_transport.h"
 #include "ring/nccl/nccl_transport.h"
 
@@ -40,29 +42,6 @@ const GpuCase kGpuCases[] = {
     {"bf16", cuda::DType::BFloat16, cuda::Precision::TF32, {2e-2, 2e-2, 2e-2}},
 };
 
-uint16_t bf16Bits(float v) {  // round to nearest even (inputs are finite)
-  uint32_t u;
-  std::memcpy(&u, &v, sizeof u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
-float bf16Value(uint16_t h) {
-  const uint32_t u = uint32_t(h) << 16;
-  float v;
-  std::memcpy(&v, &u, sizeof v);
-  return v;
-}
-
-// cvt.rna.tf32.f32: float32 as the tensor cores read it at precision 'tf32' (nearest, ties away).
-float tf32Value(float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, sizeof u);
-  if ((u & 0x7f800000u) == 0x7f800000u) return v;
-  u = (u + 0x1000u) & 0xffffe000u;
-  std::memcpy(&v, &u, sizeof v);
-  return v;
-}
-
 // The batch as the GPU will see it: bfloat16 inputs, and float32 ones at TF32, are rounded
 // here, so the CPU reference is computed on exactly the values the GPU multiplies and the
 // tolerance measures the computation (as siglip_cuda_check's). Without it the inputs' TF32
@@ -70,57 +49,60 @@ float tf32Value(float v) {
 Batch asDtype(Batch b, const GpuCase& c) {
   const bool tf32 = c.dtype == cuda::DType::Float32 && c.precision == cuda::Precision::TF32;
   if (c.dtype == cuda::DType::BFloat16 || tf32) {
-    for (float& v : b.image) v = tf32 ? tf32Value(v) : bf16Value(bf16Bits(v));
-    for (float& v : b.text) v = tf32 ? tf32Value(v) : bf16Value(bf16Bits(v));
+    for (float& v : b.image) v = tf32 ? check::tf32Value(v) : check::bf16Value(check::bf16Bits(v));
+    for (float& v : b.text) v = tf32 ? check::tf32Value(v) : check::bf16Value(check::bf16Bits(v));
   }
   return b;
 }
 
-void uploadAs(cuda::DeviceBuffer& buffer, const float* data, int64_t count, cuda::DType dtype) {
-  if (count == 0) return;
-  if (dtype == cuda::DType::Float32) {
-    buffer.upload(data, size_t(count) * sizeof(float));
-  } else {
-    std::vector<uint16_t> bits(static_cast<size_t>(count));
-    for (int64_t i = 0; i < count; ++i) bits[size_t(i)] = bf16Bits(data[i]);
-    buffer.upload(bits.data(), bits.size() * sizeof(uint16_t));
-  }
+// A float32 batch's rows as a bfloat16 matrix on `device`.
+cuda::HostOrDeviceInput bf16OnDevice(const float* data, int64_t rows, int64_t cols, int device) {
+  std::vector<uint16_t> bits(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < bits.size(); ++i) bits[i] = check::bf16Bits(data[i]);
+  cuda::HostOrDeviceInput in;
+  in.matrix = cuda::SharedMatrix{std::make_shared<cuda::DeviceBuffer>(device, bits.size() * sizeof(uint16_t)), rows,
+                                 cols, cuda::DType::BFloat16, device};
+  in.matrix.buffer->upload(bits.data(), bits.size() * sizeof(uint16_t));
+  return in;
 }
 
-// Rank tp.rank()'s shard on `device` (dtype of the case), the ring with CudaBlockBackend,
-// the gradients downloaded into the outcome.
+// Rank tp.rank()'s shard through ring::gpuRankSigmoidLoss, as the addon's GPU ranks run it:
+// float32 cases from host memory (scanned, uploaded; gradients downloaded into host arrays),
+// bfloat16 ones from device matrices (gradients left on the device, downloaded here).
 Outcome runRankCuda(ring::Transport& tp, const Batch& b, int device, const GpuCase& c, ring::RingDirection direction) {
   Outcome o;
   try {
     const ring::RingShard host = shardOf(b, tp.rank());
     const int64_t d = b.d, n = host.image.rows, m = host.text.rows;
-    const size_t element = cuda::dtypeSize(c.dtype);
-    cuda::DeviceBuffer image(device, size_t(n * d) * element), text(device, size_t(m * d) * element);
-    cuda::DeviceBuffer ids(device, host.imageIds ? size_t(n + m) * sizeof(int32_t) : 0);
-    cuda::DeviceBuffer dImage(device, size_t(n * d) * sizeof(float)), dText(device, size_t(m * d) * sizeof(float));
-    uploadAs(image, host.image.data, n * d, c.dtype);
-    uploadAs(text, host.text.data, m * d, c.dtype);
-    ring::RingShard shard;
-    shard.image = MatrixView{static_cast<const float*>(image.data()), n, d};
-    shard.text = MatrixView{static_cast<const float*>(text.data()), m, d};
-    if (host.imageIds) {
-      ids.upload(host.imageIds, size_t(n) * sizeof(int32_t));
-      ids.upload(host.textIds, size_t(m) * sizeof(int32_t), size_t(n) * sizeof(int32_t));
-      shard.imageIds = static_cast<const int32_t*>(ids.data());
-      shard.textIds = shard.imageIds + n;
+    const auto* image = static_cast<const float*>(host.image.data);
+    const auto* text = static_cast<const float*>(host.text.data);
+    ring::GpuRankInputs in;
+    in.device = device;
+    in.precision = c.precision;
+    in.imageIds = host.imageIds;
+    in.textIds = host.textIds;
+    in.wantGrad = true;
+    o.dImage.assign(size_t(n * d), NAN);
+    o.dText.assign(size_t(m * d), NAN);
+    if (c.dtype == cuda::DType::Float32) {
+      in.image = cuda::HostOrDeviceInput::fromHost(image, n, d, device);
+      in.text = cuda::HostOrDeviceInput::fromHost(text, m, d, device);
+      in.hostGrads = GradientOutputs{o.dImage.data(), o.dText.data()};
+    } else {
+      in.image = bf16OnDevice(image, n, d, device);
+      in.text = bf16OnDevice(text, m, d, device);
     }
-    cuda::CudaBlockBackend backend(device, c.dtype, c.precision);
     ring::RingOptions opt;
     opt.logitScale = b.logitScale;
     opt.logitBias = b.logitBias;
     opt.direction = direction;
-    o.result = ring::ringSigmoidLoss(tp, backend, shard, opt,
-                                     GradientOutputs{static_cast<float*>(dImage.data()), static_cast<float*>(dText.data())},
-                                     &o.stats);
-    o.dImage.resize(size_t(n * d));
-    o.dText.resize(size_t(m * d));
-    dImage.download(o.dImage.data(), o.dImage.size() * sizeof(float));
-    dText.download(o.dText.data(), o.dText.size() * sizeof(float));
+    ring::GpuRankResult out = ring::gpuRankSigmoidLoss(tp, in, opt);
+    o.result = out.result;
+    o.stats = out.stats;
+    if (out.gradImage.buffer) {
+      out.gradImage.buffer->download(o.dImage.data(), o.dImage.size() * sizeof(float));
+      out.gradText.buffer->download(o.dText.data(), o.dText.size() * sizeof(float));
+    }
   } catch (const std::exception& e) {
     o.error = e.what();
   }

@@ -1,10 +1,12 @@
 // siglip_ring_check's command line (ring_check.h says what each mode checks), and the CPU
 // jobs: in-process ranks (threads) and one rank per process over MPI.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <string>
 #include <thread>
@@ -52,13 +54,17 @@ int localCases() {
   return failures;
 }
 
-// A rank that dies: one rank aborts (throws) before its first step, or never shows up.
-// Every other rank must fail, with an error, within the timeout.
+// A rank that dies: one rank aborts (throws) before its first step, never shows up, or holds
+// a NaN (ringSigmoidLoss scans host shards and aborts). Every other rank must fail, with an
+// error, within the timeout; the NaN's rank with the value's name and place.
 int deadRankCases() {
   int failures = 0;
   std::mt19937_64 rng(11);
   const Batch b = makeBatch(rng, 4, 16, false);
-  for (int silent = 0; silent < 2; ++silent) {
+  Batch poisoned = b;
+  poisoned.image[size_t(std::accumulate(b.imageRows.begin(), b.imageRows.begin() + 2, int64_t(0)) * b.d + 3)] = NAN;
+  const char* kModes[] = {"aborts", "never shows up", "NaN in its shard"};
+  for (int mode = 0; mode < 3; ++mode) {
     const auto timeout = std::chrono::milliseconds(1500);
     auto endpoints = ring::createLocalGroup(4, timeout);
     std::vector<Outcome> outcomes(4);
@@ -66,18 +72,19 @@ int deadRankCases() {
     std::vector<std::thread> threads;
     for (int r = 0; r < 4; ++r)
       threads.emplace_back([&, r] {
-        if (r == 2) {
-          if (!silent) endpoints[r]->abort("simulated crash of rank 2");
-          return;  // silent: rank 2 simply never takes part
-        }
-        outcomes[r] = runRank(*endpoints[r], b, 1, silent ? ring::RingDirection::TwoWay : ring::RingDirection::OneWay);
+        if (r == 2 && mode == 0) endpoints[r]->abort("simulated crash of rank 2");
+        if (r == 2 && mode < 2) return;  // mode 1: rank 2 simply never takes part
+        outcomes[r] = runRank(*endpoints[r], mode == 2 ? poisoned : b, 1,
+                              mode == 1 ? ring::RingDirection::TwoWay : ring::RingDirection::OneWay);
       });
     for (auto& t : threads) t.join();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     bool ok = seconds < 3 * 1.5;
     for (int r : {0, 1, 3}) ok = ok && !outcomes[r].error.empty();
-    std::printf("%s dead rank (%s): other ranks failed after %.2f s: \"%s\"\n", ok ? "PASS" : "FAIL",
-                silent ? "never shows up" : "aborts", seconds, outcomes[0].error.c_str());
+    if (mode == 2) ok = ok && outcomes[2].error.find("image.data") != std::string::npos &&
+                        outcomes[2].error.find("(row 0, column 3)") != std::string::npos;
+    std::printf("%s dead rank (%s): other ranks failed after %.2f s: \"%s\"%s%s\n", ok ? "PASS" : "FAIL", kModes[mode],
+                seconds, outcomes[0].error.c_str(), mode == 2 ? "; its own: " : "", mode == 2 ? outcomes[2].error.c_str() : "");
     failures += !ok;
   }
   return failures;
