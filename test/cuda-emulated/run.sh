@@ -4,7 +4,8 @@
 # siglip_cuda_check's correctness checks (every kernel path and precision against the float64
 # reference, identical bits where promised, bad requests), with the cuBLAS double loaded through
 # the package's own loader and without it; a grid of edge shapes; and the GPU ring
-# (siglip_ring_check --cuda-local and --nccl on the NCCL double). Exits non-zero on any mismatch
+# (siglip_ring_check --cuda-local and --nccl on the NCCL double); then the package's own GPU
+# tests (ava) through lib/ and the addon built on the emulation. Exits non-zero on any mismatch
 # or any emulator report (race, deadlock, hang, out-of-bounds access, warp-mask or cp.async
 # misuse, mismatched NCCL messages). No GPU needed. docs/CUDA_EMULATION.md explains it.
 set -euo pipefail
@@ -72,5 +73,27 @@ SIGLIP_NCCL_LIBRARY="$doubles" SIGLIP_EMU_DEVICES=4 SIGLIP_EMU_SEED=9 SIGLIP_EMU
 step "GPU ring, NCCL double, 1 rank; an unanswered receive times out"
 SIGLIP_NCCL_LIBRARY="$doubles" SIGLIP_EMU_SEED=8 "$ring" --nccl 1
 SIGLIP_NCCL_LIBRARY="$doubles" "$ring" --nccl-timeout
+
+# 6. The package's own GPU tests, through lib/ and the addon: csrc/addon built on the emulation
+#    (build-emu/siglip_kernels_emu.node, named by SIGLIP_KERNELS_BINARY) with the cuBLAS and
+#    NCCL doubles on 4 emulated devices, SIGLIP_REQUIRE_CUDA=1 (a GPU test that cannot run
+#    fails instead of skipping): test/cuda.test.ts, test/cuda-device.test.ts and the GPU tests
+#    of test/ring.test.ts (local rings of GPUs, over memcpy and NCCL; Ring.nccl). The addon is
+#    also preloaded (LD_PRELOAD) so that the doubles, which the package dlopens, find the
+#    emulated runtime in it as they find it in the executables above (-rdynamic). Left out
+#    by name: the shapes that take minutes to emulate (D = 768, 129, 65; N = 255; several
+#    4096-blocks; the determinism test on them); steps 1–4 cover those paths and shapes.
+if [ -f build-emu/siglip_kernels_emu.node ] && [ -d node_modules/ava ]; then
+  step "the package's GPU tests (ava) on the emulated addon, cuBLAS and NCCL doubles, 4 devices"
+  (
+    export LD_PRELOAD="$PWD/build-emu/siglip_kernels_emu.node" SIGLIP_KERNELS_BINARY=build-emu/siglip_kernels_emu.node \
+      SIGLIP_CUBLAS_LIBRARY="$doubles" SIGLIP_NCCL_LIBRARY="$doubles" SIGLIP_REQUIRE_CUDA=1 SIGLIP_EMU_DEVICES=4
+    npx ava --timeout 5m --match '!*D=768*' --match '!*D=129*' --match '!*N=255*' --match '!*D=65*' \
+      --match '!*several pair blocks*' --match '!*deterministic*' test/cuda.test.ts test/cuda-device.test.ts
+    npx ava --timeout 5m --match '*GPUs*' --match '*Ring.nccl*' test/ring.test.ts
+  )
+else
+  echo "cuda-emulated: the package's GPU tests skipped: build-emu/siglip_kernels_emu.node or node_modules/ava missing (npm install first)"
+fi
 
 step "all passed, no emulator reports"

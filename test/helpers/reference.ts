@@ -29,6 +29,16 @@ export interface ReferenceResult {
   /** Σ |terms| of ∂L/∂s and ∂L/∂b: the natural scale for judging those sums' rounding. */
   dLogitScaleMagnitude: number;
   dLogitBiasMagnitude: number;
+  /**
+   * The softmax's gradients are made of P − T in float32 (SPEC.md): where a probability is
+   * within float32's resolution (2^-24) of its target that difference is rounding, so
+   * gradients whose norm is below ‖t · 2^-24 · (1/2N + 1/2M) · Y‖ (image; X for text) are
+   * noise for every float32 implementation. Absent for the sigmoid.
+   */
+  gradImageFloor?: number;
+  gradTextFloor?: number;
+  /** The same floor for ∂L/∂s: 2^-24 · Σ over the positives of |t·S| · (target/2N + target/2M). */
+  dLogitScaleFloor?: number;
 }
 
 /** Mulberry32: a small, fast, seeded 32-bit generator; returns floats in [0, 1). */
@@ -74,7 +84,7 @@ export function randomIds(random: () => number, count: number, distinct: number)
 }
 
 /** ‖out − ref‖₂ / ‖ref‖₂ (0 when both are 0). */
-export function relativeError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+export function relativeError(out: ArrayLike<number>, ref: ArrayLike<number>, floor = 0): number {
   if (out.length !== ref.length) throw new Error(`length ${out.length} vs ${ref.length}`);
   let diff = 0;
   let norm = 0;
@@ -82,6 +92,7 @@ export function relativeError(out: ArrayLike<number>, ref: ArrayLike<number>): n
     diff += (out[k]! - ref[k]!) ** 2;
     norm += ref[k]! ** 2;
   }
+  norm = Math.max(norm, floor * floor); // ‖ref‖, or `floor` where ‖ref‖ is below it
   if (norm === 0) return Math.sqrt(diff);
   return Math.sqrt(diff / norm);
 }
@@ -91,6 +102,17 @@ export function scalarError(out: number, ref: number, scale = 0): number {
   const denominator = Math.max(Math.abs(ref), scale);
   return denominator === 0 ? Math.abs(out - ref) : Math.abs(out - ref) / denominator;
 }
+
+/**
+ * The softmax loss's error, relative above the resolution of its sums: each row and column
+ * adds log Σ with Σ = 1 + (its other terms) summed in float64 (SPEC.md), so a loss under
+ * float64's resolution of 1, 2^-52, is 0 or noise for every implementation (t = 100 with
+ * well-separated positives gives 1e-31); there the difference is measured against that floor.
+ */
+export function softmaxLossError(out: number, ref: number, tolerance: number): number {
+  return scalarError(out, ref, SOFTMAX_LOSS_RESOLUTION / tolerance);
+}
+export const SOFTMAX_LOSS_RESOLUTION = 2 ** -52;
 
 function softplus(v: number): number {
   return Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v)));
@@ -199,26 +221,25 @@ export function softmaxReference(inputs: LossInputs): ReferenceResult {
       }
     }
   }
-  const rowLse = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let max = -Infinity;
-    for (let j = 0; j < m; j++) max = Math.max(max, logits[i * m + j]!);
-    let sum = 0;
-    for (let j = 0; j < m; j++) sum += Math.exp(logits[i * m + j]! - max);
-    rowLse[i] = max + Math.log(sum);
-  }
-  const colLse = new Float64Array(m);
-  for (let j = 0; j < m; j++) {
-    let max = -Infinity;
-    for (let i = 0; i < n; i++) max = Math.max(max, logits[i * m + j]!);
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += Math.exp(logits[i * m + j]! - max);
-    colLse[j] = max + Math.log(sum);
-  }
+  // Each row's and column's log-sum-exp as max + log1p(the rest): a loss term lse − l is then
+  // (max − l) + log1p(rest), exact to float64's relative precision even when it is ~1e-15
+  // (t = 100 and well-separated positives), where max + log(sum) − l would round to ±ulp(max).
+  const lseOf = (count: number, logit: (k: number) => number): { max: number; log1pRest: number } => {
+    let top = 0;
+    for (let k = 1; k < count; k++) if (logit(k) > logit(top)) top = k;
+    let rest = 0;
+    for (let k = 0; k < count; k++) if (k !== top) rest += Math.exp(logit(k) - logit(top));
+    return { max: logit(top), log1pRest: Math.log1p(rest) };
+  };
+  const rowLse = Array.from({ length: n }, (_, i) => lseOf(m, (j) => logits[i * m + j]!));
+  const colLse = Array.from({ length: m }, (_, j) => lseOf(n, (i) => logits[i * m + j]!));
+  // lse − l (exp(l − lse) = exp(−(lse − l)))
+  const gap = (lse: { max: number; log1pRest: number }, l: number) => lse.max - l + lse.log1pRest;
   let rowLoss = 0;
   let colLoss = 0;
   let dScale = 0;
   let dScaleMagnitude = 0;
+  let dScaleFloor = 0;
   const h = new Float64Array(n * m);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < m; j++) {
@@ -226,14 +247,18 @@ export function softmaxReference(inputs: LossInputs): ReferenceResult {
       const positive = isPositive(inputs, i, j);
       const rowTarget = positive ? 1 / rowPositives[i]! : 0;
       const colTarget = positive ? 1 / colPositives[j]! : 0;
-      rowLoss += rowTarget * (rowLse[i]! - l);
-      colLoss += colTarget * (colLse[j]! - l);
-      const dLogit = (Math.exp(l - rowLse[i]!) - rowTarget) / (2 * n) + (Math.exp(l - colLse[j]!) - colTarget) / (2 * m);
+      const rowGap = gap(rowLse[i]!, l);
+      const colGap = gap(colLse[j]!, l);
+      rowLoss += rowTarget * rowGap;
+      colLoss += colTarget * colGap;
+      const dLogit = (Math.exp(-rowGap) - rowTarget) / (2 * n) + (Math.exp(-colGap) - colTarget) / (2 * m);
       dScale += dLogit * l;
       dScaleMagnitude += Math.abs(dLogit * l);
+      if (positive) dScaleFloor += 2 ** -24 * Math.abs(l) * (rowTarget / (2 * n) + colTarget / (2 * m));
       h[i * m + j] = t * dLogit;
     }
   }
+  const noise = t * 2 ** -24 * (1 / (2 * n) + 1 / (2 * m));
   return {
     loss: 0.5 * (rowLoss / n + colLoss / m),
     ...chainThroughSimilarity(inputs, h),
@@ -241,5 +266,8 @@ export function softmaxReference(inputs: LossInputs): ReferenceResult {
     dLogitBias: 0,
     dLogitScaleMagnitude: dScaleMagnitude,
     dLogitBiasMagnitude: 0,
+    gradImageFloor: noise * Math.sqrt(inputs.text.reduce((a, x) => a + x * x, 0)),
+    gradTextFloor: noise * Math.sqrt(inputs.image.reduce((a, x) => a + x * x, 0)),
+    dLogitScaleFloor: dScaleFloor,
   };
 }
