@@ -1,11 +1,13 @@
 // siglip-kernels/tfjs on TensorFlow.js's CPU backend: agreement with tfjs autodiff, training,
 // leaks (test/helpers/tfjs_suite.ts), and what only this file checks: which native call each
-// path makes (the tape), upstream gradients, and the argument checks' messages.
+// path makes (the tape), upstream gradients, the argument checks' messages, and the ops
+// computing on a GPU (device 'cuda').
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 
-import { matrix, Ring, sigmoidLossSync, sigmoidLossWithGradSync } from '../lib/index';
+import { matrix, Ring, sigmoidLossSync, sigmoidLossWithGradSync, softmaxLossWithGradSync } from '../lib/index';
 import { nativeCalls, ringSigmoidLoss, sigmoidLoss, softmaxLoss } from '../lib/tfjs';
+import { gpuTest } from './helpers/gpu';
 import { randomUnitRows, relativeError, rng } from './helpers/reference';
 import { registerTfjsSuite } from './helpers/tfjs_suite';
 
@@ -134,4 +136,24 @@ test('ringSigmoidLoss refuses a local ring (one shard per process) and non-rings
   t.is(tf.memory().numTensors, before + 1, 'only the test’s own rank-1 tensor');
   ring.dispose();
   tf.dispose([image, text, s, b]);
+});
+
+gpuTest("with device 'cuda' the ops give the main API's CUDA results, bit for bit, forward and under a tape", (t) => {
+  const { x, y, image, text, s, b } = inputs(9, 20, 12);
+  const options = { device: 'cuda', precision: 'fp32' } as const;
+  const mx = matrix(x, 20, 12), my = matrix(y, 20, 12);
+  const sigmoid = sigmoidLossWithGradSync(mx, my, { logitScale: 1.5, logitBias: -2, ...options });
+  const softmax = softmaxLossWithGradSync(mx, my, { logitScale: 1.5, ...options });
+  const loss = sigmoidLoss(tf, image, text, s, b, options);
+  t.is(loss.dataSync()[0], Math.fround(sigmoid.loss));
+  const [dx, dy, ds, db] = tf.grads((i: tf.Tensor, j: tf.Tensor, u: tf.Tensor, v: tf.Tensor) =>
+    sigmoidLoss(tf, i as tf.Tensor2D, j as tf.Tensor2D, u as tf.Scalar, v as tf.Scalar, options),
+  )([image, text, s, b]);
+  t.deepEqual(dx!.dataSync(), sigmoid.grad.image);
+  t.deepEqual(dy!.dataSync(), sigmoid.grad.text);
+  t.is(ds!.dataSync()[0], Math.fround(sigmoid.grad.logitScale));
+  t.is(db!.dataSync()[0], Math.fround(sigmoid.grad.logitBias));
+  const [sx] = tf.grads((i: tf.Tensor) => softmaxLoss(tf, i as tf.Tensor2D, text, s, options))([image]);
+  t.deepEqual(sx!.dataSync(), softmax.grad.image);
+  tf.dispose([loss, dx!, dy!, ds!, db!, sx!, image, text, s, b]);
 });

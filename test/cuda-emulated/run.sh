@@ -77,8 +77,9 @@ SIGLIP_NCCL_LIBRARY="$doubles" "$ring" --nccl-timeout
 # 6. The package's own GPU tests, through lib/ and the addon: csrc/addon built on the emulation
 #    (build-emu/siglip_kernels_emu.node, named by SIGLIP_KERNELS_BINARY) with the cuBLAS and
 #    NCCL doubles on 4 emulated devices, SIGLIP_REQUIRE_CUDA=1 (a GPU test that cannot run
-#    fails instead of skipping): test/cuda.test.ts, test/cuda-device.test.ts and the GPU tests
-#    of test/ring.test.ts (local rings of GPUs, over memcpy and NCCL; Ring.nccl). The addon is
+#    fails instead of skipping): test/cuda.test.ts, test/cuda-device.test.ts, the GPU tests
+#    of test/ring.test.ts (local rings of GPUs, over memcpy and NCCL; Ring.nccl) and of
+#    test/tfjs.test.ts (the tfjs ops with device 'cuda'). The addon is
 #    also preloaded (LD_PRELOAD) so that the doubles, which the package dlopens, find the
 #    emulated runtime in it as they find it in the executables above (-rdynamic). Left out
 #    by name: the shapes that take minutes to emulate (D = 768, 129, 65; N = 255; several
@@ -90,7 +91,7 @@ if [ -f build-emu/siglip_kernels_emu.node ] && [ -d node_modules/ava ]; then
       SIGLIP_CUBLAS_LIBRARY="$doubles" SIGLIP_NCCL_LIBRARY="$doubles" SIGLIP_REQUIRE_CUDA=1 SIGLIP_EMU_DEVICES=4
     npx ava --timeout 5m --match '!*D=768*' --match '!*D=129*' --match '!*N=255*' --match '!*D=65*' \
       --match '!*several pair blocks*' --match '!*deterministic*' test/cuda.test.ts test/cuda-device.test.ts
-    npx ava --timeout 5m --match '*GPUs*' --match '*Ring.nccl*' test/ring.test.ts
+    npx ava --timeout 5m --match '*GPUs*' --match '*Ring.nccl*' --match "*device 'cuda'*" test/ring.test.ts test/tfjs.test.ts
   )
 else
   echo "cuda-emulated: the package's GPU tests skipped: build-emu/siglip_kernels_emu.node or node_modules/ava missing (npm install first)"
