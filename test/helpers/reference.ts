@@ -113,6 +113,8 @@ export function softmaxLossError(out: number, ref: number, tolerance: number): n
   return scalarError(out, ref, SOFTMAX_LOSS_RESOLUTION / tolerance);
 }
 export const SOFTMAX_LOSS_RESOLUTION = 2 ** -52;
+/** float32's resolution of 1: the softmax gradients' P − T cannot resolve less (ReferenceResult.gradImageFloor). */
+const FLOAT32_RESOLUTION = 2 ** -24;
 
 function softplus(v: number): number {
   return Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v)));
@@ -227,9 +229,10 @@ export function softmaxReference(inputs: LossInputs): ReferenceResult {
   const lseOf = (count: number, logit: (k: number) => number): { max: number; log1pRest: number } => {
     let top = 0;
     for (let k = 1; k < count; k++) if (logit(k) > logit(top)) top = k;
+    const max = logit(top);
     let rest = 0;
-    for (let k = 0; k < count; k++) if (k !== top) rest += Math.exp(logit(k) - logit(top));
-    return { max: logit(top), log1pRest: Math.log1p(rest) };
+    for (let k = 0; k < count; k++) if (k !== top) rest += Math.exp(logit(k) - max);
+    return { max, log1pRest: Math.log1p(rest) };
   };
   const rowLse = Array.from({ length: n }, (_, i) => lseOf(m, (j) => logits[i * m + j]!));
   const colLse = Array.from({ length: m }, (_, j) => lseOf(n, (i) => logits[i * m + j]!));
@@ -254,11 +257,11 @@ export function softmaxReference(inputs: LossInputs): ReferenceResult {
       const dLogit = (Math.exp(-rowGap) - rowTarget) / (2 * n) + (Math.exp(-colGap) - colTarget) / (2 * m);
       dScale += dLogit * l;
       dScaleMagnitude += Math.abs(dLogit * l);
-      if (positive) dScaleFloor += 2 ** -24 * Math.abs(l) * (rowTarget / (2 * n) + colTarget / (2 * m));
+      if (positive) dScaleFloor += FLOAT32_RESOLUTION * Math.abs(l) * (rowTarget / (2 * n) + colTarget / (2 * m));
       h[i * m + j] = t * dLogit;
     }
   }
-  const noise = t * 2 ** -24 * (1 / (2 * n) + 1 / (2 * m));
+  const noise = t * FLOAT32_RESOLUTION * (1 / (2 * n) + 1 / (2 * m));
   return {
     loss: 0.5 * (rowLoss / n + colLoss / m),
     ...chainThroughSimilarity(inputs, h),
